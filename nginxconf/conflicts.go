@@ -1,0 +1,94 @@
+package nginxconf
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// ConflictError says a name is already served on the same address by a
+// server block pyvhost would not replace.
+type ConflictError struct {
+	Name, Listen string
+	File         string
+	Line         int
+	Managed      bool
+}
+
+func (e *ConflictError) Error() string {
+	owner := "a server block pyvhost does not own"
+	if e.Managed {
+		owner = "another pyvhost site"
+	}
+	return fmt.Sprintf("%s is already served on %s by %s at %s:%d: remove it there or deploy another name",
+		e.Name, e.Listen, owner, e.File, e.Line)
+}
+
+// Conflicts checks the names of spec against every server block outside
+// ownPath (the file the deploy would replace). A name nginx already has on
+// the same listen address is an error (nginx would warn "conflicting server
+// name" and ignore one of them); a name that another block wins by nginx's
+// precedence (our *.example.com against their www.example.com) is returned
+// as a warning.
+func (t *Tree) Conflicts(spec SiteSpec, ownPath string) (warnings []string, err error) {
+	ours := append([]string{spec.Domain}, spec.Aliases...)
+	key := listenKey(spec.Listen)
+	own := resolved(ownPath)
+	for _, b := range t.Servers() {
+		if resolved(b.File) == own || !slices.Contains(b.listenKeys(), key) {
+			continue
+		}
+		for _, n := range ours {
+			for _, theirs := range b.ServerNames {
+				if sameName(n, theirs) {
+					return nil, &ConflictError{n, key, b.File, b.Line, b.Managed}
+				}
+				if kindOf(n) != nameExact && kindOf(theirs) != nameRegex && beats(theirs, n) {
+					warnings = append(warnings, fmt.Sprintf("%s is served by %s:%d, not by %s (nginx prefers %s)", theirs, b.File, b.Line, n, theirs))
+				}
+			}
+		}
+	}
+	return warnings, nil
+}
+
+// beats reports whether server_name theirs takes some hosts that our
+// wildcard would match: it is more specific and matches inside ours.
+func beats(theirs, ours string) bool {
+	for _, t := range nameForms(theirs) {
+		host := t
+		if kindOf(t) != nameExact {
+			host = wildcardExample(t)
+		}
+		ts, tok := nameMatch(t, host)
+		us, uok := nameMatch(ours, host)
+		if tok && uok && ts > us {
+			return true
+		}
+	}
+	return false
+}
+
+// wildcardExample makes a host a wildcard name matches.
+func wildcardExample(name string) string {
+	switch kindOf(name) {
+	case nameLeadingWildcard:
+		return "x" + name[1:]
+	case nameTrailingWildcard:
+		return name[:len(name)-1] + "x"
+	}
+	return name
+}
+
+// resolved follows symlinks so sites-enabled/x and sites-available/x compare
+// equal; a path that does not exist yet stays as it is.
+func resolved(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	if _, err := os.Lstat(p); err != nil {
+		return filepath.Clean(p)
+	}
+	return p
+}

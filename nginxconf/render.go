@@ -1,0 +1,88 @@
+package nginxconf
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"text/template"
+
+	"github.com/pyvhost/pyvhost/templates"
+)
+
+// ManagedHeader starts every file pyvhost owns; a file without it is never
+// rewritten.
+const ManagedHeader = "# Managed by pyvhost"
+
+// IsManaged reports whether a file's bytes are a pyvhost-owned site.
+func IsManaged(src []byte) bool { return bytes.HasPrefix(src, []byte(ManagedHeader)) }
+
+var siteTemplate = template.Must(template.New("site.conf").Parse(templates.SiteConf))
+
+// RenderOptions are facts about the target nginx that change the block.
+type RenderOptions struct {
+	// IncludeParams: an uwsgi_params file exists beside nginx.conf, so the
+	// block includes it; otherwise the params are written inline.
+	IncludeParams bool
+}
+
+type renderApp struct {
+	AppSpec
+	Location string
+}
+
+type renderStatic struct {
+	Location, Dir string
+}
+
+// Render returns the server block for a spec. The spec is normalized and
+// validated first; nothing unchecked reaches the template.
+func Render(spec SiteSpec, opt RenderOptions) ([]byte, error) {
+	spec.Normalize()
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	data := struct {
+		Domain, Listen, ServerNames string
+		Params                      []string
+		Apps                        []renderApp
+		Statics                     []renderStatic
+	}{
+		Domain:      spec.Domain,
+		Listen:      spec.Listen,
+		ServerNames: strings.Join(append([]string{spec.Domain}, spec.Aliases...), " "),
+		Params:      []string{"include uwsgi_params;"},
+	}
+	if !opt.IncludeParams {
+		data.Params = inlineParams()
+	}
+	for _, a := range spec.Apps {
+		data.Apps = append(data.Apps, renderApp{a, appLocation(a.Mount)})
+	}
+	for _, s := range spec.Statics {
+		// alias and location both end in "/" so no request can climb out of
+		// the directory (gixy's alias_traversal).
+		dir := s.Dir
+		if dir != "/" {
+			dir += "/"
+		}
+		data.Statics = append(data.Statics, renderStatic{staticLocation(s.URL), dir})
+	}
+	var b bytes.Buffer
+	if err := siteTemplate.Execute(&b, data); err != nil {
+		return nil, fmt.Errorf("render site %s: %w", spec.Domain, err)
+	}
+	return b.Bytes(), nil
+}
+
+// inlineParams returns the uwsgi_param lines of the embedded uwsgi_params,
+// comments and blank lines dropped.
+func inlineParams() []string {
+	var out []string
+	for _, l := range strings.Split(templates.UwsgiParams, "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, strings.Join(strings.Fields(l), " "))
+		}
+	}
+	return out
+}

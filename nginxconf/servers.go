@@ -1,0 +1,157 @@
+package nginxconf
+
+import (
+	"strings"
+
+	"github.com/tufanbarisyildirim/gonginx/config"
+)
+
+// ServerBlock is one http server block as nginx would load it.
+type ServerBlock struct {
+	File        string   `json:"file"`         // file as nginx loads it (symlink path in sites-enabled)
+	Line        int      `json:"line"`         // line where "server" starts
+	ServerNames []string `json:"server_names"` // quotes stripped, wildcards and regexes as written
+	Listen      []string `json:"listen"`       // each listen directive's parameters joined by a space
+	Managed     bool     `json:"managed"`      // the file is one pyvhost owns
+	Apps        []App    `json:"apps"`         // locations that uwsgi_pass
+	Static      []Static `json:"static"`       // locations that nginx serves from disk with alias
+}
+
+// App is a location that hands requests to a uwsgi daemon, with the params
+// nginx would send it (inheritance applied).
+type App struct {
+	Location   string `json:"location"`   // the location's parameters as written, modifier included
+	Line       int    `json:"line"`       // line where the location starts
+	UwsgiPass  string `json:"uwsgi_pass"` // as written
+	Pyhome     string `json:"pyhome"`     // UWSGI_PYHOME or UWSGI_HOME
+	Chdir      string `json:"chdir"`      // UWSGI_CHDIR
+	Script     string `json:"script"`     // UWSGI_SCRIPT, or UWSGI_MODULE:UWSGI_CALLABLE
+	ScriptName string `json:"script_name"`
+}
+
+// Static is a location served by nginx from a directory (alias).
+type Static struct {
+	Location string `json:"location"`
+	Alias    string `json:"alias"`
+}
+
+// entry is a directive together with the file it was read from, after
+// includes have been inlined.
+type entry struct {
+	d    config.IDirective
+	file *File
+}
+
+// expand inlines include directives, recursively, as nginx does when it
+// reads a block.
+func (t *Tree) expand(f *File, dirs []config.IDirective) []entry {
+	var out []entry
+	for _, d := range dirs {
+		if inc, ok := d.(*config.Include); ok {
+			for _, inf := range t.includes[inc] {
+				out = append(out, t.expand(inf, inf.Config.Directives)...)
+			}
+			continue
+		}
+		out = append(out, entry{d, f})
+	}
+	return out
+}
+
+// Servers returns every server block inside an http block, in load order.
+// Servers in stream or mail blocks are not HTTP sites and are left out.
+func (t *Tree) Servers() []ServerBlock {
+	main := t.byPath[t.Main]
+	var out []ServerBlock
+	for _, e := range t.expand(main, main.Config.Directives) {
+		if e.d.GetName() != "http" || e.d.GetBlock() == nil {
+			continue
+		}
+		body := t.expand(e.file, children(e.d))
+		httpParams := paramsOf(body)
+		for _, se := range body {
+			if _, ok := se.d.(*config.Server); ok {
+				out = append(out, t.server(se, httpParams))
+			}
+		}
+	}
+	return out
+}
+
+// Sites returns the server blocks that route at least one location to a
+// uwsgi daemon.
+func (t *Tree) Sites() []ServerBlock {
+	out := []ServerBlock{}
+	for _, s := range t.Servers() {
+		if len(s.Apps) > 0 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (t *Tree) server(se entry, httpParams params) ServerBlock {
+	s := ServerBlock{
+		File:        se.file.Path,
+		Line:        se.file.startLine(se.d),
+		Managed:     IsManaged(se.file.Source),
+		ServerNames: []string{},
+		Listen:      []string{},
+		Apps:        []App{},
+		Static:      []Static{},
+	}
+	body := t.expand(se.file, children(se.d))
+	inherited := paramsOf(body).or(httpParams)
+	for _, e := range body {
+		switch e.d.GetName() {
+		case "server_name":
+			s.ServerNames = append(s.ServerNames, values(paramStrings(e.d))...)
+		case "listen":
+			s.Listen = append(s.Listen, strings.Join(values(paramStrings(e.d)), " "))
+		}
+	}
+	t.locations(&s, body, inherited)
+	return s
+}
+
+// locations collects apps and static locations, descending into nested
+// locations, each inheriting uwsgi_params only when it defines none.
+func (t *Tree) locations(s *ServerBlock, body []entry, inherited params) {
+	for _, e := range body {
+		loc, ok := e.d.(*config.Location)
+		if !ok {
+			continue
+		}
+		lbody := t.expand(e.file, children(loc))
+		p := paramsOf(lbody).or(inherited)
+		where := strings.Join(paramStrings(loc), " ")
+		for _, le := range lbody {
+			switch le.d.GetName() {
+			case "uwsgi_pass":
+				s.Apps = append(s.Apps, App{
+					Location:   where,
+					Line:       e.file.startLine(loc),
+					UwsgiPass:  strings.Join(paramStrings(le.d), " "),
+					Pyhome:     p.first("UWSGI_PYHOME", "UWSGI_HOME"),
+					Chdir:      p.get("UWSGI_CHDIR"),
+					Script:     p.script(),
+					ScriptName: p.get("SCRIPT_NAME"),
+				})
+			case "alias":
+				if v := values(paramStrings(le.d)); len(v) > 0 {
+					s.Static = append(s.Static, Static{Location: where, Alias: v[0]})
+				}
+			}
+		}
+		t.locations(s, lbody, p)
+	}
+}
+
+func paramStrings(d config.IDirective) []string {
+	ps := d.GetParameters()
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.GetValue()
+	}
+	return out
+}

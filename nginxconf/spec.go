@@ -1,0 +1,247 @@
+package nginxconf
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+)
+
+// DefaultAppSocketDir is where per-app unix sockets live unless --socket says
+// otherwise; the daemon's --app-sockets default.
+const DefaultAppSocketDir = "/run/pyvhost/apps"
+
+// SiteSpec is everything pyvhost writes into one site's server block.
+type SiteSpec struct {
+	Domain  string
+	Aliases []string
+	Listen  string // PORT or ADDR:PORT; "" means 80
+	Apps    []AppSpec
+	Statics []StaticSpec
+}
+
+// AppSpec is one WSGI app mounted in the site.
+type AppSpec struct {
+	Mount  string // "/" or "/prefix"
+	Socket string // uwsgi_pass address; "" means the app's own unix socket
+	Venv   string // UWSGI_PYHOME; "" means APPDIR/.venv
+	AppDir string // UWSGI_CHDIR
+	Module string // UWSGI_SCRIPT: module[:callable]
+}
+
+// StaticSpec is a URL prefix nginx serves straight from a directory.
+type StaticSpec struct {
+	URL string // "/static"
+	Dir string
+}
+
+// ParseStatic parses a --static URL=DIR flag.
+func ParseStatic(s string) (StaticSpec, error) {
+	u, d, ok := strings.Cut(s, "=")
+	if !ok {
+		return StaticSpec{}, fmt.Errorf("--static %q: want URL=DIR, e.g. /static/=/srv/app/static", s)
+	}
+	return StaticSpec{URL: u, Dir: d}, nil
+}
+
+// AppSocket is the default per-app socket for a mount of a domain, e.g.
+// unix:/run/pyvhost/apps/example.com.sock or .../example.com_blog.sock.
+func AppSocket(domain, mount string) string {
+	name := FileStem(domain)
+	if mount != "/" {
+		name += strings.ReplaceAll(mount, "/", "_")
+	}
+	return "unix:" + path.Join(DefaultAppSocketDir, name+".sock")
+}
+
+// FileStem is the file-name form of a domain: "*" becomes "_", which no
+// real host name contains.
+func FileStem(domain string) string { return strings.ReplaceAll(domain, "*", "_") }
+
+func cleanURLPath(p string) string {
+	if p == "/" || p == "" {
+		return p
+	}
+	return strings.TrimRight(p, "/")
+}
+
+// Normalize fills defaults and puts the spec in canonical order, so the same
+// site always renders to the same bytes.
+func (s *SiteSpec) Normalize() {
+	s.Domain = strings.ToLower(s.Domain)
+	seen := map[string]bool{s.Domain: true}
+	var aliases []string
+	for _, a := range s.Aliases {
+		a = strings.ToLower(a)
+		if !seen[a] {
+			seen[a] = true
+			aliases = append(aliases, a)
+		}
+	}
+	sort.Strings(aliases)
+	s.Aliases = aliases
+	if s.Listen == "" {
+		s.Listen = "80"
+	}
+	for i := range s.Apps {
+		a := &s.Apps[i]
+		a.Mount = cleanURLPath(a.Mount)
+		if a.Mount == "" {
+			a.Mount = "/"
+		}
+		if a.Socket == "" {
+			a.Socket = AppSocket(s.Domain, a.Mount)
+		}
+		if a.Venv == "" && a.AppDir != "" {
+			a.Venv = path.Join(a.AppDir, ".venv")
+		}
+	}
+	sort.SliceStable(s.Apps, func(i, j int) bool { return s.Apps[i].Mount < s.Apps[j].Mount })
+	for i := range s.Statics {
+		s.Statics[i].URL = cleanURLPath(s.Statics[i].URL)
+		if s.Statics[i].Dir != "/" {
+			s.Statics[i].Dir = strings.TrimRight(s.Statics[i].Dir, "/")
+		}
+	}
+	sort.SliceStable(s.Statics, func(i, j int) bool { return s.Statics[i].URL < s.Statics[j].URL })
+}
+
+// InvalidError is bad input: a value the user gave that pyvhost refuses.
+type InvalidError struct{ Err error }
+
+func (e *InvalidError) Error() string { return e.Err.Error() }
+func (e *InvalidError) Unwrap() error { return e.Err }
+
+// Validate checks every value before it can reach the template.
+func (s *SiteSpec) Validate() error {
+	if err := s.validate(); err != nil {
+		return &InvalidError{err}
+	}
+	return nil
+}
+
+func (s *SiteSpec) validate() error {
+	if err := ValidateDomain("domain", s.Domain); err != nil {
+		return err
+	}
+	for _, a := range s.Aliases {
+		if err := ValidateDomain("--alias", a); err != nil {
+			return err
+		}
+	}
+	if err := ValidateListen("--listen", s.Listen); err != nil {
+		return err
+	}
+	if len(s.Apps) == 0 && len(s.Statics) == 0 {
+		return fmt.Errorf("site %s has nothing to serve: give --app-dir and --module", s.Domain)
+	}
+	taken := map[string]string{} // nginx location -> what uses it
+	claim := func(loc, what string) error {
+		if prev, ok := taken[loc]; ok {
+			return fmt.Errorf("%s and %s both want location %s", prev, what, loc)
+		}
+		taken[loc] = what
+		return nil
+	}
+	for _, a := range s.Apps {
+		if err := ValidateURLPath("--mount", a.Mount); err != nil {
+			return err
+		}
+		if err := ValidateSocket("--socket", a.Socket); err != nil {
+			return err
+		}
+		if err := ValidatePath("--venv", a.Venv); err != nil {
+			return err
+		}
+		if err := ValidatePath("--app-dir", a.AppDir); err != nil {
+			return err
+		}
+		if a.Module == "" {
+			return fmt.Errorf("--module is required: the Python module (and :callable) to serve, e.g. myapp or myproject.wsgi:application")
+		}
+		if err := ValidateModule("--module", a.Module); err != nil {
+			return err
+		}
+		if err := claim(appLocation(a.Mount), "the app at "+a.Mount); err != nil {
+			return err
+		}
+	}
+	for _, st := range s.Statics {
+		if err := ValidateURLPath("--static URL", st.URL); err != nil {
+			return err
+		}
+		if err := ValidatePath("--static DIR", st.Dir); err != nil {
+			return err
+		}
+		if err := claim(staticLocation(st.URL), "--static "+st.URL); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appLocation is the nginx location an app mount gets: "/" or "/prefix/"
+// (with the slash, so /blog does not also catch /blogroll).
+func appLocation(mount string) string {
+	if mount == "/" {
+		return "/"
+	}
+	return mount + "/"
+}
+
+func staticLocation(url string) string { return appLocation(url) }
+
+// Merge adds or replaces the apps and statics of other (same mount or URL
+// replaces), unions the aliases, and takes other's listen when set. It is how
+// a deploy to an already managed domain updates its file.
+func (s *SiteSpec) Merge(other SiteSpec) {
+	s.Aliases = append(s.Aliases, other.Aliases...)
+	if other.Listen != "" {
+		s.Listen = other.Listen
+	}
+	for _, a := range other.Apps {
+		replaced := false
+		for i := range s.Apps {
+			if s.Apps[i].Mount == a.Mount {
+				s.Apps[i], replaced = a, true
+			}
+		}
+		if !replaced {
+			s.Apps = append(s.Apps, a)
+		}
+	}
+	for _, st := range other.Statics {
+		replaced := false
+		for i := range s.Statics {
+			if s.Statics[i].URL == st.URL {
+				s.Statics[i], replaced = st, true
+			}
+		}
+		if !replaced {
+			s.Statics = append(s.Statics, st)
+		}
+	}
+}
+
+// SpecFromServer reads a spec back from a server block pyvhost rendered.
+func SpecFromServer(b ServerBlock) SiteSpec {
+	var s SiteSpec
+	if len(b.ServerNames) > 0 {
+		s.Domain = b.ServerNames[0]
+		s.Aliases = append(s.Aliases, b.ServerNames[1:]...)
+	}
+	if len(b.Listen) > 0 {
+		s.Listen = b.Listen[0]
+	}
+	for _, a := range b.Apps {
+		mount := a.ScriptName
+		if mount == "" {
+			mount = "/"
+		}
+		s.Apps = append(s.Apps, AppSpec{Mount: mount, Socket: a.UwsgiPass, Venv: a.Pyhome, AppDir: a.Chdir, Module: a.Script})
+	}
+	for _, st := range b.Static {
+		s.Statics = append(s.Statics, StaticSpec{URL: st.Location, Dir: st.Alias})
+	}
+	return s
+}

@@ -1,0 +1,17 @@
+// Package templates embeds the assets pyvhost writes or runs: the nginx site
+// template today; the Python worker, status page and systemd unit as the
+// daemon grows.
+package templates
+
+import _ "embed"
+
+// SiteConf is the text/template for one site's nginx server block.
+//
+//go:embed site.conf.tmpl
+var SiteConf string
+
+// UwsgiParams is the list of uwsgi_param lines Debian's /etc/nginx/uwsgi_params
+// holds; it is inlined when no uwsgi_params file exists beside nginx.conf.
+//
+//go:embed uwsgi_params
+var UwsgiParams string
