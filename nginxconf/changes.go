@@ -42,14 +42,13 @@ type SiteChanges struct {
 // pyvhost file if there is one, checks names against every other server
 // block, and renders the result.
 func (t *Tree) PlanSite(spec SiteSpec) (*SiteChanges, error) {
-	// Validate a normalized copy: the raw spec's empty Listen must survive
-	// to the merge, so an update keeps the site's current listen.
-	check := spec
-	check.Normalize()
-	if err := check.Validate(); err != nil {
+	// An update keeps the site's current listen unless one is given, so
+	// remember whether it was before Normalize fills the default.
+	keepListen := spec.Listen == ""
+	spec.Normalize()
+	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	spec.Domain = check.Domain
 	layout, err := t.Layout()
 	if err != nil {
 		return nil, err
@@ -59,7 +58,6 @@ func (t *Tree) PlanSite(spec SiteSpec) (*SiteChanges, error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		old = nil
-		spec = check
 	case err != nil:
 		return nil, fmt.Errorf("read %s: %w", sc.SitePath, err)
 	case !IsManaged(old):
@@ -68,6 +66,10 @@ func (t *Tree) PlanSite(spec SiteSpec) (*SiteChanges, error) {
 		current, err := SpecFromFile(sc.SitePath, old)
 		if err != nil {
 			return nil, err
+		}
+		current.Normalize()
+		if keepListen {
+			spec.Listen = ""
 		}
 		current.Merge(spec)
 		spec = current

@@ -32,6 +32,10 @@ func kindOf(name string) nameKind {
 // nameForms expands nginx's ".example.com" shorthand, which means both
 // "example.com" and "*.example.com".
 func nameForms(name string) []string {
+	name = unquote(name)
+	if strings.HasPrefix(name, "~") {
+		return []string{name} // a regex: lower-casing would change \D into \d
+	}
 	name = strings.ToLower(name)
 	if strings.HasPrefix(name, ".") {
 		return []string{name[1:], "*" + name}
@@ -65,7 +69,9 @@ func nameMatch(name, host string) (score int, ok bool) {
 			}
 			s = 1_000_000 + len(prefix)
 		case nameRegex:
-			re, err := regexp.Compile(strings.TrimPrefix(unquote(name), "~"))
+			// nginx compiles server_name regexes caseless (PCRE; Go's
+			// RE2 lacks a few PCRE features, and such a name never matches here).
+			re, err := regexp.Compile("(?i)" + n[1:])
 			if err != nil || !re.MatchString(host) {
 				continue
 			}
