@@ -40,7 +40,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "pyvhost",
 		Usage:   "deploy Python web apps behind nginx as easily as PHP",
 		Version: version,
@@ -58,11 +58,24 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			diffCommand(),
 		},
 		HideHelpCommand: true,
-		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return usageError{err.Error()}
-		},
-		ExitErrHandler: func(*cli.Context, error) {}, // run() reports errors
+		OnUsageError:    onUsageError,
+		ExitErrHandler:  func(*cli.Context, error) {}, // run() reports errors
 	}
+	for _, c := range app.Commands {
+		c.OnUsageError = onUsageError
+		c.HideHelpCommand = true
+	}
+	return app
+}
+
+// onUsageError turns urfave/cli's usage errors (unknown flag, bad value)
+// into our one-line usage error instead of a help dump.
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	name := "pyvhost"
+	if c.Command != nil && c.Command.Name != "" {
+		name += " " + c.Command.Name
+	}
+	return usagef("%v (see %s --help)", err, name)
 }
 
 // hasFlag reports whether a boolean flag appears before a "--".

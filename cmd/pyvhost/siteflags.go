@@ -9,7 +9,7 @@ import (
 // share them.
 func siteFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "app-dir", Usage: "the app's directory, absolute (UWSGI_CHDIR)"},
+		&cli.StringFlag{Name: "app-dir", Usage: "the app's `DIR`, absolute (UWSGI_CHDIR)"},
 		&cli.StringFlag{Name: "module", Usage: "the WSGI entry point, `MOD[:CALLABLE]` (UWSGI_SCRIPT)"},
 		&cli.StringFlag{Name: "venv", Usage: "the app's virtualenv `DIR` (UWSGI_PYHOME; default APP-DIR/.venv)"},
 		&cli.StringFlag{Name: "mount", Usage: "serve the app under URL `/PREFIX` instead of /", Value: ""},

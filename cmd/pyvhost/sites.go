@@ -54,15 +54,28 @@ func runSites(c *cli.Context) error {
 	return nil
 }
 
+var sitesColumns = []string{"SERVER NAMES", "LISTEN", "LOCATION", "CHDIR", "SCRIPT", "VENV", "UWSGI_PASS", "FILE", ""}
+
+// orDash shows an absent param as "-" so columns stay readable.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
 // sitesTable is one row per app location; server columns repeat only on a
 // server's first row.
 func sitesTable(u *ui, sites []nginxconf.ServerBlock) string {
 	t := table.New().
-		Headers("SERVER NAMES", "LISTEN", "LOCATION", "APP", "VENV", "UWSGI_PASS", "FILE", "").
+		Headers(sitesColumns...).
 		BorderRow(false).BorderColumn(false).BorderTop(false).BorderBottom(false).
 		BorderLeft(false).BorderRight(false).BorderHeader(true).
 		StyleFunc(func(row, col int) lipgloss.Style {
-			s := u.r.NewStyle().PaddingRight(2)
+			s := u.r.NewStyle()
+			if col < len(sitesColumns)-1 {
+				s = s.PaddingRight(2)
+			}
 			if row == table.HeaderRow {
 				return s.Inherit(u.title)
 			}
@@ -80,11 +93,7 @@ func sitesTable(u *ui, sites []nginxconf.ServerBlock) string {
 					managed = u.ok.Render("pyvhost")
 				}
 			}
-			app := a.Chdir + ":" + a.Script
-			if a.Chdir == "" && a.Script == "" {
-				app = "(set by the daemon)"
-			}
-			t.Row(names, listen, a.Location, app, a.Pyhome, a.UwsgiPass, file, managed)
+			t.Row(names, listen, a.Location, orDash(a.Chdir), orDash(a.Script), orDash(a.Pyhome), a.UwsgiPass, file, managed)
 		}
 	}
 	return t.Render()

@@ -1,0 +1,72 @@
+# pyvhost — see README.md. `make test` and `make demo` do all set-up on a
+# fresh Debian machine (packages are installed with apt when run as root).
+
+GO       ?= go
+BIN      := bin/pyvhost
+VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+FUZZTIME ?= 15s
+
+# Debian packages the tests need; the demo and benchmarks need uWSGI and wrk.
+TEST_PKGS  := nginx python3-venv python3-flask python3-django
+BENCH_PKGS := uwsgi-core uwsgi-plugin-python3 wrk curl
+
+# package:FuzzTarget pairs run by `make fuzz`.
+FUZZ := ./nginxconf:FuzzParseFile ./nginxconf:FuzzRender ./nginxconf:FuzzNames
+
+.PHONY: build test test-short golden fuzz lint deps deps-bench demo demo-stop clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pyvhost
+
+# Every test, the end-to-end suites with real nginx included.
+test: deps
+	$(GO) test -count=1 ./...
+
+# Unit tests only: skips the suites that start nginx or Python.
+test-short:
+	$(GO) test -short ./...
+
+# Rewrite the golden files after an intended change; review the git diff.
+golden:
+	$(GO) test ./nginxconf/ -run 'Golden|Corpus' -update
+
+fuzz:
+	@set -e; for f in $(FUZZ); do \
+		pkg=$${f%%:*}; target=$${f##*:}; \
+		echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME); \
+	done
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Install the Debian packages the tests need, when missing. As root it runs
+# apt-get; otherwise it says what to install.
+deps:
+	@$(call install,$(TEST_PKGS))
+
+deps-bench:
+	@$(call install,$(BENCH_PKGS))
+
+define install
+	missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else \
+			echo "missing Debian packages:$$missing — run: sudo apt-get install$$missing"; exit 1; \
+		fi; \
+	fi
+endef
+
+demo: build deps deps-bench
+	@testdata/demo/demo.sh
+
+demo-stop:
+	@testdata/demo/demo-stop.sh
+
+clean:
+	rm -rf bin
