@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/muesli/termenv"
 	"github.com/pyvhost/pyvhost/nginxconf"
 )
 
@@ -215,5 +216,20 @@ func TestSitesDefaultsToInstalledNginx(t *testing.T) {
 	code, out, errOut := pyvhost(t, "sites", "--json")
 	if code != 0 || out != string(want)+"\n" {
 		t.Fatalf("exit %d (%s):\n%s\n--- want:\n%s", code, errOut, out, want)
+	}
+}
+
+func TestColorDiff(t *testing.T) {
+	diff := "# create /x\n--- a/x\n+++ b/x\n@@ -0,0 +1 @@\n+added\n-removed\n context\n"
+	plain := newUI(&bytes.Buffer{}, false)
+	if got := plain.colorDiff(diff); got != diff {
+		t.Fatalf("non-TTY diff changed:\n%q", got)
+	}
+	colored := newUI(&bytes.Buffer{}, false)
+	colored.color = true
+	colored.r.SetColorProfile(termenv.ANSI256)
+	got := colored.colorDiff(diff)
+	if !strings.Contains(got, "\x1b[") || !strings.Contains(got, "added") || strings.Count(got, "\n") != strings.Count(diff, "\n") {
+		t.Fatalf("TTY diff not coloured line by line:\n%q", got)
 	}
 }
