@@ -12,7 +12,7 @@ TEST_PKGS  := nginx python3-venv python3-flask python3-django
 BENCH_PKGS := uwsgi-core uwsgi-plugin-python3 wrk curl
 
 # package:FuzzTarget pairs run by `make fuzz`.
-FUZZ := ./nginxconf:FuzzParseFile ./nginxconf:FuzzRender ./nginxconf:FuzzNames
+FUZZ := ./nginxconf:FuzzParseFile ./nginxconf:FuzzRender ./nginxconf:FuzzNames ./uwsgictl/wire:FuzzDecode
 
 .PHONY: build test test-short golden fuzz lint deps deps-bench demo demo-stop clean
 
