@@ -13,7 +13,7 @@ import (
 
 // A two-var GET packet, byte by byte.
 var literal = []byte{
-	0x00, 0x1c, 0x00, 0x00, // modifier1 0, size 28 (LE), modifier2 0
+	0x00, 0x1a, 0x00, 0x00, // modifier1 0, size 26 (LE), modifier2 0
 	0x0e, 0x00, 'R', 'E', 'Q', 'U', 'E', 'S', 'T', '_', 'M', 'E', 'T', 'H', 'O', 'D',
 	0x03, 0x00, 'G', 'E', 'T',
 	0x01, 0x00, 'X',
@@ -26,7 +26,7 @@ func TestDecodeLiteral(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Var{{"REQUEST_METHOD", "GET"}, {"X", ""}}
-	if r.Modifier1 != 0 || r.Size != 28 || !reflect.DeepEqual(r.Vars, want) {
+	if r.Modifier1 != 0 || r.Size != 26 || !reflect.DeepEqual(r.Vars, want) {
 		t.Fatalf("got %+v", r)
 	}
 	enc, err := Encode(0, 0, want)
