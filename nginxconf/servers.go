@@ -155,3 +155,17 @@ func paramStrings(d config.IDirective) []string {
 	}
 	return out
 }
+
+// User is the user nginx's worker processes run as: the main context's
+// user directive, else nginx's built-in default, nobody.
+func (t *Tree) User() string {
+	main := t.byPath[t.Main]
+	for _, e := range t.expand(main, main.Config.Directives) {
+		if e.d.GetName() == "user" {
+			if v := values(paramStrings(e.d)); len(v) > 0 {
+				return v[0]
+			}
+		}
+	}
+	return "nobody"
+}

@@ -15,3 +15,9 @@ var SiteConf string
 //
 //go:embed uwsgi_params
 var UwsgiParams string
+
+// WorkerPy is the Python program that runs one app's zygote and workers
+// for the daemon.
+//
+//go:embed worker.py
+var WorkerPy string

@@ -1,0 +1,741 @@
+# pyvhost worker: runs one WSGI app for the pyvhost uwsgi daemon.
+#
+# The daemon (Go) starts this program once per app, under the app's own
+# interpreter (PYHOME/bin/python) and user. This first process, the app's
+# "zygote", imports the app once and forks workers from it on the daemon's
+# command, so the app's memory is shared copy-on-write. Workers accept
+# connections on the app's sockets themselves: the daemon stays off the
+# per-request path. A request for another app (on a socket shared by every
+# app) is handed to the daemon with the bytes already read, and the daemon
+# hands it on to that app's workers.
+#
+# Standard library only; Python 3.8+. Keep the request loop lean: it is the
+# daemon's hot path.
+
+import array
+import errno
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+
+CFG = json.loads(os.environ.pop("PYVHOST_WORKER", "{}"))
+
+# Inherited file descriptors (see uwsgictl/pool/process.go).
+CTL_FD = 3        # zygote <-> daemon, private to the zygote
+SCOREBOARD_FD = 4  # shared memory: app header + one slot per worker
+HANDOFF_FD = 5     # requests the daemon routes to this app (all workers read)
+TOMASTER_FD = 6    # requests for other apps, handed back to the daemon
+FIRST_LISTEN_FD = 7
+
+# Scoreboard layout; keep in step with uwsgictl/pool/scoreboard.go.
+APP_HEADER = 64    # u32 listen_shared, u32 pad, u64 last_own_shared_ns
+SLOT_SIZE = 256
+SLOT_HEAD = struct.Struct("<IIQQQQQQQ")  # pid, state, start_ns, requests, total_ns, errors, last_unix_ms, tx, harakiri-safe pad
+HIST_OFF = 128     # 32 x u32 latency buckets: bucket i counts requests < 2**i microseconds
+HIST_BUCKETS = 32
+ST_IDLE, ST_BUSY = 1, 2
+
+EXIT_IMPORT_FAILED = 3
+
+REFUSED_VARS = ("UWSGI_FILE", "UWSGI_SETENV", "UWSGI_POSTFILE")
+
+
+def log(msg):
+    """Write one daemon-style line to the log (stderr goes to the daemon)."""
+    line = "%s [pyvhost app %s pid %d] %s\n" % (time.strftime("%Y/%m/%d %H:%M:%S"), CFG.get("app_id", "?"), os.getpid(), msg)
+    os.write(2, line.encode("utf-8", "replace"))
+
+
+def send_ctl(ev):
+    try:
+        os.write(CTL_FD, json.dumps(ev).encode())
+    except OSError:
+        pass
+
+
+# --------------------------------------------------------------------------
+# Loading the app
+
+
+def load_app():
+    """Import the app exactly as the daemon's users expect uWSGI to:
+    chdir, the app directory first on sys.path, module[:callable]."""
+    chdir = CFG.get("chdir")
+    if chdir:
+        os.chdir(chdir)
+        sys.path.insert(0, chdir)
+    script = CFG["script"]
+    module, _, callable_name = script.partition(":")
+    callable_name = callable_name or "application"
+    mod = __import__(module)
+    for part in module.split(".")[1:]:
+        mod = getattr(mod, part)
+    app = getattr(mod, callable_name, None)
+    if app is None:
+        raise AttributeError("module %r has no callable %r" % (module, callable_name))
+    if not callable(app):
+        raise TypeError("%s:%s is not callable" % (module, callable_name))
+    return app
+
+
+def set_limits():
+    mb = CFG.get("limit_as_mb") or 0
+    if mb > 0:
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (mb << 20, mb << 20))
+
+
+# --------------------------------------------------------------------------
+# WSGI pieces
+
+
+class Input(object):
+    """wsgi.input: the request body, CONTENT_LENGTH bytes, streamed from the
+    connection after whatever arrived together with the vars."""
+
+    __slots__ = ("fd", "buf", "left")
+
+    def __init__(self, fd, buf, length):
+        self.fd = fd
+        self.buf = buf[:length]
+        self.left = length - len(self.buf)
+
+    def _fill(self, want):
+        while len(self.buf) < want and self.left > 0:
+            chunk = os.read(self.fd, min(max(want - len(self.buf), 65536), self.left))
+            if not chunk:
+                self.left = 0
+                break
+            self.left -= len(chunk)
+            self.buf += chunk
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            self._fill(float("inf"))
+            data, self.buf = self.buf, b""
+            return data
+        self._fill(size)
+        data, self.buf = self.buf[:size], self.buf[size:]
+        return data
+
+    def readline(self, size=-1):
+        while True:
+            i = self.buf.find(b"\n")
+            if i >= 0 or self.left == 0 or (size is not None and 0 <= size <= len(self.buf)):
+                break
+            self._fill(len(self.buf) + 65536)
+        end = i + 1 if i >= 0 else len(self.buf)
+        if size is not None and 0 <= size < end:
+            end = size
+        data, self.buf = self.buf[:end], self.buf[end:]
+        return data
+
+    def readlines(self, hint=-1):
+        lines = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def drain(self):
+        """Read and drop what the app left unread, so closing the connection
+        does not reset it under nginx's feet."""
+        self.buf = b""
+        while self.left > 0:
+            chunk = os.read(self.fd, min(self.left, 1 << 20))
+            if not chunk:
+                break
+            self.left -= len(chunk)
+
+
+class FileWrapper(object):
+    """wsgi.file_wrapper: iterates a file in blocks; a real file with a
+    fileno is sent with os.sendfile instead."""
+
+    def __init__(self, filelike, blksize=65536):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+
+class ClientGone(Exception):
+    pass
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except (BrokenPipeError, ConnectionResetError):
+            raise ClientGone()
+        view = view[n:]
+
+
+ERROR_PAGES = {
+    400: "Bad Request",
+    403: "Forbidden",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+}
+
+
+def error_response(fd, code, proto="HTTP/1.1"):
+    reason = ERROR_PAGES[code]
+    body = ("%d %s\n" % (code, reason)).encode()
+    head = "%s %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % (
+        proto, code, reason, len(body))
+    try:
+        write_all(fd, head.encode("latin-1") + body)
+    except (ClientGone, OSError):
+        pass
+
+
+# --------------------------------------------------------------------------
+# The worker
+
+
+class Worker(object):
+    def __init__(self, app, slot):
+        self.app = app
+        self.slot = slot
+        self.app_id = CFG["app_id"]
+        self.app_num = CFG.get("app_num", 0)
+        self.single = CFG.get("single_app", False)
+        self.key = (CFG.get("pyhome", ""), CFG.get("chdir", ""), CFG["script"])
+        self.buffer_size = CFG.get("buffer_size", 4096)
+        self.max_vars = CFG.get("max_vars", 128)
+        self.max_requests = CFG.get("max_requests", 0)
+        self.logging = CFG.get("logging", True)
+        self.vhost = CFG.get("vhost", False)
+        self.requests = 0
+        self.total_ns = 0
+        self.errors = 0
+        self.tx = 0
+        self.hist = [0] * HIST_BUCKETS
+        self.in_request = False
+        self.stopping = False
+        self.sb = None
+        self.slot_off = APP_HEADER + slot * SLOT_SIZE
+        self.ppid = os.getppid()
+
+    # -- scoreboard
+
+    def open_scoreboard(self):
+        import mmap
+        size = APP_HEADER + SLOT_SIZE * CFG["slots"]
+        self.sb = mmap.mmap(SCOREBOARD_FD, size)
+
+    def mark(self, state, start_ns):
+        struct.pack_into("<IIQ", self.sb, self.slot_off, os.getpid(), state, start_ns)
+
+    def finish_stats(self, dur_ns):
+        SLOT_HEAD.pack_into(self.sb, self.slot_off, os.getpid(), ST_IDLE, 0, self.requests, self.total_ns,
+                            self.errors, int(time.time() * 1000), self.tx, 0)
+        b = (dur_ns // 1000).bit_length()
+        if b >= HIST_BUCKETS:
+            b = HIST_BUCKETS - 1
+        self.hist[b] += 1
+        struct.pack_into("<I", self.sb, self.slot_off + HIST_OFF + 4 * b, self.hist[b] & 0xFFFFFFFF)
+
+    def listen_shared(self):
+        return struct.unpack_from("<I", self.sb, 0)[0] != 0
+
+    def note_shared_traffic(self):
+        struct.pack_into("<Q", self.sb, 8, time.monotonic_ns())
+
+    # -- signals
+
+    def on_stop(self, signum, frame):
+        self.stopping = True
+        if not self.in_request:
+            raise SystemExit(0)
+
+    # -- main loop
+
+    def run(self):
+        self.open_scoreboard()
+        signal.signal(signal.SIGTERM, self.on_stop)
+        signal.signal(signal.SIGHUP, self.on_stop)
+        signal.signal(signal.SIGINT, self.on_stop)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        die_with_parent()
+        own = [socket.socket(fileno=fd) for fd in CFG.get("own_fds", [])]
+        shared = [socket.socket(fileno=fd) for fd in CFG.get("shared_fds", [])]
+        # Several workers wait on the same sockets: a wake-up may find the
+        # connection already taken, so accepting must not block.
+        for s in own + shared:
+            s.setblocking(False)
+        self.handoff = socket.socket(fileno=HANDOFF_FD)
+        self.handoff.setblocking(False)
+        self.tomaster = socket.socket(fileno=TOMASTER_FD)
+        listeners = {}
+        ep = select.epoll()
+        excl = getattr(select, "EPOLLEXCLUSIVE", 0)
+        for s in own:
+            ep.register(s.fileno(), select.EPOLLIN | excl)
+            listeners[s.fileno()] = (s, False)
+        for s in shared:
+            listeners[s.fileno()] = (s, True)
+        ep.register(HANDOFF_FD, select.EPOLLIN | excl)
+        shared_on = False
+        self.mark(ST_IDLE, 0)
+        handle = self.handle
+        while not self.stopping:
+            want_shared = bool(shared) and self.listen_shared()
+            if want_shared != shared_on:
+                for s in shared:
+                    if want_shared:
+                        ep.register(s.fileno(), select.EPOLLIN | excl)
+                    else:
+                        ep.unregister(s.fileno())
+                shared_on = want_shared
+            try:
+                events = ep.poll(1.0)
+            except InterruptedError:
+                continue
+            if not events and os.getppid() != self.ppid:
+                return  # the zygote is gone
+            for fd, _ in events:
+                if fd == HANDOFF_FD:
+                    got = self.recv_handoff()
+                    if got is None:
+                        continue
+                    conn, prefix = got
+                    from_shared = True
+                else:
+                    lsock, from_shared = listeners[fd]
+                    try:
+                        conn, _ = lsock._accept()
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError as e:
+                        if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                            time.sleep(0.01)
+                            continue
+                        raise
+                    prefix = b""
+                handle(conn, prefix, from_shared)
+                if self.stopping or (self.max_requests and self.requests >= self.max_requests):
+                    return
+
+    def recv_handoff(self):
+        try:
+            data, anc, _, _ = self.handoff.recvmsg(65536 + 8192, socket.CMSG_SPACE(4))
+        except (BlockingIOError, InterruptedError):
+            return None
+        for level, typ, cdata in anc:
+            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(cdata[:len(cdata) - len(cdata) % 4])
+                return fds[0], data
+        return None
+
+    def forward(self, conn, data):
+        """Hand a request for another app to the daemon, with what was read."""
+        try:
+            self.tomaster.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [conn]))])
+        except OSError as e:
+            log("cannot hand a request to the daemon: %s" % e)
+            error_response(conn, 500)
+        os.close(conn)
+
+    def handle(self, conn, data, from_shared):
+        self.in_request = True
+        start = time.monotonic_ns()
+        self.mark(ST_BUSY, start)
+        try:
+            self.serve(conn, data, from_shared, start)
+        except Exception:
+            log("request failed: %s" % traceback.format_exc().rstrip())
+        finally:
+            try:
+                os.close(conn)
+            except OSError:
+                pass
+            dur = time.monotonic_ns() - start
+            self.total_ns += dur
+            self.finish_stats(dur)
+            self.in_request = False
+
+    def read_packet(self, conn, data):
+        """Read the header and vars. Returns (end of vars, data); end is 0
+        when the peer went away mid-packet and -1 when the vars block is
+        larger than --buffer-size."""
+        read = os.read
+        while len(data) < 4:
+            chunk = read(conn, 65536)
+            if not chunk:
+                return 0, data
+            data += chunk
+        size = data[1] | (data[2] << 8)
+        if size > self.buffer_size:
+            return -1, data
+        end = 4 + size
+        while len(data) < end:
+            chunk = read(conn, 65536)
+            if not chunk:
+                return 0, data
+            data += chunk
+        return end, data
+
+    def serve(self, conn, data, from_shared, start):
+        end, data = self.read_packet(conn, data)
+        if end == 0:
+            return  # the client went away mid-packet
+        if end < 0:
+            log("refused a request: uwsgi vars block larger than --buffer-size %d" % self.buffer_size)
+            error_response(conn, 431)
+            self.errors += 1
+            return
+        if data[0] != 0:
+            log("refused a request with uwsgi modifier1 %d" % data[0])
+            error_response(conn, 400)
+            self.errors += 1
+            return
+        # Parse the vars: lengths from the bytes, strings sliced from one
+        # latin-1 decoding (PEP 3333's "bytes as latin-1").
+        s = data[4:end].decode("latin-1")
+        b = data
+        env = {}
+        pos = 4
+        n = 0
+        maxv = self.max_vars
+        try:
+            while pos < end:
+                kl = b[pos] | (b[pos + 1] << 8)
+                k = s[pos - 2:pos - 2 + kl]
+                pos += 2 + kl
+                vl = b[pos] | (b[pos + 1] << 8)
+                env[k] = s[pos - 2:pos - 2 + vl]
+                pos += 2 + vl
+                n += 1
+                if not kl or n > maxv:
+                    raise ValueError
+        except (IndexError, ValueError):
+            pos = -1
+        if pos != end:
+            log("refused a malformed uwsgi packet")
+            error_response(conn, 400)
+            self.errors += 1
+            return
+        if not self.single:
+            pyhome = env.get("UWSGI_PYHOME") or env.get("UWSGI_HOME", "")
+            script = env.get("UWSGI_SCRIPT")
+            if script is None:
+                script = env.get("UWSGI_MODULE", "")
+                if script and env.get("UWSGI_CALLABLE"):
+                    script += ":" + env["UWSGI_CALLABLE"]
+            if (pyhome, env.get("UWSGI_CHDIR", ""), script) != self.key:
+                self.forward(conn, data)
+                return
+            if from_shared:
+                self.note_shared_traffic()
+        for k in REFUSED_VARS:
+            if k in env:
+                log("refused a request carrying %s (pyvhost never loads code from request vars)" % k)
+                error_response(conn, 403, env.get("SERVER_PROTOCOL") or "HTTP/1.0")
+                self.errors += 1
+                return
+        self.call_app(conn, env, data[end:], start, n, end - 4)
+
+    def call_app(self, conn, env, body_prefix, start, nvars, pktsize):
+        proto = env.get("SERVER_PROTOCOL") or "HTTP/1.0"
+        cl = env.get("CONTENT_LENGTH")
+        try:
+            length = int(cl) if cl else 0
+        except ValueError:
+            length = 0
+        inp = Input(conn, body_prefix, length)
+        sn = env.get("SCRIPT_NAME", "")
+        pi = env.get("PATH_INFO", "")
+        if sn:
+            sn = sn.rstrip("/")
+            env["SCRIPT_NAME"] = sn
+            if pi == sn or pi.startswith(sn + "/"):
+                env["PATH_INFO"] = pi[len(sn):]
+        else:
+            env["SCRIPT_NAME"] = ""
+            env["PATH_INFO"] = pi
+        https = env.get("HTTPS", "").lower()
+        if https in ("on", "1", "true"):
+            scheme = "https"
+        else:
+            scheme = env.get("UWSGI_SCHEME") or env.get("REQUEST_SCHEME") or "http"
+        env["wsgi.version"] = (1, 0)
+        env["wsgi.url_scheme"] = scheme
+        env["wsgi.input"] = inp
+        env["wsgi.errors"] = sys.stderr
+        env["wsgi.multithread"] = False
+        env["wsgi.multiprocess"] = True
+        env["wsgi.run_once"] = False
+        env["wsgi.file_wrapper"] = FileWrapper
+        env["wsgi.input_terminated"] = True
+
+        state = [None, None, False, 0]  # status, headers, headers sent, body bytes
+
+        def send_headers(first_chunk, content_length):
+            status, headers = state[0], state[1]
+            if status is None:
+                raise AssertionError("the app did not call start_response")
+            lines = [proto, " ", status, "\r\n"]
+            has_cl = False
+            for k, v in headers:
+                if not has_cl and k.lower() == "content-length":
+                    has_cl = True
+                lines += (k, ": ", v, "\r\n")
+            if not has_cl and content_length is not None:
+                lines += ("Content-Length: ", str(content_length), "\r\n")
+            lines.append("\r\n")
+            head = "".join(lines).encode("latin-1")
+            state[2] = True
+            self.hsize = len(head)
+            self.hcount = len(headers) + (0 if has_cl or content_length is None else 1)
+            write_all(conn, head + first_chunk if first_chunk else head)
+
+        def write(data):
+            if not state[2]:
+                send_headers(data, None)
+            elif data:
+                write_all(conn, data)
+            state[3] += len(data)
+
+        def start_response(status, headers, exc_info=None):
+            if exc_info:
+                try:
+                    if state[2]:
+                        raise exc_info[1].with_traceback(exc_info[2])
+                finally:
+                    exc_info = None
+            elif state[0] is not None:
+                raise AssertionError("start_response called twice without exc_info")
+            state[0], state[1] = status, headers
+            return write
+
+        self.hsize = self.hcount = 0
+        status_code = 500
+        result = None
+        try:
+            result = self.app(env, start_response)
+            if type(result) in (list, tuple) and not state[2]:
+                body = b"".join(result)
+                send_headers(body, len(body))
+                state[3] += len(body)
+            elif isinstance(result, FileWrapper) and hasattr(result.filelike, "fileno") and not state[2]:
+                self.send_file(conn, result, send_headers, state)
+            else:
+                for chunk in result:
+                    if chunk:
+                        write(chunk)
+                if not state[2]:
+                    send_headers(b"", 0)
+            status_code = int(state[0][:3])
+        except ClientGone:
+            status_code = int(state[0][:3]) if state[0] else 499
+        except Exception:
+            log("app %s raised:\n%s" % (CFG.get("name", self.app_id), traceback.format_exc().rstrip()))
+            if not state[2]:
+                error_response(conn, 500, proto)
+            status_code = 500
+        finally:
+            if result is not None and hasattr(result, "close"):
+                try:
+                    result.close()
+                except Exception:
+                    log("app %s close() raised:\n%s" % (CFG.get("name", self.app_id), traceback.format_exc().rstrip()))
+        try:
+            inp.drain()
+        except OSError:
+            pass
+        self.requests += 1
+        self.tx += state[3]
+        if status_code >= 500:
+            self.errors += 1
+        if self.logging:
+            self.log_request(env, status_code, state[3], start, nvars, pktsize, proto)
+
+    def send_file(self, conn, wrapper, send_headers, state):
+        f = wrapper.filelike
+        fileno = f.fileno()
+        try:
+            offset = f.tell()
+        except (OSError, AttributeError):
+            offset = 0
+        size = os.fstat(fileno).st_size - offset
+        send_headers(b"", size)
+        while size > 0:
+            try:
+                n = os.sendfile(conn, fileno, offset, min(size, 1 << 30))
+            except (BrokenPipeError, ConnectionResetError):
+                raise ClientGone()
+            if n == 0:
+                break
+            offset += n
+            size -= n
+            state[3] += n
+
+    def log_request(self, env, status, size, start, nvars, pktsize, proto):
+        ms = (time.monotonic_ns() - start) // 1000000
+        prefix = ""
+        if self.vhost:
+            prefix = (env.get("HTTP_HOST") or env.get("SERVER_NAME", "")) + " "
+        line = "%s[pid: %d|app: %d|req: %d/%d] %s () {%d vars in %d bytes} [%s] %s %s => generated %d bytes in %d msecs (%s %d) %d headers in %d bytes\n" % (
+            prefix, os.getpid(), self.app_num, self.requests, self.requests, env.get("REMOTE_ADDR", ""),
+            nvars * 2, pktsize, time.ctime(), env.get("REQUEST_METHOD", ""), env.get("REQUEST_URI", ""),
+            size, ms, proto, status, self.hcount, self.hsize)
+        try:
+            os.write(2, line.encode("latin-1", "replace"))
+        except OSError:
+            pass
+
+
+def die_with_parent():
+    """Ask the kernel to kill this worker if its zygote dies."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:
+        pass  # the worker loop also notices a changed parent pid
+
+
+# --------------------------------------------------------------------------
+# The zygote
+
+
+def zygote():
+    set_limits()
+    lazy = CFG.get("lazy", False)
+    app = None
+    if not lazy:
+        try:
+            app = load_app()
+        except BaseException:
+            tb = traceback.format_exc()
+            send_ctl({"ev": "failed", "error": tb.rstrip().splitlines()[-1], "traceback": tb})
+            os._exit(EXIT_IMPORT_FAILED)
+    elif CFG.get("chdir"):
+        os.chdir(CFG["chdir"])
+    gc.collect()
+    if hasattr(gc, "freeze"):
+        gc.freeze()  # keep the imported objects' pages shared with the workers
+    send_ctl({"ev": "ready", "pid": os.getpid()})
+    children = {}
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda s, f: None)
+    stopping = [False]
+
+    def stop(signum=None, frame=None):
+        stopping[0] = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while True:
+        reap(children)
+        if stopping[0] and not children:
+            os._exit(0)
+        try:
+            ready, _, _ = select.select([CTL_FD, wake_r], [], [], 1.0)
+        except InterruptedError:
+            continue
+        if wake_r in ready:
+            try:
+                os.read(wake_r, 4096)
+            except BlockingIOError:
+                pass
+        if CTL_FD in ready:
+            try:
+                msg = os.read(CTL_FD, 65536)
+            except OSError:
+                msg = b""
+            if not msg:
+                stop()  # the daemon is gone
+                continue
+            cmd = json.loads(msg)
+            if cmd.get("cmd") == "spawn" and not stopping[0]:
+                slot = cmd["slot"]
+                pid = os.fork()
+                if pid == 0:
+                    run_worker(app, slot, wake_r, wake_w)
+                children[pid] = slot
+                send_ctl({"ev": "spawned", "slot": slot, "pid": pid})
+            elif cmd.get("cmd") == "stop":
+                stop()
+
+
+def reap(children):
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            children.clear()
+            return
+        if pid == 0:
+            return
+        slot = children.pop(pid, -1)
+        send_ctl({"ev": "exited", "slot": slot, "pid": pid, "status": status})
+
+
+def run_worker(app, slot, wake_r, wake_w):
+    code = 0
+    try:
+        signal.set_wakeup_fd(-1)
+        os.close(wake_r)
+        os.close(wake_w)
+        os.close(CTL_FD)
+        if app is None:
+            try:
+                app = load_app()
+            except BaseException:
+                log("app %s failed to import:\n%s" % (CFG.get("name", CFG.get("app_id")), traceback.format_exc().rstrip()))
+                os._exit(EXIT_IMPORT_FAILED)
+        Worker(app, slot).run()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 0
+    except BaseException:
+        log("worker crashed:\n%s" % traceback.format_exc().rstrip())
+        code = 1
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    zygote()

@@ -1,0 +1,40 @@
+// Package daemon is pyvhost's uwsgi vhost daemon: it owns the listening
+// sockets, decides which apps may run, starts each app's pool on demand,
+// routes the requests workers hand back, and supervises the pools. Workers
+// accept connections themselves, so the daemon is off the request path.
+package daemon
+
+import "time"
+
+// Config is the daemon's command line (uWSGI's flags plus pyvhost's own).
+type Config struct {
+	Sockets []string // -s/--socket: host:port, :port (all interfaces) or a unix path
+
+	// Single-app mode (-w/--module with --chdir and -H/--home): every
+	// request runs this app, whatever its vars say.
+	Module, Chdir, Home string
+
+	Processes     int           // -p: most workers per app
+	Harakiri      time.Duration // -t
+	LimitAS       int           // --limit-as, MB
+	MaxRequests   int           // -R
+	Idle          time.Duration // --idle
+	Lazy          bool          // --lazy-apps
+	BufferSize    int           // --buffer-size
+	Logging       bool          // false with --disable-logging
+	Vhost         bool          // --vhost (accepted: routing by vars is always on)
+	VhostRoots    []string      // --vhost-root: apps under these directories may run
+	NginxConf     string        // --nginx-conf: apps declared there may run
+	Python        string        // --python
+	AppSockets    string        // --app-sockets: per-app unix sockets live here
+	AllowRootApps bool
+	Stats         string // --stats ADDR: uWSGI's stats JSON
+	Ctl           string // --ctl: the control socket
+	LogTo         string // --logto / -d: log file; "" = stderr
+	QueueLimit    int    // requests held per app before 503
+	Backlog       int    // listen backlog of every socket
+	RuntimeDir    string // where worker.py is written; "" = default
+}
+
+// DefaultAppSockets is --app-sockets' default.
+const DefaultAppSockets = "/run/pyvhost/apps"

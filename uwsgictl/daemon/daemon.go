@@ -1,0 +1,338 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pyvhost/pyvhost/templates"
+	"github.com/pyvhost/pyvhost/uwsgictl/pool"
+	"github.com/pyvhost/pyvhost/uwsgictl/wire"
+	"golang.org/x/sys/unix"
+)
+
+// Supervision cadence: scaling and harakiri checks, and the choice of
+// which apps accept on the shared sockets.
+const (
+	tickEvery         = 20 * time.Millisecond
+	sharedPolicyEvery = 250 * time.Millisecond
+	sharedQuietAfter  = 2 * time.Second
+	shutdownMercy     = 30 * time.Second
+)
+
+// Daemon is a running vhost daemon.
+type Daemon struct {
+	cfg    Config
+	log    *logger
+	pcfg   *pool.Config
+	policy *policy
+	limits wire.Limits
+
+	shared     []*listener
+	appSockets map[string]*listener // per-app socket path -> listener
+
+	mu      sync.Mutex
+	apps    map[pool.Key]*pool.App
+	nextNum int
+	single  *pool.App
+
+	toMasterR, toMasterW *os.File
+	started              time.Time
+	stopping             chan struct{}
+}
+
+// New validates the configuration, binds every socket and prepares the
+// apps the nginx configuration declares; no Python runs yet.
+func New(cfg Config) (d *Daemon, err error) {
+	if cfg.Processes < 1 {
+		cfg.Processes = 1
+	}
+	if cfg.BufferSize == 0 {
+		cfg.BufferSize = wire.DefaultBufferSize
+	}
+	if cfg.BufferSize < 1 || cfg.BufferSize > wire.MaxBufferSize {
+		return nil, fmt.Errorf("--buffer-size %d: must be 1 to %d", cfg.BufferSize, wire.MaxBufferSize)
+	}
+	if cfg.QueueLimit == 0 {
+		cfg.QueueLimit = 1000
+	}
+	if cfg.Backlog == 0 {
+		cfg.Backlog = 1024
+	}
+	if cfg.Python == "" {
+		cfg.Python = "python3"
+	}
+	if len(cfg.Sockets) == 0 && cfg.AppSockets == "" {
+		return nil, errors.New("nothing to listen on: give -s/--socket ADDR (e.g. -s 127.0.0.1:9090) or --app-sockets DIR")
+	}
+	lg, err := newLogger(cfg.LogTo)
+	if err != nil {
+		return nil, err
+	}
+	d = &Daemon{
+		cfg: cfg, log: lg, limits: wire.Limits{BufferSize: cfg.BufferSize, MaxVars: wire.DefaultMaxVars},
+		appSockets: map[string]*listener{}, apps: map[pool.Key]*pool.App{},
+		started: time.Now(), stopping: make(chan struct{}),
+	}
+	defer func() {
+		if err != nil {
+			d.closeSockets()
+			lg.close()
+		}
+	}()
+	script, err := writeWorkerScript(cfg.RuntimeDir)
+	if err != nil {
+		return nil, err
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("worker-to-daemon socket: %w", err)
+	}
+	for _, fd := range pair {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	}
+	d.toMasterR, d.toMasterW = os.NewFile(uintptr(pair[0]), "tomaster-r"), os.NewFile(uintptr(pair[1]), "tomaster-w")
+	d.pcfg = &pool.Config{
+		Python: cfg.Python, Processes: cfg.Processes, MaxRequests: cfg.MaxRequests, Harakiri: cfg.Harakiri,
+		LimitAS: cfg.LimitAS, Idle: cfg.Idle, Lazy: cfg.Lazy, BufferSize: cfg.BufferSize, MaxVars: wire.DefaultMaxVars,
+		Logging: cfg.Logging, Vhost: cfg.Vhost, SingleApp: cfg.Module != "", AllowRootApps: cfg.AllowRootApps,
+		WorkerScript: script, LogWriter: lg.pipeW, ToMaster: d.toMasterW, Logf: lg.logf, QueueLimit: cfg.QueueLimit,
+	}
+	for _, addr := range cfg.Sockets {
+		l, err := listen(addr, cfg.Backlog)
+		if err != nil {
+			return nil, err
+		}
+		d.shared = append(d.shared, l)
+		if isAllInterfaces(addr) {
+			lg.logf("warning: socket %s listens on every interface: the uwsgi port must never be reachable from outside (bind 127.0.0.1 or a unix socket)", addr)
+		}
+		if filepath.IsAbs(addr) {
+			grantNginx(addr, "nobody", lg.logf)
+		}
+	}
+	d.policy = newPolicy(&cfg, lg.logf)
+	if err := d.policy.reload(); err != nil {
+		return nil, err
+	}
+	if cfg.Module != "" {
+		if err := d.setupSingleApp(); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.syncAppSockets(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// writeWorkerScript writes the embedded worker program where every app's
+// user can read it.
+func writeWorkerScript(dir string) (string, error) {
+	if dir == "" {
+		dir = "/run/pyvhost/lib"
+		if os.Geteuid() != 0 {
+			base := os.Getenv("XDG_RUNTIME_DIR")
+			if base == "" {
+				base = filepath.Join(os.TempDir(), fmt.Sprintf("pyvhost-%d", os.Geteuid()))
+			}
+			dir = filepath.Join(base, "pyvhost", "lib")
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("runtime dir: %w", err)
+	}
+	_ = os.Chmod(dir, 0o755)
+	sum := sha256.Sum256([]byte(templates.WorkerPy))
+	path := filepath.Join(dir, "worker-"+hex.EncodeToString(sum[:6])+".py")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(templates.WorkerPy), 0o644); err != nil {
+		return "", fmt.Errorf("write worker program: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("write worker program: %w", err)
+	}
+	return path, nil
+}
+
+func (d *Daemon) setupSingleApp() error {
+	chdir := d.cfg.Chdir
+	if chdir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		chdir = wd
+	}
+	k := pool.Key{Pyhome: d.cfg.Home, Chdir: chdir, Script: d.cfg.Module}
+	a, err := pool.New(d.pcfg, k, 0, k.String(), nil, d.sharedFiles())
+	if err != nil {
+		return err
+	}
+	d.apps[k] = a
+	d.single = a
+	return nil
+}
+
+func (d *Daemon) sharedFiles() []*os.File {
+	var fs []*os.File
+	for _, l := range d.shared {
+		fs = append(fs, l.file)
+	}
+	return fs
+}
+
+// syncAppSockets creates the per-app socket of every app the nginx
+// configuration points at --app-sockets, with its (cold) pool.
+func (d *Daemon) syncAppSockets() error {
+	_, sockets, nginxUser := d.policy.snapshot()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for path, k := range sockets {
+		if _, ok := d.appSockets[path]; ok {
+			continue
+		}
+		if _, ok := d.apps[k]; ok {
+			continue // one socket per app; a second location reaches it through the daemon
+		}
+		l, err := listen(path, d.cfg.Backlog)
+		if err != nil {
+			return err
+		}
+		grantNginx(path, nginxUser, d.log.logf)
+		name, _ := d.policy.allowed(k)
+		a, err := pool.New(d.pcfg, k, d.nextNum, name, []*os.File{l.file}, nil)
+		if err != nil {
+			l.file.Close()
+			return err
+		}
+		d.nextNum++
+		d.appSockets[path] = l
+		d.apps[k] = a
+		d.log.logf("app %s (%s): per-app socket %s", a.ID, a.Name, path)
+	}
+	return nil
+}
+
+// Run serves until ctx ends or a signal says stop: SIGTERM or SIGINT
+// finish in-flight requests, SIGQUIT stops at once, SIGHUP reloads every
+// app and re-reads the nginx config, SIGUSR1 reopens the log.
+func (d *Daemon) Run(ctx context.Context) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+	for _, l := range d.shared {
+		d.log.logf("uwsgi socket %s bound", l.addr)
+	}
+	d.log.logf("pyvhost daemon pid %d ready: up to %d workers per app", os.Getpid(), d.cfg.Processes)
+	go d.readForwards()
+	go d.supervise()
+	if d.cfg.Stats != "" {
+		if err := d.serveStats(d.cfg.Stats); err != nil {
+			d.shutdown(false)
+			return err
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			d.shutdown(true)
+			return nil
+		case s := <-sigs:
+			switch s {
+			case syscall.SIGHUP:
+				d.Reload()
+			case syscall.SIGUSR1:
+				if err := d.log.reopen(); err != nil {
+					d.log.logf("reopen log: %v", err)
+				}
+			case syscall.SIGQUIT:
+				d.log.logf("SIGQUIT: stopping now")
+				d.shutdown(false)
+				return nil
+			default:
+				d.log.logf("%s: finishing in-flight requests, then exiting", s)
+				d.shutdown(true)
+				return nil
+			}
+		}
+	}
+}
+
+// Reload re-reads the nginx configuration and reloads every running app
+// gracefully: new workers first, then the old ones drain.
+func (d *Daemon) Reload() {
+	d.log.logf("reload: re-reading %s and reloading every app", orNone(d.cfg.NginxConf))
+	if err := d.policy.reload(); err != nil {
+		d.log.logf("reload: %v (keeping the previous nginx config)", err)
+	} else if err := d.syncAppSockets(); err != nil {
+		d.log.logf("reload: %v", err)
+	}
+	for _, a := range d.appList() {
+		if a.Running() {
+			a.Reload()
+		}
+	}
+}
+
+func (d *Daemon) appList() []*pool.App {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]*pool.App, 0, len(d.apps))
+	for _, a := range d.apps {
+		out = append(out, a)
+	}
+	return out
+}
+
+// shutdown stops every app (gracefully: in-flight requests finish, for at
+// most shutdownMercy) and releases the sockets.
+func (d *Daemon) shutdown(graceful bool) {
+	close(d.stopping)
+	apps := d.appList()
+	for _, a := range apps {
+		a.Close(graceful)
+	}
+	deadline := time.Now().Add(shutdownMercy)
+	if !graceful {
+		deadline = time.Now().Add(2 * time.Second)
+	}
+	for time.Now().Before(deadline) {
+		done := true
+		for _, a := range apps {
+			done = done && a.Done()
+		}
+		if done {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, a := range apps {
+		a.Close(false)
+	}
+	d.closeSockets()
+	d.log.logf("pyvhost daemon pid %d stopped", os.Getpid())
+	d.log.close()
+}
+
+func (d *Daemon) closeSockets() {
+	for _, l := range d.shared {
+		l.file.Close()
+		if filepath.IsAbs(l.addr) {
+			os.Remove(l.addr)
+		}
+	}
+	for path, l := range d.appSockets {
+		l.file.Close()
+		os.Remove(path)
+	}
+}

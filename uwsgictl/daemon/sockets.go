@@ -1,0 +1,144 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// listener is a listening socket the daemon owns and hands to workers.
+type listener struct {
+	addr string   // as given: host:port or a unix path
+	file *os.File // non-blocking, shared with the worker processes
+	fd   int
+}
+
+// listen binds a -s address: host:port, :port (every interface) or a unix
+// socket path. The socket is non-blocking: many workers wait on it.
+func listen(addr string, backlog int) (*listener, error) {
+	var (
+		fd  int
+		err error
+	)
+	if strings.Contains(addr, "/") || strings.HasPrefix(addr, "unix:") {
+		path := strings.TrimPrefix(addr, "unix:")
+		fd, err = listenUnix(path, backlog)
+	} else {
+		fd, err = listenTCP(addr, backlog)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return &listener{addr: addr, file: os.NewFile(uintptr(fd), addr), fd: fd}, nil
+}
+
+func listenTCP(addr string, backlog int) (int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return -1, err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return -1, fmt.Errorf("bad port %q", port)
+	}
+	ip := net.IPv4zero
+	if host != "" {
+		ips, err := net.LookupIP(host)
+		if err != nil || len(ips) == 0 {
+			return -1, fmt.Errorf("resolve %s: %v", host, err)
+		}
+		ip = ips[0]
+	}
+	var sa unix.Sockaddr
+	family := unix.AF_INET
+	if v4 := ip.To4(); v4 != nil {
+		sa4 := &unix.SockaddrInet4{Port: p}
+		copy(sa4.Addr[:], v4)
+		sa = sa4
+	} else {
+		family = unix.AF_INET6
+		sa6 := &unix.SockaddrInet6{Port: p}
+		copy(sa6.Addr[:], ip.To16())
+		sa = sa6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	if err := unix.Listen(fd, backlog); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+func listenUnix(path string, backlog int) (int, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return -1, err
+	}
+	// A socket file left by an earlier run is replaced; anything else is not.
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode()&os.ModeSocket == 0 {
+			return -1, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return -1, fmt.Errorf("%s is in use by another process", path)
+		}
+		os.Remove(path)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	old := unix.Umask(0o177) // the socket file starts as 0600
+	err = unix.Bind(fd, &unix.SockaddrUnix{Name: path})
+	unix.Umask(old)
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	if err := unix.Listen(fd, backlog); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// isAllInterfaces reports whether a -s address binds every interface.
+func isAllInterfaces(addr string) bool {
+	if strings.Contains(addr, "/") {
+		return false
+	}
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && (host == "" || host == "0.0.0.0" || host == "::")
+}
+
+// grantNginx lets nginx's workers, and nobody else, connect to a unix
+// socket: as root the socket is given to nginx's user; otherwise it must
+// stay open to others (nginx runs as another user) and the log says so.
+func grantNginx(path, nginxUser string, logf func(string, ...any)) {
+	if os.Geteuid() != 0 {
+		_ = os.Chmod(path, 0o666)
+		logf("warning: %s is connectable by every local user (not root, so it cannot be given to nginx's user alone)", path)
+		return
+	}
+	uid, gid := 65534, 65534
+	if u, err := user.Lookup(nginxUser); err == nil {
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+	}
+	_ = os.Chown(path, uid, gid)
+	_ = os.Chmod(path, 0o600)
+}

@@ -1,0 +1,141 @@
+package daemon
+
+import (
+	"time"
+
+	"github.com/pyvhost/pyvhost/uwsgictl/pool"
+	"golang.org/x/sys/unix"
+)
+
+// watched is a listener the daemon itself waits on: a per-app socket whose
+// app has no processes (the first connection starts it), or a shared
+// socket no running app accepts on.
+type watched struct {
+	l      *listener
+	shared bool
+}
+
+// supervise is the daemon's loop: it waits on the watched listeners, ticks
+// every app's supervision, and chooses which apps accept on shared sockets.
+func (d *Daemon) supervise() {
+	lastTick, lastPolicy := time.Now(), time.Now()
+	for {
+		select {
+		case <-d.stopping:
+			return
+		default:
+		}
+		ws := d.watchSet()
+		fds := make([]unix.PollFd, len(ws))
+		for i, w := range ws {
+			fds[i] = unix.PollFd{Fd: int32(w.l.fd), Events: unix.POLLIN}
+		}
+		n, _ := unix.Poll(fds, int(tickEvery/time.Millisecond))
+		if n > 0 {
+			for i, f := range fds {
+				if f.Revents&unix.POLLIN != 0 {
+					d.onWatchedReady(ws[i])
+				}
+			}
+		}
+		now := time.Now()
+		if now.Sub(lastTick) >= tickEvery {
+			lastTick = now
+			for _, a := range d.appList() {
+				a.Tick()
+			}
+		}
+		if now.Sub(lastPolicy) >= sharedPolicyEvery {
+			lastPolicy = now
+			d.sharedPolicy()
+		}
+	}
+}
+
+func (d *Daemon) watchSet() []watched {
+	var ws []watched
+	d.mu.Lock()
+	for path, l := range d.appSockets {
+		_ = path
+		for _, a := range d.apps {
+			if len(a.OwnSockets()) > 0 && a.OwnSockets()[0] == l.file && !a.Running() {
+				ws = append(ws, watched{l: l})
+			}
+		}
+	}
+	sharedServed := false
+	for _, a := range d.apps {
+		if a.Running() && a.ListensShared() {
+			sharedServed = true
+			break
+		}
+	}
+	d.mu.Unlock()
+	if !sharedServed {
+		for _, l := range d.shared {
+			ws = append(ws, watched{l: l, shared: true})
+		}
+	}
+	return ws
+}
+
+func (d *Daemon) onWatchedReady(w watched) {
+	if w.shared {
+		d.acceptAndRoute(w.l, true)
+		return
+	}
+	// A cold app's own socket: start the app; its workers will accept what
+	// waits. A failed app cannot: the daemon answers for it.
+	d.mu.Lock()
+	var app *pool.App
+	for _, a := range d.apps {
+		if len(a.OwnSockets()) > 0 && a.OwnSockets()[0] == w.l.file {
+			app = a
+		}
+	}
+	d.mu.Unlock()
+	if app == nil {
+		return
+	}
+	app.Ensure()
+	if !app.Running() {
+		d.acceptAndRoute(w.l, false)
+	}
+}
+
+// sharedPolicy picks the apps whose workers accept on the shared sockets:
+// those that got their own traffic there lately. A worker that accepts a
+// request for another app must hand it over through the daemon, so an app
+// nobody asks for stops taking connections; at least one running app
+// always listens, or the daemon accepts itself.
+func (d *Daemon) sharedPolicy() {
+	if len(d.shared) == 0 {
+		return
+	}
+	var best *pool.App
+	var bestAt uint64
+	anyOn := false
+	for _, a := range d.appList() {
+		if !a.Running() || len(a.OwnSockets()) > 0 {
+			continue
+		}
+		at := a.SharedActivity()
+		recent := (at != 0 && time.Duration(monoNow()-at) < sharedQuietAfter) || time.Since(a.LastRouted()) < sharedQuietAfter
+		if recent != a.ListensShared() {
+			a.SetListenShared(recent)
+		}
+		anyOn = anyOn || recent
+		if best == nil || at > bestAt {
+			best, bestAt = a, at
+		}
+	}
+	if !anyOn && best != nil {
+		best.SetListenShared(true)
+	}
+}
+
+func monoNow() uint64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}

@@ -1,0 +1,552 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// State is where an app is in its life.
+type State string
+
+const (
+	Cold        State = "cold"         // never started
+	Starting    State = "starting"     // zygote importing the app
+	Ready       State = "ready"        // serving
+	Failed      State = "failed"       // the last import failed
+	IdleStopped State = "idle-stopped" // stopped after --idle seconds without requests
+	Stopped     State = "stopped"      // stopped by the operator or shutdown
+)
+
+// retryFailedAfter is how soon a request to a failed app tries the import
+// again: fixed code starts serving without a daemon restart, broken code
+// is not re-imported for every request.
+const retryFailedAfter = time.Second
+
+// crash-loop detection: this many crashes within the window means the app
+// is restarted only after a growing backoff.
+const (
+	crashLoopCount  = 5
+	crashLoopWindow = 10 * time.Second
+	maxBackoff      = 30 * time.Second
+)
+
+// App is one WSGI app's processes: a zygote per generation (two while a
+// reload overlaps) and its workers.
+type App struct {
+	Key  Key
+	ID   string
+	Num  int    // small number for log lines ("app: N")
+	Name string // the nginx server_name and mount that declare it, else the key
+
+	cfg    *Config
+	own    []*os.File // listening sockets only this app's workers accept on
+	shared []*os.File // the shared vhost sockets
+	sb     *scoreboard
+
+	// Requests the daemon routes here: every worker reads handoffR; the
+	// daemon writes handoffW and polls its own handoffR for a backlog.
+	handoffR, handoffW *os.File
+
+	mu        sync.Mutex
+	state     State
+	cur       *generation   // the generation that takes new work
+	next      *generation   // a reload's new generation while it imports
+	draining  []*generation // old generations finishing their requests
+	genSeq    int
+	slots     []slot
+	queue     []routed // requests held while the app starts
+	lastError string
+	traceback string
+	failedAt  time.Time
+	crashes   []time.Time
+	backoff   time.Duration
+	retryAt   time.Time
+	waiters   []chan error
+
+	started      time.Time
+	lastRouted   time.Time
+	respawns     int
+	harakiris    int
+	routed       uint64
+	refused      uint64
+	closed       bool
+	old          retired
+}
+
+type slot struct {
+	gen      *generation
+	pid      int
+	spawning bool
+	harakiri bool // killed for harakiri: its exit is not a crash
+}
+
+type generation struct {
+	n        int
+	z        *zygote
+	ready    bool
+	stopping bool
+	exited   bool
+}
+
+type routed struct {
+	fd     int
+	prefix []byte
+	at     time.Time
+}
+
+// New sets up an app's pool without starting any process.
+func New(cfg *Config, key Key, num int, name string, own, shared []*os.File) (*App, error) {
+	sb, err := newScoreboard(2 * cfg.Processes) // room for a reload's overlap
+	if err != nil {
+		return nil, err
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		sb.close()
+		return nil, fmt.Errorf("handoff socket: %w", err)
+	}
+	// Large buffers: the handoff socket is where routed requests queue.
+	for _, fd := range pair {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	}
+	if name == "" {
+		name = key.String()
+	}
+	return &App{
+		Key: key, ID: key.ID(), Num: num, Name: name,
+		cfg: cfg, own: own, shared: shared, sb: sb,
+		handoffR: os.NewFile(uintptr(pair[1]), "handoff-r"),
+		handoffW: os.NewFile(uintptr(pair[0]), "handoff-w"),
+		state:    Cold,
+		slots:    make([]slot, sb.n),
+	}, nil
+}
+
+// State returns the app's state.
+func (a *App) State() State {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.state
+}
+
+// OwnSockets are the listening sockets only this app serves.
+func (a *App) OwnSockets() []*os.File { return a.own }
+
+// Running reports whether the app has a generation that serves or imports.
+func (a *App) Running() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cur != nil || a.next != nil
+}
+
+// Ensure starts the app if it is not running (cold, idle-stopped, or failed
+// long enough ago to try the import again).
+func (a *App) Ensure() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.ensureLocked()
+}
+
+func (a *App) ensureLocked() {
+	if a.closed || a.cur != nil || a.next != nil {
+		return
+	}
+	now := time.Now()
+	if now.Before(a.retryAt) {
+		return
+	}
+	if a.state == Failed && now.Sub(a.failedAt) < retryFailedAfter {
+		return
+	}
+	a.startGenLocked()
+}
+
+// startGenLocked starts a new generation; it becomes current when its
+// import succeeds.
+func (a *App) startGenLocked() {
+	a.genSeq++
+	g := &generation{n: a.genSeq}
+	z, err := a.startZygote(
+		func(ev event) { a.onEvent(g, ev) },
+		func(err error) { a.onZygoteExit(g, err) },
+	)
+	if err != nil {
+		a.failLocked(g, err.Error(), "")
+		return
+	}
+	g.z = z
+	a.next = g
+	if a.cur == nil {
+		a.state = Starting
+		a.started = time.Now()
+	}
+	a.cfg.logf("app %s (%s): starting generation %d, zygote pid %d", a.ID, a.Name, g.n, z.cmd.Process.Pid)
+}
+
+func (a *App) onEvent(g *generation, ev event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch ev.Ev {
+	case "ready":
+		a.onReadyLocked(g)
+	case "failed":
+		a.failLocked(g, ev.Error, ev.Traceback)
+	case "spawned":
+		if ev.Slot >= 0 && ev.Slot < len(a.slots) && a.slots[ev.Slot].gen == g {
+			a.slots[ev.Slot].pid = ev.PID
+			a.slots[ev.Slot].spawning = false
+		}
+	case "exited":
+		a.onWorkerExitLocked(g, ev)
+	}
+}
+
+func (a *App) onReadyLocked(g *generation) {
+	if a.next != g {
+		return
+	}
+	g.ready = true
+	a.next = nil
+	if old := a.cur; old != nil {
+		a.stopGenLocked(old, true)
+		a.cfg.logf("app %s (%s): generation %d ready, draining generation %d", a.ID, a.Name, g.n, old.n)
+	} else {
+		a.cfg.logf("app %s (%s): ready in %d ms", a.ID, a.Name, time.Since(a.started).Milliseconds())
+	}
+	a.cur = g
+	a.state = Ready
+	a.lastError, a.traceback = "", ""
+	a.spawnLocked(g)
+	for _, w := range a.waiters {
+		w <- nil
+	}
+	a.waiters = nil
+	a.flushQueueLocked()
+}
+
+// failLocked records an import failure. A failed reload keeps the old
+// generation serving.
+func (a *App) failLocked(g *generation, msg, tb string) {
+	if a.next == g {
+		a.next = nil
+	}
+	a.lastError, a.traceback = msg, tb
+	a.failedAt = time.Now()
+	detail := msg
+	if tb != "" {
+		detail = tb
+	}
+	if a.cur != nil {
+		a.cfg.logf("app %s (%s): reload failed, still serving generation %d: %s", a.ID, a.Name, a.cur.n, detail)
+	} else {
+		a.state = Failed
+		a.cfg.logf("app %s (%s): failed to load: %s", a.ID, a.Name, detail)
+		for _, q := range a.queue {
+			Respond(q.fd, 500)
+			unix.Close(q.fd)
+		}
+		a.queue = nil
+	}
+	err := &LoadError{App: a.Name, Msg: msg, Traceback: tb}
+	for _, w := range a.waiters {
+		w <- err
+	}
+	a.waiters = nil
+}
+
+// LoadError is an app that failed to import, with Python's traceback.
+type LoadError struct{ App, Msg, Traceback string }
+
+func (e *LoadError) Error() string { return fmt.Sprintf("app %s failed to load: %s", e.App, e.Msg) }
+
+func (a *App) onWorkerExitLocked(g *generation, ev event) {
+	if ev.Slot < 0 || ev.Slot >= len(a.slots) || a.slots[ev.Slot].gen != g {
+		return
+	}
+	s := a.slots[ev.Slot]
+	a.slots[ev.Slot] = slot{}
+	a.retireSlotLocked(ev.Slot)
+	ws := syscall.WaitStatus(ev.Status)
+	switch {
+	case g.stopping || a.closed:
+		return
+	case s.harakiri:
+		a.respawnLocked(g)
+	case ws.Exited() && ws.ExitStatus() == 0:
+		a.respawnLocked(g) // recycled after -R requests
+	case ws.Exited() && ws.ExitStatus() == 3:
+		a.failLocked(g, "the app failed to import in a worker (--lazy-apps); see the log", "")
+		if a.cur == g {
+			a.stopGenLocked(g, false)
+			a.cur = nil
+			a.state = Failed
+		}
+	default:
+		how := fmt.Sprintf("exit status %d", ws.ExitStatus())
+		if ws.Signaled() {
+			how = "signal " + ws.Signal().String()
+		}
+		now := time.Now()
+		a.crashes = append(a.crashes, now)
+		for len(a.crashes) > 0 && now.Sub(a.crashes[0]) > crashLoopWindow {
+			a.crashes = a.crashes[1:]
+		}
+		if len(a.crashes) >= crashLoopCount {
+			if a.backoff == 0 {
+				a.backoff = time.Second
+			} else if a.backoff < maxBackoff {
+				a.backoff *= 2
+			}
+			a.retryAt = now.Add(a.backoff)
+			a.cfg.logf("app %s (%s): worker pid %d died (%s): crash loop (%d crashes in %s), next worker in %s",
+				a.ID, a.Name, s.pid, how, len(a.crashes), crashLoopWindow, a.backoff)
+			return
+		}
+		a.cfg.logf("app %s (%s): worker pid %d died (%s), respawning", a.ID, a.Name, s.pid, how)
+		a.respawnLocked(g)
+	}
+}
+
+func (a *App) respawnLocked(g *generation) {
+	if a.cur != g || g.stopping {
+		return
+	}
+	a.respawns++
+	a.spawnLocked(g)
+}
+
+// spawnLocked asks a generation's zygote for one more worker, if a slot is
+// free and the app has fewer than -p workers.
+func (a *App) spawnLocked(g *generation) {
+	if g == nil || !g.ready || g.stopping || time.Now().Before(a.retryAt) {
+		return
+	}
+	live := 0
+	free := -1
+	for i, s := range a.slots {
+		if s.gen == g {
+			live++
+		} else if s.gen == nil && free < 0 {
+			free = i
+		}
+	}
+	if live >= a.cfg.Processes || free < 0 {
+		return
+	}
+	a.sb.clearSlot(free)
+	a.slots[free] = slot{gen: g, spawning: true}
+	if err := g.z.send(map[string]any{"cmd": "spawn", "slot": free}); err != nil {
+		a.slots[free] = slot{}
+		a.cfg.logf("app %s: %v", a.ID, err)
+	}
+}
+
+func (a *App) onZygoteExit(g *generation, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	g.exited = true
+	for i := range a.slots {
+		if a.slots[i].gen == g {
+			a.slots[i] = slot{}
+			a.retireSlotLocked(i)
+		}
+	}
+	for i, d := range a.draining {
+		if d == g {
+			a.draining = append(a.draining[:i], a.draining[i+1:]...)
+			break
+		}
+	}
+	switch {
+	case a.next == g:
+		if exitCode(err) != 3 { // 3: import failed, already reported
+			a.failLocked(g, fmt.Sprintf("the app's python exited before it was ready (%v)", err), "")
+		}
+	case a.cur == g:
+		a.cur = nil
+		if !g.stopping && !a.closed {
+			a.state = Cold
+			a.cfg.logf("app %s (%s): zygote exited unexpectedly (%v); it restarts on the next request", a.ID, a.Name, err)
+		}
+	}
+}
+
+// stopGenLocked stops a generation: gracefully (workers finish their
+// requests) or at once.
+func (a *App) stopGenLocked(g *generation, graceful bool) {
+	if g.stopping && graceful {
+		return
+	}
+	g.stopping = true
+	if g.exited || g.z == nil {
+		return
+	}
+	a.draining = append(a.draining, g)
+	if graceful {
+		_ = g.z.send(map[string]any{"cmd": "stop"})
+		_ = g.z.cmd.Process.Signal(syscall.SIGTERM)
+		return
+	}
+	_ = syscall.Kill(-g.z.cmd.Process.Pid, syscall.SIGKILL)
+	for _, s := range a.slots {
+		if s.gen == g && s.pid > 0 {
+			_ = syscall.Kill(s.pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// Handoff gives the app a request the daemon routed here: fd is the
+// connection (the app takes ownership) and prefix the bytes already read.
+func (a *App) Handoff(fd int, prefix []byte, viaShared bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.routed++
+	a.lastRouted = time.Now()
+	if viaShared && len(a.shared) > 0 && !a.sb.listenShared() {
+		a.sb.setListenShared(true) // traffic for us arrives on the shared port
+	}
+	a.ensureLocked()
+	switch {
+	case a.cur != nil && a.cur.ready:
+		if len(a.queue) == 0 && a.sendLocked(fd, prefix) {
+			return
+		}
+	case a.state == Failed && a.next == nil:
+		a.refused++
+		detail := a.lastError
+		if a.traceback != "" {
+			detail = a.traceback
+		}
+		a.cfg.logf("app %s (%s): request refused with 500, the app failed to load: %s", a.ID, a.Name, detail)
+		Respond(fd, 500)
+		unix.Close(fd)
+		return
+	}
+	if len(a.queue) >= a.cfg.QueueLimit {
+		a.refused++
+		Respond(fd, 503)
+		unix.Close(fd)
+		return
+	}
+	a.queue = append(a.queue, routed{fd, prefix, time.Now()})
+}
+
+// sendLocked passes one request to the app's workers; false when the
+// handoff socket is full (the request stays with the caller).
+func (a *App) sendLocked(fd int, prefix []byte) bool {
+	err := unix.Sendmsg(FD(a.handoffW), prefix, unix.UnixRights(fd), nil, unix.MSG_DONTWAIT)
+	if errors.Is(err, unix.EAGAIN) {
+		return false
+	}
+	if err != nil {
+		a.cfg.logf("app %s: hand a request to the workers: %v", a.ID, err)
+		Respond(fd, 502)
+	}
+	unix.Close(fd)
+	return true
+}
+
+func (a *App) flushQueueLocked() {
+	for len(a.queue) > 0 && a.cur != nil && a.cur.ready {
+		q := a.queue[0]
+		if !a.sendLocked(q.fd, q.prefix) {
+			return
+		}
+		a.queue = a.queue[1:]
+	}
+}
+
+// Close stops the app's processes: gracefully (in-flight requests finish)
+// or at once. Held requests get a 503.
+func (a *App) Close(graceful bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closed = true
+	a.stopAllLocked(graceful, Stopped)
+}
+
+// Stop stops the app's processes; the next request starts them again.
+func (a *App) Stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stopAllLocked(true, Stopped)
+}
+
+func (a *App) stopAllLocked(graceful bool, st State) {
+	for _, g := range []*generation{a.cur, a.next} {
+		if g != nil {
+			a.stopGenLocked(g, graceful)
+		}
+	}
+	if !graceful {
+		for _, g := range a.draining {
+			a.stopGenLocked(g, false)
+		}
+	}
+	a.cur, a.next = nil, nil
+	a.state = st
+	for _, q := range a.queue {
+		Respond(q.fd, 503)
+		unix.Close(q.fd)
+	}
+	a.queue = nil
+	a.sb.setListenShared(false)
+}
+
+// Reload starts a new generation with the app's current code; it takes
+// over once it imported, and the old one drains. If the import fails the
+// old generation keeps serving.
+func (a *App) Reload() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	if a.next != nil {
+		a.stopGenLocked(a.next, false)
+		a.next = nil
+	}
+	a.retryAt = time.Time{}
+	a.startGenLocked()
+}
+
+// Load starts the app if needed and waits until it has imported.
+func (a *App) Load(timeout time.Duration) error {
+	a.mu.Lock()
+	if a.state == Ready && a.next == nil {
+		a.mu.Unlock()
+		return nil
+	}
+	if a.state == Failed {
+		a.failedAt = time.Time{} // an explicit load always retries
+	}
+	a.ensureLocked()
+	if a.next == nil && a.cur == nil {
+		err := &LoadError{App: a.Name, Msg: a.lastError, Traceback: a.traceback}
+		a.mu.Unlock()
+		return err
+	}
+	w := make(chan error, 1)
+	a.waiters = append(a.waiters, w)
+	a.mu.Unlock()
+	select {
+	case err := <-w:
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("app %s: not ready after %s", a.Name, timeout)
+	}
+}
+
+// Done reports whether every process of the app has exited.
+func (a *App) Done() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cur == nil && a.next == nil && len(a.draining) == 0
+}

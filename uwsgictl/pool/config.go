@@ -1,0 +1,39 @@
+package pool
+
+import (
+	"os"
+	"time"
+)
+
+// Config is what every app's pool shares: the daemon's flags and plumbing.
+type Config struct {
+	Python        string        // interpreter when an app has no venv (--python)
+	Processes     int           // most workers per app (-p)
+	MaxRequests   int           // recycle a worker after this many requests (-R); 0 = never
+	Harakiri      time.Duration // kill a worker stuck on one request this long (-t); 0 = never
+	LimitAS       int           // RLIMIT_AS of every app process, MB (--limit-as); 0 = none
+	Idle          time.Duration // stop an app's processes after this long without requests (--idle); 0 = never
+	Lazy          bool          // import the app in every worker instead of once (--lazy-apps)
+	BufferSize    int           // largest uwsgi vars block (--buffer-size)
+	MaxVars       int
+	Logging       bool // one log line per request (off with --disable-logging)
+	Vhost         bool
+	SingleApp     bool // -w: every request goes to the one app, whatever its vars
+	AllowRootApps bool // run apps whose directory root owns, as root
+
+	WorkerScript string   // path of templates/worker.py written out by the daemon
+	LogWriter    *os.File // workers' stdout and stderr: the daemon's log pipe
+	ToMaster     *os.File // write end every worker hands foreign requests to
+
+	Logf func(format string, args ...any) // daemon events
+
+	// QueueLimit bounds the requests the daemon holds for one app while it
+	// starts or while all its workers are busy; past it they get a 503.
+	QueueLimit int
+}
+
+func (c *Config) logf(format string, args ...any) {
+	if c.Logf != nil {
+		c.Logf(format, args...)
+	}
+}

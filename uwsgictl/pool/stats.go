@@ -1,0 +1,172 @@
+package pool
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// WorkerStats is one worker process as the daemon sees it.
+type WorkerStats struct {
+	Slot          int     `json:"slot"`
+	PID           int     `json:"pid"`
+	Generation    int     `json:"generation"`
+	State         string  `json:"state"` // starting, idle, busy
+	Requests      uint64  `json:"requests"`
+	Errors        uint64  `json:"errors"`
+	TX            uint64  `json:"tx"`
+	AvgRTMicros   uint64  `json:"avg_rt_us"`
+	RunningMicros uint64  `json:"running_time_us"`
+	RequestAgeMS  int64   `json:"current_request_age_ms"` // 0 when idle
+	RSS           int64   `json:"rss"`                    // bytes
+	LastRequest   float64 `json:"last_request"`           // unix time; 0 if none
+}
+
+// AppStats is an app's state and counters.
+type AppStats struct {
+	ID            string        `json:"id"`
+	Num           int           `json:"num"`
+	Name          string        `json:"name"`
+	Pyhome        string        `json:"pyhome"`
+	Chdir         string        `json:"chdir"`
+	Script        string        `json:"script"`
+	State         State         `json:"state"`
+	Generation    int           `json:"generation"`
+	ZygotePID     int           `json:"zygote_pid"`
+	ZygoteRSS     int64         `json:"zygote_rss"`
+	Workers       []WorkerStats `json:"workers"`
+	Requests      uint64        `json:"requests"`
+	Errors        uint64        `json:"errors"`
+	Harakiris     int           `json:"harakiri_count"`
+	Respawns      int           `json:"respawns"`
+	AvgLatencyMS  float64       `json:"avg_latency_ms"`
+	P99LatencyMS  float64       `json:"p99_latency_ms"`
+	LastRequest   float64       `json:"last_request"` // unix time; 0 if none
+	Queued        int           `json:"queued"`
+	ListensShared bool          `json:"listens_shared"`
+	LastError     string        `json:"last_error,omitempty"`
+	Traceback     string        `json:"traceback,omitempty"`
+}
+
+// retired keeps the counters of workers that have exited, so app totals
+// survive recycling.
+type retired struct {
+	requests, errors, tx, totalNS uint64
+	hist                          [histBuckets]uint64
+}
+
+func (a *App) retireSlotLocked(i int) {
+	st := a.sb.slot(i)
+	a.old.requests += st.Requests
+	a.old.errors += st.Errors
+	a.old.tx += st.TX
+	a.old.totalNS += st.TotalNS
+	for b, n := range st.Hist {
+		a.old.hist[b] += uint64(n)
+	}
+	a.sb.clearSlot(i)
+}
+
+// Stats returns the app's current state and counters.
+func (a *App) Stats() AppStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := AppStats{
+		ID: a.ID, Num: a.Num, Name: a.Name, Pyhome: a.Key.Pyhome, Chdir: a.Key.Chdir, Script: a.Key.Script,
+		State: a.state, Harakiris: a.harakiris, Respawns: a.respawns, Queued: len(a.queue),
+		ListensShared: len(a.shared) > 0 && a.sb.listenShared(), LastError: a.lastError, Traceback: a.traceback,
+		Workers: []WorkerStats{},
+	}
+	if a.cur != nil {
+		s.Generation = a.cur.n
+		if a.cur.z != nil {
+			s.ZygotePID = a.cur.z.cmd.Process.Pid
+			s.ZygoteRSS = rss(s.ZygotePID)
+		}
+	}
+	hist := a.old.hist
+	requests, errs, totalNS := a.old.requests, a.old.errors, a.old.totalNS
+	var last uint64
+	for i, sl := range a.slots {
+		if sl.gen == nil {
+			continue
+		}
+		st := a.sb.slot(i)
+		w := WorkerStats{Slot: i, PID: sl.pid, Generation: sl.gen.n, Requests: st.Requests, Errors: st.Errors, TX: st.TX,
+			RunningMicros: st.TotalNS / 1000, RSS: rss(sl.pid), LastRequest: float64(st.LastUnixMS) / 1000}
+		switch {
+		case sl.spawning:
+			w.State = "starting"
+		case st.State == stateBusy && st.StartNS != 0:
+			w.State = "busy"
+			w.RequestAgeMS = nsSince(st.StartNS).Milliseconds()
+		default:
+			w.State = "idle"
+		}
+		if st.Requests > 0 {
+			w.AvgRTMicros = st.TotalNS / st.Requests / 1000
+		}
+		s.Workers = append(s.Workers, w)
+		requests += st.Requests
+		errs += st.Errors
+		totalNS += st.TotalNS
+		for b, n := range st.Hist {
+			hist[b] += uint64(n)
+		}
+		if st.LastUnixMS > last {
+			last = st.LastUnixMS
+		}
+	}
+	s.Requests, s.Errors = requests, errs
+	s.LastRequest = float64(last) / 1000
+	if requests > 0 {
+		s.AvgLatencyMS = float64(totalNS) / float64(requests) / 1e6
+		s.P99LatencyMS = percentile(hist, requests, 0.99)
+	}
+	return s
+}
+
+// percentile estimates a latency percentile from power-of-two buckets: the
+// upper bound of the bucket holding it, in milliseconds.
+func percentile(hist [histBuckets]uint64, total uint64, p float64) float64 {
+	want := uint64(float64(total)*p + 0.5)
+	if want == 0 {
+		want = 1
+	}
+	var seen uint64
+	for b, n := range hist {
+		seen += n
+		if seen >= want {
+			return float64(uint64(1)<<uint(b)) / 1000
+		}
+	}
+	return 0
+}
+
+// rss is a process's resident memory in bytes, 0 if it is gone.
+func rss(pid int) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}
+
+// Uptime is how long the current generation has run.
+func (a *App) Uptime() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cur == nil {
+		return 0
+	}
+	return time.Since(a.started)
+}

@@ -1,0 +1,209 @@
+package pool
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// event is a message from a zygote (see templates/worker.py).
+type event struct {
+	Ev        string `json:"ev"` // ready, failed, spawned, exited
+	PID       int    `json:"pid"`
+	Slot      int    `json:"slot"`
+	Status    int    `json:"status"` // wait status of an exited worker
+	Error     string `json:"error"`
+	Traceback string `json:"traceback"`
+}
+
+// zygote is one generation's first Python process: it imports the app and
+// forks the workers.
+type zygote struct {
+	cmd *exec.Cmd
+	ctl *os.File // the daemon's end of a SOCK_SEQPACKET pair
+}
+
+// Inherited descriptors, in step with templates/worker.py.
+const (
+	fdCtl        = 3
+	fdScoreboard = 4
+	fdHandoff    = 5
+	fdToMaster   = 6
+	fdFirstSock  = 7
+)
+
+// workerConfig is the JSON the worker program reads from PYVHOST_WORKER.
+type workerConfig struct {
+	AppID       string `json:"app_id"`
+	AppNum      int    `json:"app_num"`
+	Name        string `json:"name"`
+	Pyhome      string `json:"pyhome"`
+	Chdir       string `json:"chdir"`
+	Script      string `json:"script"`
+	Lazy        bool   `json:"lazy"`
+	LimitASMB   int    `json:"limit_as_mb"`
+	BufferSize  int    `json:"buffer_size"`
+	MaxVars     int    `json:"max_vars"`
+	MaxRequests int    `json:"max_requests"`
+	Logging     bool   `json:"logging"`
+	Vhost       bool   `json:"vhost"`
+	SingleApp   bool   `json:"single_app"`
+	Slots       int    `json:"slots"`
+	OwnFDs      []int  `json:"own_fds"`
+	SharedFDs   []int  `json:"shared_fds"`
+}
+
+// interpreter is the app's venv python, else --python.
+func (a *App) interpreter() (string, error) {
+	if a.Key.Pyhome != "" {
+		py := filepath.Join(a.Key.Pyhome, "bin", "python")
+		if _, err := os.Stat(py); err != nil {
+			return "", fmt.Errorf("venv %s has no bin/python: create it with python3 -m venv %s", a.Key.Pyhome, a.Key.Pyhome)
+		}
+		return py, nil
+	}
+	py, err := exec.LookPath(a.cfg.Python)
+	if err != nil {
+		return "", fmt.Errorf("python interpreter %q not found (--python): %w", a.cfg.Python, err)
+	}
+	return py, nil
+}
+
+// credential is who the app runs as: the owner of its directory when the
+// daemon is root, so one site cannot read another's files.
+func (a *App) credential() (*syscall.Credential, string, error) {
+	if os.Geteuid() != 0 {
+		home, _ := os.UserHomeDir()
+		return nil, home, nil
+	}
+	dir := a.Key.Chdir
+	if dir == "" {
+		dir = "."
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return nil, "", fmt.Errorf("app directory %s: %w", dir, err)
+	}
+	if st.Uid == 0 && !a.cfg.AllowRootApps {
+		return nil, "", fmt.Errorf("app directory %s is owned by root: chown it to the user the app should run as, or pass --allow-root-apps", dir)
+	}
+	cred := &syscall.Credential{Uid: st.Uid, Gid: st.Gid}
+	home := "/"
+	if u, err := user.LookupId(strconv.Itoa(int(st.Uid))); err == nil {
+		home = u.HomeDir
+		if gids, err := u.GroupIds(); err == nil {
+			for _, g := range gids {
+				if n, err := strconv.Atoi(g); err == nil {
+					cred.Groups = append(cred.Groups, uint32(n))
+				}
+			}
+		}
+	}
+	return cred, home, nil
+}
+
+// startZygote starts a generation's zygote. Events arrive on onEvent and
+// its exit on onExit, from a goroutine of its own.
+func (a *App) startZygote(onEvent func(event), onExit func(error)) (*zygote, error) {
+	py, err := a.interpreter()
+	if err != nil {
+		return nil, err
+	}
+	cred, home, err := a.credential()
+	if err != nil {
+		return nil, err
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	ctl := os.NewFile(uintptr(pair[0]), "zygote-ctl")
+	child := os.NewFile(uintptr(pair[1]), "zygote-ctl-child")
+	defer child.Close()
+
+	files := []*os.File{child, a.sb.file, a.handoffR, a.cfg.ToMaster}
+	wc := workerConfig{
+		AppID: a.ID, AppNum: a.Num, Name: a.Name,
+		Pyhome: a.Key.Pyhome, Chdir: a.Key.Chdir, Script: a.Key.Script,
+		Lazy: a.cfg.Lazy, LimitASMB: a.cfg.LimitAS, BufferSize: a.cfg.BufferSize, MaxVars: a.cfg.MaxVars,
+		MaxRequests: a.cfg.MaxRequests, Logging: a.cfg.Logging, Vhost: a.cfg.Vhost, SingleApp: a.cfg.SingleApp,
+		Slots: a.sb.n, OwnFDs: []int{}, SharedFDs: []int{},
+	}
+	for _, f := range a.own {
+		wc.OwnFDs = append(wc.OwnFDs, fdCtl+len(files))
+		files = append(files, f)
+	}
+	for _, f := range a.shared {
+		wc.SharedFDs = append(wc.SharedFDs, fdCtl+len(files))
+		files = append(files, f)
+	}
+	js, err := json.Marshal(wc)
+	if err != nil {
+		ctl.Close()
+		return nil, err
+	}
+	cmd := exec.Command(py, a.cfg.WorkerScript, a.Name)
+	cmd.Dir = "/"
+	cmd.Env = []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"LANG=C.UTF-8",
+		"HOME=" + home,
+		"PYVHOST_WORKER=" + string(js),
+	}
+	if a.Key.Pyhome != "" {
+		cmd.Env = append(cmd.Env, "VIRTUAL_ENV="+a.Key.Pyhome)
+	}
+	cmd.ExtraFiles = files
+	cmd.Stdout, cmd.Stderr = a.cfg.LogWriter, a.cfg.LogWriter
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		ctl.Close()
+		return nil, fmt.Errorf("start %s: %w", py, err)
+	}
+	z := &zygote{cmd: cmd, ctl: ctl}
+	go func() {
+		buf := make([]byte, 1<<20)
+		for {
+			n, err := ctl.Read(buf)
+			if err != nil || n == 0 {
+				break
+			}
+			var ev event
+			if json.Unmarshal(buf[:n], &ev) == nil {
+				onEvent(ev)
+			}
+		}
+		err := cmd.Wait()
+		ctl.Close()
+		onExit(err)
+	}()
+	return z, nil
+}
+
+func (z *zygote) send(cmd map[string]any) error {
+	b, _ := json.Marshal(cmd)
+	if _, err := z.ctl.Write(b); err != nil {
+		return fmt.Errorf("tell zygote %d: %w", z.cmd.Process.Pid, err)
+	}
+	return nil
+}
+
+// exitCode of a zygote's Wait error: its exit status, or -1.
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err == nil {
+		return 0
+	}
+	return -1
+}
