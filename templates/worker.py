@@ -37,7 +37,8 @@ FIRST_LISTEN_FD = 7
 # Scoreboard layout; keep in step with uwsgictl/pool/scoreboard.go.
 APP_HEADER = 64    # u32 listen_shared, u32 pad, u64 last_own_shared_ns
 SLOT_SIZE = 256
-SLOT_HEAD = struct.Struct("<IIQQQQQQQ")  # pid, state, start_ns, requests, total_ns, errors, last_unix_ms, tx, harakiri-safe pad
+SLOT_HEAD = struct.Struct("<IIQQQQQQQ")  # pid, state, start_ns, requests, total_ns, errors, last_unix_ms, tx, pad
+SLOT_MARK = struct.Struct("<IIQ")        # pid, state, start_ns
 HIST_OFF = 128     # 32 x u32 latency buckets: bucket i counts requests < 2**i microseconds
 HIST_BUCKETS = 32
 ST_IDLE, ST_BUSY = 1, 2
@@ -235,6 +236,9 @@ class Worker(object):
         self.single = CFG.get("single_app", False)
         self.key = (CFG.get("pyhome", ""), CFG.get("chdir", ""), CFG["script"])
         self.buffer_size = CFG.get("buffer_size", 4096)
+        # Most packets fit the first read; a small read avoids allocating
+        # (and shrinking) a large buffer on every request.
+        self.first_read = self.buffer_size + 4 + 1024
         self.max_vars = CFG.get("max_vars", 128)
         self.max_requests = CFG.get("max_requests", 0)
         self.logging = CFG.get("logging", True)
@@ -249,6 +253,7 @@ class Worker(object):
         self.sb = None
         self.slot_off = APP_HEADER + slot * SLOT_SIZE
         self.ppid = os.getppid()
+        self.pid = os.getpid()
 
     # -- scoreboard
 
@@ -258,10 +263,10 @@ class Worker(object):
         self.sb = mmap.mmap(SCOREBOARD_FD, size)
 
     def mark(self, state, start_ns):
-        struct.pack_into("<IIQ", self.sb, self.slot_off, os.getpid(), state, start_ns)
+        SLOT_MARK.pack_into(self.sb, self.slot_off, self.pid, state, start_ns)
 
     def finish_stats(self, dur_ns):
-        SLOT_HEAD.pack_into(self.sb, self.slot_off, os.getpid(), ST_IDLE, 0, self.requests, self.total_ns,
+        SLOT_HEAD.pack_into(self.sb, self.slot_off, self.pid, ST_IDLE, 0, self.requests, self.total_ns,
                             self.errors, int(time.time() * 1000), self.tx, 0)
         b = (dur_ns // 1000).bit_length()
         if b >= HIST_BUCKETS:
@@ -395,7 +400,7 @@ class Worker(object):
         larger than --buffer-size."""
         read = os.read
         while len(data) < 4:
-            chunk = read(conn, 65536)
+            chunk = read(conn, self.first_read)
             if not chunk:
                 return 0, data
             data += chunk
@@ -425,25 +430,22 @@ class Worker(object):
             self.errors += 1
             return
         # Parse the vars: lengths from the bytes, strings sliced from one
-        # latin-1 decoding (PEP 3333's "bytes as latin-1").
-        s = data[4:end].decode("latin-1")
+        # latin-1 decoding of the same bytes (PEP 3333's "bytes as latin-1"),
+        # so offsets agree. This loop is the worker's hottest code.
         b = data
+        s = b[:end].decode("latin-1")
         env = {}
         pos = 4
-        n = 0
-        maxv = self.max_vars
         try:
             while pos < end:
-                kl = b[pos] | (b[pos + 1] << 8)
-                k = s[pos - 2:pos - 2 + kl]
-                pos += 2 + kl
-                vl = b[pos] | (b[pos + 1] << 8)
-                env[k] = s[pos - 2:pos - 2 + vl]
-                pos += 2 + vl
-                n += 1
-                if not kl or n > maxv:
-                    raise ValueError
-        except (IndexError, ValueError):
+                q = pos + 2 + (b[pos] | b[pos + 1] << 8)
+                r = q + 2 + (b[q] | b[q + 1] << 8)
+                env[s[pos + 2:q]] = s[q + 2:r]
+                pos = r
+        except IndexError:
+            pos = -1
+        n = len(env)
+        if n > self.max_vars or "" in env:
             pos = -1
         if pos != end:
             log("refused a malformed uwsgi packet")

@@ -14,3 +14,8 @@ def index():
 def env():
     keys = ("SCRIPT_NAME", "PATH_INFO", "UWSGI_CHDIR", "UWSGI_SCRIPT")
     return "".join(f"{k}={request.environ.get(k, '')}\n" for k in keys)
+
+
+@app.route("/echo", methods=["POST"])
+def echo():
+    return request.get_data()

@@ -1,0 +1,124 @@
+package daemon_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/nginxconf/nginxtest"
+	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
+)
+
+func TestMain(m *testing.M) { daemontest.Main(m) }
+
+func slow(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: runs nginx, the daemon and Python (make test runs it)")
+	}
+}
+
+// site is one server block for the test nginx.
+type site struct {
+	domain string
+	apps   []nginxconf.AppSpec
+}
+
+// env is a private nginx in front of the daemon.
+type env struct {
+	dir    string
+	listen string // nginx's address
+	conf   string
+	nginx  *nginxtest.Server
+	client *http.Client
+}
+
+// startNginx writes the sites (rendered by pyvhost itself) into a private
+// nginx configuration and starts nginx.
+func startNginx(t *testing.T, dir string, sites ...site) *env {
+	t.Helper()
+	e := &env{dir: dir, listen: fmt.Sprintf("127.0.0.1:%d", nginxtest.FreePort(t)), conf: filepath.Join(dir, "nginx.conf")}
+	var blocks []string
+	for _, s := range sites {
+		b, err := nginxconf.Render(nginxconf.SiteSpec{Domain: s.domain, Listen: e.listen, Apps: s.apps},
+			nginxconf.RenderOptions{IncludeParams: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks = append(blocks, string(b))
+	}
+	params, err := os.ReadFile(nginxtest.ParamsFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "uwsgi_params"), string(params))
+	write(t, filepath.Join(dir, "sites.conf"), strings.Join(blocks, "\n"))
+	body := "    client_max_body_size 200m;\n    uwsgi_read_timeout 30s;\n    include sites.conf;"
+	write(t, e.conf, nginxtest.MainConf(dir, body))
+	e.nginx = nginxtest.Start(t, e.conf, e.listen)
+	e.client = &http.Client{Timeout: 30 * time.Second}
+	return e
+}
+
+// get requests path from nginx with a Host header.
+func (e *env) get(t *testing.T, host, path string) (int, string) {
+	t.Helper()
+	return e.do(t, "GET", host, path, nil)
+}
+
+func (e *env) do(t *testing.T, method, host, path string, body io.Reader) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+e.listen+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s%s: %v", method, host, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s%s: reading the body: %v", method, host, path, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func write(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	return fmt.Sprintf("127.0.0.1:%d", nginxtest.FreePort(t))
+}
+
+// rawRequest sends bytes straight to a uwsgi socket and returns the reply.
+func rawRequest(t *testing.T, addr string, packet []byte) string {
+	t.Helper()
+	network := "tcp"
+	if strings.HasPrefix(addr, "/") {
+		network = "unix"
+	}
+	c, err := net.DialTimeout(network, addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(packet); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	return string(b)
+}

@@ -1,0 +1,310 @@
+// Package daemontest runs the real pyvhost daemon for end-to-end tests:
+// the binary built once per test process, a shared virtualenv made from
+// Debian's Python (so Flask and Django come from python3-flask and
+// python3-django), app directories owned by an unprivileged user, and a
+// daemon stopped when its test ends.
+package daemontest
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	shared     string // per-process scratch directory (binary, venv)
+	sharedOnce sync.Once
+	sharedErr  error
+	binPath    string
+	venvPath   string
+)
+
+// Main wraps a test package's TestMain: it removes the shared scratch
+// directory after the tests.
+func Main(m *testing.M) {
+	code := m.Run()
+	if shared != "" {
+		os.RemoveAll(shared)
+	}
+	os.Exit(code)
+}
+
+func setup() {
+	shared, sharedErr = os.MkdirTemp("", "pyvhost-e2e-")
+	if sharedErr != nil {
+		return
+	}
+	_ = os.Chmod(shared, 0o755)
+	binPath = filepath.Join(shared, "pyvhost")
+	out, err := exec.Command("go", "build", "-o", binPath, "github.com/pyvhost/pyvhost/cmd/pyvhost").CombinedOutput()
+	if err != nil {
+		sharedErr = fmt.Errorf("build pyvhost: %v\n%s", err, out)
+		return
+	}
+	venvPath = filepath.Join(shared, "venv")
+	// Debian's interpreter, not the first python3 on PATH: its packages
+	// (python3-flask, python3-django) are what --system-site-packages shares.
+	out, err = exec.Command("/usr/bin/python3", "-m", "venv", "--system-site-packages", venvPath).CombinedOutput()
+	if err != nil {
+		sharedErr = fmt.Errorf("create venv: %v\n%s (run `make test`: it installs python3-venv)", err, out)
+	}
+}
+
+// Binary is the pyvhost binary built from this checkout.
+func Binary(t testing.TB) string {
+	t.Helper()
+	sharedOnce.Do(setup)
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	return binPath
+}
+
+// Venv is a virtualenv shared by the tests' apps, like the seed's one venv
+// for two sites.
+func Venv(t testing.TB) string {
+	Binary(t)
+	return venvPath
+}
+
+// Dir is a temporary directory every user can traverse (app workers run as
+// nobody when the tests run as root).
+func Dir(t testing.TB) string {
+	t.Helper()
+	d := t.TempDir()
+	for p := d; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+		_ = os.Chmod(p, 0o755)
+	}
+	return d
+}
+
+// AppOwner is the user test apps run as: nobody when root, else ourselves.
+func AppOwner() (uid, gid int) {
+	if os.Geteuid() != 0 {
+		return os.Getuid(), os.Getgid()
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		return 65534, 65534
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid
+}
+
+// App copies testdata/apps/NAME into dir/NAME, owned by AppOwner, and
+// returns its path.
+func App(t testing.TB, dir, name string) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	src := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "apps", name)
+	dst := filepath.Join(dir, name)
+	uid, gid := AppOwner()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(dst, rel)
+		if d.IsDir() {
+			if strings.HasPrefix(d.Name(), "__pycache__") {
+				return filepath.SkipDir
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+		} else {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(out, b, 0o644); err != nil {
+				return err
+			}
+		}
+		return os.Lchown(out, uid, gid)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// Daemon is a running `pyvhost uwsgi`.
+type Daemon struct {
+	cmd     *exec.Cmd
+	LogPath string
+	done    chan struct{}
+	exitErr error
+}
+
+// Start runs `pyvhost uwsgi ARGS...` logging to a file, waits until
+// readyAddr accepts connections (a host:port or unix socket path; "" to
+// not wait), and stops the daemon when the test ends.
+func Start(t testing.TB, readyAddr string, args ...string) *Daemon {
+	t.Helper()
+	bin := Binary(t)
+	logPath := filepath.Join(Dir(t), "daemon.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, append([]string{"uwsgi"}, args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logf.Close()
+	d := &Daemon{cmd: cmd, LogPath: logPath, done: make(chan struct{})}
+	go func() { d.exitErr = cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() { d.Stop(t) })
+	if readyAddr != "" {
+		network := "tcp"
+		if strings.HasPrefix(readyAddr, "/") {
+			network = "unix"
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c, err := net.DialTimeout(network, readyAddr, 100*time.Millisecond)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-d.done:
+				t.Fatalf("daemon exited during start-up (%v):\n%s", d.exitErr, d.Log())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("daemon not listening on %s:\n%s", readyAddr, d.Log())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return d
+}
+
+// PID is the daemon's process id.
+func (d *Daemon) PID() int { return d.cmd.Process.Pid }
+
+// Log is everything the daemon logged so far.
+func (d *Daemon) Log() string {
+	b, _ := os.ReadFile(d.LogPath)
+	return string(b)
+}
+
+// WaitLog waits until the log contains s.
+func (d *Daemon) WaitLog(t testing.TB, s string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(d.Log(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log never said %q:\n%s", s, d.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Signal sends sig to the daemon.
+func (d *Daemon) Signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Wait waits for the daemon to exit and returns its exit error.
+func (d *Daemon) Wait(timeout time.Duration) (error, bool) {
+	select {
+	case <-d.done:
+		return d.exitErr, true
+	case <-time.After(timeout):
+		return nil, false
+	}
+}
+
+// Stop ends the daemon (SIGTERM, then SIGKILL of its whole process group)
+// and checks it left no process behind.
+func (d *Daemon) Stop(t testing.TB) {
+	select {
+	case <-d.done:
+	default:
+		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+		if _, ok := d.Wait(10 * time.Second); !ok {
+			_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+			<-d.done
+			t.Errorf("daemon did not stop on SIGTERM within 10s:\n%s", d.Log())
+		}
+	}
+	// Workers run in process groups of their own: none may outlive the daemon.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		left := Descendants(d.cmd.Process.Pid)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, p := range left {
+				_ = syscall.Kill(p, syscall.SIGKILL)
+			}
+			t.Errorf("processes left after the daemon stopped: %v", left)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Descendants lists the processes whose parent chain leads to pid (or whose
+// parent died and that still carry the daemon's worker program).
+func Descendants(pid int) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if bytes.Contains(cmdline, []byte(shared)) && strings.Contains(string(cmdline), "worker-") {
+			out = append(out, p)
+			continue
+		}
+		if isDescendant(p, pid) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func isDescendant(p, root int) bool {
+	for i := 0; i < 64 && p > 1; i++ {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat")
+		if err != nil {
+			return false
+		}
+		s := string(stat)
+		f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+		if len(f) < 2 {
+			return false
+		}
+		pp, _ := strconv.Atoi(f[1])
+		if pp == root {
+			return true
+		}
+		p = pp
+	}
+	return false
+}
