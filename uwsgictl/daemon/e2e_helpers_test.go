@@ -119,6 +119,10 @@ func rawRequest(t *testing.T, addr string, packet []byte) string {
 	if _, err := c.Write(packet); err != nil {
 		t.Fatal(err)
 	}
+	// Half-close: a truncated packet then ends, as when a client goes away.
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
 	b, _ := io.ReadAll(c)
 	return string(b)
 }

@@ -94,8 +94,7 @@ func (d *Daemon) readPacket(conn int) ([]byte, bool) {
 			need = wire.HeaderSize + int(h.Size)
 		}
 	}
-	tv = unix.Timeval{}
-	_ = unix.SetsockoptTimeval(conn, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	setIOTimeouts(conn)
 	return buf, true
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,7 +36,22 @@ func listen(addr string, backlog int) (*listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	setIOTimeouts(fd)
 	return &listener{addr: addr, file: os.NewFile(uintptr(fd), addr), fd: fd}, nil
+}
+
+// socketTimeout bounds every read and write on a request's connection, as
+// uWSGI's --socket-timeout does: a client that stops sending or reading
+// cannot hold a worker forever.
+const socketTimeout = 10 * time.Second
+
+// setIOTimeouts sets the read and write timeouts on a socket. On a
+// listening socket Linux copies them to every accepted connection, so the
+// workers get them without a syscall per request.
+func setIOTimeouts(fd int) {
+	tv := unix.NsecToTimeval(int64(socketTimeout))
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
 }
 
 func listenTCP(addr string, backlog int) (int, error) {
