@@ -470,6 +470,10 @@ class Worker(object):
                 error_response(conn, 403, env.get("SERVER_PROTOCOL") or "HTTP/1.0")
                 self.errors += 1
                 return
+        # nginx also passes Content-Length and Content-Type as headers; CGI
+        # and PEP 3333 have them only as CONTENT_LENGTH and CONTENT_TYPE.
+        env.pop("HTTP_CONTENT_LENGTH", None)
+        env.pop("HTTP_CONTENT_TYPE", None)
         self.call_app(conn, env, data[end:], start, n, end - 4)
 
     def call_app(self, conn, env, body_prefix, start, nvars, pktsize):

@@ -278,8 +278,8 @@ func Descendants(pid int) []int {
 			continue
 		}
 		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if bytes.Contains(cmdline, []byte(shared)) && strings.Contains(string(cmdline), "worker-") {
-			out = append(out, p)
+		if bytes.Contains(cmdline, []byte(shared)) && strings.Contains(string(cmdline), "worker-") && parentOf(p) == 1 {
+			out = append(out, p) // an orphaned worker of some test's daemon
 			continue
 		}
 		if isDescendant(p, pid) {
@@ -291,20 +291,26 @@ func Descendants(pid int) []int {
 
 func isDescendant(p, root int) bool {
 	for i := 0; i < 64 && p > 1; i++ {
-		stat, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat")
-		if err != nil {
-			return false
-		}
-		s := string(stat)
-		f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
-		if len(f) < 2 {
-			return false
-		}
-		pp, _ := strconv.Atoi(f[1])
+		pp := parentOf(p)
 		if pp == root {
 			return true
 		}
 		p = pp
 	}
 	return false
+}
+
+// parentOf is a process's parent pid, 0 if it is gone.
+func parentOf(p int) int {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(stat)
+	f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+	if len(f) < 2 {
+		return 0
+	}
+	pp, _ := strconv.Atoi(f[1])
+	return pp
 }

@@ -1,0 +1,145 @@
+package daemon_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
+)
+
+// wsgiEnv starts a daemon and nginx serving the named test apps, one site
+// each (NAME.test), all on the shared port.
+func wsgiEnv(t *testing.T, daemonArgs []string, apps ...string) (*env, *daemontest.Daemon, map[string]string) {
+	t.Helper()
+	dir := daemontest.Dir(t)
+	venv := daemontest.Venv(t)
+	sock := freeAddr(t)
+	paths := map[string]string{}
+	var sites []site
+	for _, name := range apps {
+		module := name
+		if name == "flaskapp" {
+			module = "flaskapp:app"
+		}
+		p := daemontest.App(t, dir, name)
+		paths[name] = p
+		sites = append(sites, site{name + ".test", []nginxconf.AppSpec{{Socket: sock, Venv: venv, AppDir: p, Module: module}}})
+	}
+	args := append([]string{"-s", sock, "--vhost-root", dir, "--vhost-root", filepath.Dir(venv)}, daemonArgs...)
+	d := daemontest.Start(t, sock, args...)
+	return startNginx(t, dir, sites...), d, paths
+}
+
+// TestWSGIValidated: requests through nginx to an app wrapped in
+// wsgiref.validate.validator, GET and POST.
+func TestWSGIValidated(t *testing.T) {
+	slow(t)
+	e, d, _ := wsgiEnv(t, nil, "envecho")
+	body := strings.Repeat("posted body ", 1000)
+	code, out := e.do(t, "POST", "envecho.test", "/form?x=1", strings.NewReader(body))
+	var env map[string]any
+	if code != 200 || json.Unmarshal([]byte(out), &env) != nil {
+		t.Fatalf("POST: %d %q\n%s", code, out, d.Log())
+	}
+	sum := sha256.Sum256([]byte(body))
+	if env["body_len"].(float64) != float64(len(body)) || env["body_sha256"] != hex.EncodeToString(sum[:]) {
+		t.Errorf("the app read %v bytes (%v), want %d", env["body_len"], env["body_sha256"], len(body))
+	}
+	if env["REQUEST_METHOD"] != "POST" || env["CONTENT_LENGTH"] != fmt.Sprint(len(body)) || env["QUERY_STRING"] != "x=1" {
+		t.Errorf("environ: %v", env)
+	}
+	if strings.Contains(d.Log(), "AssertionError") || strings.Contains(d.Log(), "WSGIWarning") {
+		t.Errorf("the validator complained:\n%s", d.Log())
+	}
+}
+
+// TestLargeBodiesStreamingAndFiles: a 100 MB upload read in chunks, a
+// 50 MB streamed download, wsgi.file_wrapper, write(), and a generator
+// whose chunks arrive as produced and whose close() is always called.
+func TestLargeBodiesStreamingAndFiles(t *testing.T) {
+	slow(t)
+	e, d, paths := wsgiEnv(t, nil, "bigio", "stream")
+	up := make([]byte, 100<<20)
+	if _, err := rand.Read(up); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(up)
+	code, out := e.do(t, "POST", "bigio.test", "/upload", bytes.NewReader(up))
+	if want := fmt.Sprintf("%d %s\n", len(up), hex.EncodeToString(sum[:])); code != 200 || out != want {
+		t.Fatalf("upload: %d %q, want %q\n%s", code, out, want, d.Log())
+	}
+	code, out = e.get(t, "bigio.test", "/download?mb=50")
+	if code != 200 || len(out) != 50<<20 || out[:16] != "0123456789abcdef" {
+		t.Fatalf("download: %d, %d bytes", code, len(out))
+	}
+	if code, out = e.get(t, "bigio.test", "/file"); code != 200 || out != strings.Repeat("file-wrapper ", 10000) {
+		t.Fatalf("file_wrapper: %d, %d bytes", code, len(out))
+	}
+	if code, out = e.get(t, "bigio.test", "/write"); code != 200 || out != "written then returned\n" {
+		t.Fatalf("write(): %d %q", code, out)
+	}
+	start := time.Now()
+	if code, out = e.get(t, "stream.test", "/"); code != 200 || out != "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n" {
+		t.Fatalf("stream: %d %q", code, out)
+	}
+	if time.Since(start) < 200*time.Millisecond {
+		t.Errorf("the generator's sleeps did not happen?")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if b, err := os.ReadFile(filepath.Join(paths["stream"], "closed.marker")); err == nil && string(b) == "closed\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the response's close() was not called")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestFlaskAndDjango: real frameworks from Debian's packages, through a
+// venv made with --system-site-packages.
+func TestFlaskAndDjango(t *testing.T) {
+	slow(t)
+	e, d, _ := wsgiEnv(t, nil, "flaskapp")
+	if code, out := e.get(t, "flaskapp.test", "/"); code != 200 || out != "Hello from Flask at flaskapp.test/\n" {
+		t.Fatalf("flask: %d %q\n%s", code, out, d.Log())
+	}
+	if code, out := e.do(t, "POST", "flaskapp.test", "/echo", strings.NewReader("round trip")); code != 200 || out != "round trip" {
+		t.Fatalf("flask POST: %d %q", code, out)
+	}
+
+	// Django: a fresh project, as a user would make it.
+	dir := daemontest.Dir(t)
+	venv := daemontest.Venv(t)
+	cmd := exec.Command(filepath.Join(venv, "bin", "python"), "-m", "django", "startproject", "mysite", filepath.Join(dir, "mysite"))
+	if err := os.MkdirAll(filepath.Join(dir, "mysite"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("django startproject: %v\n%s (make test installs python3-django)", err, out)
+	}
+	settings := filepath.Join(dir, "mysite", "mysite", "settings.py")
+	b, _ := os.ReadFile(settings)
+	write(t, settings, strings.Replace(string(b), "ALLOWED_HOSTS = []", "ALLOWED_HOSTS = ['django.test']", 1))
+	uid, gid := daemontest.AppOwner()
+	_ = filepath.Walk(filepath.Join(dir, "mysite"), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, gid) })
+	sock := freeAddr(t)
+	dd := daemontest.Start(t, sock, "-s", sock, "--vhost-root", dir, "--vhost-root", filepath.Dir(venv))
+	de := startNginx(t, dir, site{"django.test", []nginxconf.AppSpec{{Socket: sock, Venv: venv, AppDir: filepath.Join(dir, "mysite"), Module: "mysite.wsgi:application"}}})
+	code, out := de.get(t, "django.test", "/admin/login/")
+	if code != 200 || !strings.Contains(out, "Django") {
+		t.Fatalf("django admin login: %d %.300q\n%s", code, out, dd.Log())
+	}
+}
