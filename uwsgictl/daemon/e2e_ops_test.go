@@ -1,0 +1,308 @@
+package daemon_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
+)
+
+// TestHarakiri: a request stuck past -t is killed (nginx answers 502), the
+// log says harakiri, and the app keeps serving.
+func TestHarakiri(t *testing.T) {
+	slow(t)
+	e, d, _ := wsgiEnv(t, []string{"-t", "1", "-p", "2"}, "slow")
+	start := time.Now()
+	code, _ := e.get(t, "slow.test", "/?s=20")
+	if code < 500 || time.Since(start) > 5*time.Second {
+		t.Fatalf("stuck request: %d after %s, want a 5xx within a few seconds", code, time.Since(start))
+	}
+	d.WaitLog(t, "HARAKIRI", 2*time.Second)
+	if code, out := e.get(t, "slow.test", "/?s=0"); code != 200 || out != "slept 0\n" {
+		t.Fatalf("after harakiri: %d %q\n%s", code, out, d.Log())
+	}
+}
+
+// TestCrashRespawn: a worker that dies mid-request costs that request
+// only; the next one is served by a respawned worker.
+func TestCrashRespawn(t *testing.T) {
+	slow(t)
+	e, d, _ := wsgiEnv(t, nil, "crash")
+	_, first := e.get(t, "crash.test", "/")
+	if code, _ := e.get(t, "crash.test", "/crash"); code != 502 {
+		t.Fatalf("crashing request: %d, want 502", code)
+	}
+	code, again := e.get(t, "crash.test", "/")
+	if code != 200 || again == first {
+		t.Fatalf("after the crash: %d %q (before: %q)\n%s", code, again, first, d.Log())
+	}
+	d.WaitLog(t, "died (exit status 7), respawning", time.Second)
+}
+
+// TestCrashLoopBacksOff: a worker that dies on every request is not
+// respawned in a tight loop.
+func TestCrashLoopBacksOff(t *testing.T) {
+	slow(t)
+	e, d, _ := wsgiEnv(t, nil, "crash")
+	for i := 0; i < 6; i++ {
+		e.get(t, "crash.test", "/crash")
+	}
+	d.WaitLog(t, "crash loop", 3*time.Second)
+}
+
+// TestRecycle: -R N replaces a worker after N requests without failing one.
+func TestRecycle(t *testing.T) {
+	slow(t)
+	e, d, _ := wsgiEnv(t, []string{"-R", "3"}, "crash")
+	pids := map[string]bool{}
+	for i := 0; i < 10; i++ {
+		code, out := e.get(t, "crash.test", "/")
+		if code != 200 {
+			t.Fatalf("request %d: %d\n%s", i, code, d.Log())
+		}
+		pids[out] = true
+	}
+	if len(pids) < 3 {
+		t.Fatalf("10 requests with -R 3 were served by %d workers, want at least 3", len(pids))
+	}
+}
+
+// TestIdleStopsAndRestarts: --idle stops an app's processes; the next
+// request starts them again.
+func TestIdleStopsAndRestarts(t *testing.T) {
+	slow(t)
+	e, d, _ := wsgiEnv(t, []string{"--idle", "1"}, "hello")
+	if code, _ := e.get(t, "hello.test", "/"); code != 200 {
+		t.Fatal(code)
+	}
+	d.WaitLog(t, "stopping its processes (--idle)", 5*time.Second)
+	deadline := time.Now().Add(3 * time.Second)
+	for len(daemontest.Descendants(d.PID())) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("app processes still running after --idle: %v", daemontest.Descendants(d.PID()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	start := time.Now()
+	if code, _ := e.get(t, "hello.test", "/"); code != 200 {
+		t.Fatalf("after idle stop: %d\n%s", code, d.Log())
+	}
+	t.Logf("first request after the idle stop answered in %s", time.Since(start))
+}
+
+// TestLimitAS: --limit-as caps each app process; an app that asks for more
+// gets MemoryError (a 500) and the app keeps serving.
+func TestLimitAS(t *testing.T) {
+	slow(t)
+	e, d, _ := wsgiEnv(t, []string{"--limit-as", "256"}, "memhog")
+	if code, out := e.get(t, "memhog.test", "/hog?mb=16"); code != 200 {
+		t.Fatalf("small allocation: %d %q\n%s", code, out, d.Log())
+	}
+	if code, _ := e.get(t, "memhog.test", "/hog?mb=1024"); code != 500 {
+		t.Fatalf("1 GB under --limit-as 256: %d, want 500", code)
+	}
+	if !strings.Contains(d.Log(), "MemoryError") {
+		t.Errorf("no MemoryError in the log:\n%s", d.Log())
+	}
+	if code, _ := e.get(t, "memhog.test", "/hog?mb=1"); code != 200 {
+		t.Fatalf("after MemoryError: %d", code)
+	}
+}
+
+// TestSIGHUPUnderLoad: graceful reloads under load drop no request, and the
+// new code serves afterwards.
+func TestSIGHUPUnderLoad(t *testing.T) {
+	slow(t)
+	e, d, paths := wsgiEnv(t, []string{"-p", "2"}, "hello")
+	if code, _ := e.get(t, "hello.test", "/"); code != 200 {
+		t.Fatal(code)
+	}
+	var ok, failed atomic.Int64
+	var failures sync.Map
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, out := e.get(t, "hello.test", "/")
+				if code == 200 {
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+					failures.Store(fmt.Sprintf("%d %q", code, out), true)
+				}
+			}
+		}()
+	}
+	uid, gid := daemontest.AppOwner()
+	for i := 0; i < 3; i++ {
+		time.Sleep(400 * time.Millisecond)
+		if i == 2 {
+			f := filepath.Join(paths["hello"], "hello.py")
+			write(t, f, "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'new code\\n']\n")
+			_ = os.Chown(f, uid, gid)
+		}
+		d.Signal(t, syscall.SIGHUP)
+	}
+	time.Sleep(800 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if failed.Load() > 0 {
+		var fs []string
+		failures.Range(func(k, _ any) bool { fs = append(fs, k.(string)); return true })
+		t.Fatalf("%d of %d requests failed during SIGHUP reloads: %v\n%s", failed.Load(), ok.Load()+failed.Load(), fs, d.Log())
+	}
+	if code, out := e.get(t, "hello.test", "/"); code != 200 || out != "new code\n" {
+		t.Fatalf("after reload: %d %q", code, out)
+	}
+	t.Logf("%d requests, none failed, across 3 reloads", ok.Load())
+}
+
+// TestSignalsStopGracefully: SIGTERM lets an in-flight request finish.
+func TestSignalsStopGracefully(t *testing.T) {
+	slow(t)
+	e, d, _ := wsgiEnv(t, nil, "slow")
+	if code, _ := e.get(t, "slow.test", "/?s=0"); code != 200 {
+		t.Fatal(code)
+	}
+	done := make(chan string, 1)
+	go func() {
+		code, out := e.get(t, "slow.test", "/?s=1")
+		done <- fmt.Sprintf("%d %s", code, out)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	d.Signal(t, syscall.SIGTERM)
+	if got := <-done; got != "200 slept 1\n" {
+		t.Fatalf("in-flight request during SIGTERM: %q\n%s", got, d.Log())
+	}
+	if _, ok := d.Wait(10 * time.Second); !ok {
+		t.Fatal("daemon did not exit after SIGTERM")
+	}
+}
+
+// TestSIGQUITStopsNow and SIGUSR1 reopens the log file.
+func TestSIGQUITAndLogReopen(t *testing.T) {
+	slow(t)
+	dir := daemontest.Dir(t)
+	sock := freeAddr(t)
+	logFile := filepath.Join(dir, "uwsgi.log")
+	d := daemontest.Start(t, sock, "-s", sock, "--logto", logFile, "--vhost-root", dir)
+	st, err := os.Stat(logFile)
+	if err != nil || st.Mode().Perm() != 0o640 {
+		t.Fatalf("log file: %v, mode %v, want 0640", err, st.Mode().Perm())
+	}
+	if err := os.Rename(logFile, logFile+".1"); err != nil {
+		t.Fatal(err)
+	}
+	d.Signal(t, syscall.SIGUSR1)
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		if _, err := os.Stat(logFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("SIGUSR1 did not reopen the log file")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.Signal(t, syscall.SIGQUIT)
+	if _, ok := d.Wait(5 * time.Second); !ok {
+		t.Fatal("daemon did not exit on SIGQUIT")
+	}
+}
+
+// TestDaemonizeAndPidfile: -d returns once the daemon serves, writes the
+// pidfile, and logs to the file.
+func TestDaemonizeAndPidfile(t *testing.T) {
+	slow(t)
+	dir := daemontest.Dir(t)
+	sock := freeAddr(t)
+	logFile := filepath.Join(dir, "uwsgi.log")
+	pidFile := filepath.Join(dir, "uwsgi.pid")
+	d := daemontest.Start(t, "", "-s", sock, "-d", logFile, "--pidfile", pidFile, "--vhost-root", dir)
+	if err, ok := d.Wait(10 * time.Second); !ok || err != nil {
+		t.Fatalf("-d did not return success: %v\n%s", err, d.Log())
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("no pidfile: %v\n%s", err, d.Log())
+	}
+	var pid int
+	fmt.Sscan(string(b), &pid)
+	defer syscall.Kill(pid, syscall.SIGTERM)
+	if c, err := net.Dial("tcp", sock); err != nil {
+		t.Fatalf("daemonized daemon not listening: %v", err)
+	} else {
+		c.Close()
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("daemonized daemon did not stop on SIGTERM")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if log, _ := os.ReadFile(logFile); !strings.Contains(string(log), "stopped") {
+		t.Errorf("log file lacks the daemon's lines:\n%s", log)
+	}
+}
+
+// TestStatsServer: --stats serves uWSGI's stats JSON with the fields
+// uwsgitop reads, and no request vars.
+func TestStatsServer(t *testing.T) {
+	slow(t)
+	statsAddr := freeAddr(t)
+	e, d, _ := wsgiEnv(t, []string{"--stats", statsAddr, "-p", "2"}, "hello")
+	for i := 0; i < 5; i++ {
+		e.get(t, "hello.test", "/")
+	}
+	c, err := net.Dial("tcp", statsAddr)
+	if err != nil {
+		t.Fatalf("stats: %v\n%s", err, d.Log())
+	}
+	b, _ := io.ReadAll(c)
+	c.Close()
+	var st struct {
+		Version string           `json:"version"`
+		PID     int              `json:"pid"`
+		Workers []map[string]any `json:"workers"`
+		Apps    []map[string]any `json:"pyvhost_apps"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatalf("stats are not JSON: %v\n%s", err, b)
+	}
+	if st.PID != d.PID() || len(st.Workers) == 0 || len(st.Apps) != 1 {
+		t.Fatalf("stats: %s", b)
+	}
+	for _, k := range []string{"id", "pid", "requests", "exceptions", "status", "avg_rt", "rss", "vsz", "tx", "respawn_count", "harakiri_count", "running_time", "last_spawn"} {
+		if _, ok := st.Workers[0][k]; !ok {
+			t.Errorf("worker stats lack %q (uwsgitop needs it)", k)
+		}
+	}
+	if st.Apps[0]["requests"].(float64) != 5 || st.Apps[0]["state"] != "ready" {
+		t.Errorf("app stats: %v", st.Apps[0])
+	}
+	if strings.Contains(string(b), "HTTP_") {
+		t.Errorf("stats leak request vars: %s", b)
+	}
+}
