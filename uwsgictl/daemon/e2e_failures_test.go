@@ -113,3 +113,48 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("refusals not logged:\n%s", d.Log())
 	}
 }
+
+// TestRootOwnedAppRefused: as root, an app whose directory root owns does
+// not run (it would run as root) unless --allow-root-apps.
+func TestRootOwnedAppRefused(t *testing.T) {
+	slow(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the daemon drops privileges only when it has them")
+	}
+	dir := daemontest.Dir(t)
+	venv := daemontest.Venv(t)
+	hello := daemontest.App(t, dir, "hello")
+	if err := os.Chown(hello, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	sock := freeAddr(t)
+	d := daemontest.Start(t, sock, "-s", sock, "--vhost-root", dir, "--vhost-root", filepath.Dir(venv))
+	pkt, _ := wire.Encode(0, 0, []wire.Var{{"SERVER_PROTOCOL", "HTTP/1.1"}, {"UWSGI_PYHOME", venv}, {"UWSGI_CHDIR", hello}, {"UWSGI_SCRIPT", "hello"}})
+	if r := rawRequest(t, sock, pkt); !strings.HasPrefix(r, "HTTP/1.1 500") {
+		t.Fatalf("root-owned app: %q", r)
+	}
+	d.WaitLog(t, "is owned by root", time.Second)
+
+	sock2 := freeAddr(t)
+	daemontest.Start(t, sock2, "-s", sock2, "--allow-root-apps", "--vhost-root", dir, "--vhost-root", filepath.Dir(venv))
+	if r := rawRequest(t, sock2, pkt); !strings.HasPrefix(r, "HTTP/1.1 200") {
+		t.Fatalf("with --allow-root-apps: %q", r)
+	}
+}
+
+// TestSingleAppMode: the seed's `uwsgi -s :9090 -w myapp`: every request
+// runs the one app, whatever its vars.
+func TestSingleAppMode(t *testing.T) {
+	slow(t)
+	dir := daemontest.Dir(t)
+	venv := daemontest.Venv(t)
+	hello := daemontest.App(t, dir, "hello")
+	sock := freeAddr(t)
+	daemontest.Start(t, sock, "-s", sock, "-w", "hello", "--chdir", hello, "-H", venv)
+	pkt, _ := wire.Encode(0, 0, []wire.Var{{"REQUEST_METHOD", "GET"}, {"SERVER_PROTOCOL", "HTTP/1.0"}, {"PATH_INFO", "/"}})
+	for i := 0; i < 3; i++ {
+		if r := rawRequest(t, sock, pkt); !strings.HasPrefix(r, "HTTP/1.0 200 OK") || !strings.Contains(r, "hello app") {
+			t.Fatalf("single-app request: %q", r)
+		}
+	}
+}

@@ -69,14 +69,14 @@ type App struct {
 	retryAt   time.Time
 	waiters   []chan error
 
-	started      time.Time
-	lastRouted   time.Time
-	respawns     int
-	harakiris    int
-	routed       uint64
-	refused      uint64
-	closed       bool
-	old          retired
+	started    time.Time
+	lastRouted time.Time
+	respawns   int
+	harakiris  int
+	routed     uint64
+	refused    uint64
+	closed     bool
+	old        retired
 }
 
 type slot struct {

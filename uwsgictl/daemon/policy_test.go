@@ -1,0 +1,80 @@
+package daemon
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/pyvhost/pyvhost/uwsgictl/pool"
+	"github.com/pyvhost/pyvhost/uwsgictl/wire"
+)
+
+func TestPolicy(t *testing.T) {
+	conf, _ := filepath.Abs("../../testdata/nginx/managed-mounts/nginx.conf")
+	p := newPolicy(&Config{NginxConf: conf, VhostRoots: []string{"/var/www", "/srv/venvs/"}, AppSockets: "/run/pyvhost/apps"}, t.Logf)
+	if err := p.reload(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		key  pool.Key
+		name string // "" with ok: allowed by a root
+		ok   bool
+	}{
+		{pool.Key{"/srv/site/.venv", "/srv/site", "site.wsgi:application"}, "example.com", true},
+		{pool.Key{"/srv/blog/.venv", "/srv/blog", "blog.wsgi"}, "example.com/blog", true},
+		{pool.Key{"/srv/venvs/a", "/var/www/app1", "myapp1"}, "", true},
+		{pool.Key{"", "/var/www/app1", "myapp1"}, "", true},
+		{pool.Key{"/tmp/evil", "/var/www/app1", "myapp1"}, "", false},      // venv outside the roots
+		{pool.Key{"", "/var/www-evil/app", "app"}, "", false},              // a prefix, not a parent
+		{pool.Key{"", "/var/www/../etc", "app"}, "", false},                // not clean
+		{pool.Key{"/srv/site/.venv", "/srv/site", "site.wsgi"}, "", false}, // not the declared triple
+		{pool.Key{"", "/var/www/app1", "exec://id"}, "", false},            // a scheme, not a module
+		{pool.Key{"", "/var/www/app1", "os.system('id')"}, "", false},
+	}
+	for _, tc := range tests {
+		name, err := p.allowed(tc.key)
+		if (err == nil) != tc.ok || (tc.ok && name != tc.name) {
+			t.Errorf("allowed(%v) = %q, %v; want ok=%v name %q", tc.key, name, err, tc.ok, tc.name)
+		}
+	}
+	if _, _, user := p.snapshot(); user != "nobody" {
+		t.Errorf("nginx user %q, want nginx's default nobody", user)
+	}
+}
+
+func TestPolicyAppSockets(t *testing.T) {
+	conf, _ := filepath.Abs("../../testdata/nginx/managed-mounts/nginx.conf")
+	p := newPolicy(&Config{NginxConf: conf, AppSockets: "/run/pyvhost/apps/"}, t.Logf)
+	// the managed-mounts tree points both apps at unix:/run/pyvhost/apps/...
+	if err := p.reload(); err != nil {
+		t.Fatal(err)
+	}
+	_, sockets, _ := p.snapshot()
+	if k, ok := sockets["/run/pyvhost/apps/example.com_blog.sock"]; !ok || k.Chdir != "/srv/blog" {
+		t.Fatalf("per-app sockets: %v", sockets)
+	}
+}
+
+func TestKeyOf(t *testing.T) {
+	tests := []struct {
+		vars []wire.Var
+		want pool.Key
+	}{
+		{[]wire.Var{{"UWSGI_PYHOME", "/v"}, {"UWSGI_CHDIR", "/a"}, {"UWSGI_SCRIPT", "m"}}, pool.Key{"/v", "/a", "m"}},
+		{[]wire.Var{{"UWSGI_HOME", "/h"}, {"UWSGI_CHDIR", "/a"}, {"UWSGI_MODULE", "pkg.w"}, {"UWSGI_CALLABLE", "app"}}, pool.Key{"/h", "/a", "pkg.w:app"}},
+		{[]wire.Var{{"UWSGI_SCRIPT", "s"}, {"UWSGI_MODULE", "m"}}, pool.Key{"", "", "s"}},
+		{[]wire.Var{{"UWSGI_SCRIPT", "first"}, {"UWSGI_SCRIPT", "last"}}, pool.Key{"", "", "last"}},
+	}
+	for _, tc := range tests {
+		if got := keyOf(&wire.Request{Vars: tc.vars}); got != tc.want {
+			t.Errorf("keyOf(%v) = %v, want %v", tc.vars, got, tc.want)
+		}
+	}
+}
+
+func TestIsAllInterfaces(t *testing.T) {
+	for addr, want := range map[string]bool{":9090": true, "0.0.0.0:9090": true, "127.0.0.1:9090": false, "/run/x.sock": false, "[::]:9090": true} {
+		if got := isAllInterfaces(addr); got != want {
+			t.Errorf("isAllInterfaces(%q) = %v", addr, got)
+		}
+	}
+}
