@@ -58,8 +58,8 @@ func TestRefusals(t *testing.T) {
 	hello := daemontest.App(t, dir, "hello")
 	sock := freeAddr(t)
 	d := daemontest.Start(t, sock, "-s", sock, "--vhost-root", dir, "--vhost-root", filepath.Dir(venv))
-	appVars := []wire.Var{{"REQUEST_METHOD", "GET"}, {"PATH_INFO", "/"}, {"SERVER_PROTOCOL", "HTTP/1.1"},
-		{"UWSGI_PYHOME", venv}, {"UWSGI_CHDIR", hello}, {"UWSGI_SCRIPT", "hello"}}
+	appVars := []wire.Var{{Key: "REQUEST_METHOD", Value: "GET"}, {Key: "PATH_INFO", Value: "/"}, {Key: "SERVER_PROTOCOL", Value: "HTTP/1.1"},
+		{Key: "UWSGI_PYHOME", Value: venv}, {Key: "UWSGI_CHDIR", Value: hello}, {Key: "UWSGI_SCRIPT", Value: "hello"}}
 	packet := func(mod1 uint8, vars ...wire.Var) []byte {
 		b, err := wire.Encode(mod1, 0, vars)
 		if err != nil {
@@ -80,17 +80,17 @@ func TestRefusals(t *testing.T) {
 		packet []byte
 		want   string // status line prefix; "" = connection closed without a reply is fine
 	}{
-		{"outside every root", packet(0, wire.Var{"UWSGI_CHDIR", "/etc"}, wire.Var{"UWSGI_SCRIPT", "passwd"}), "HTTP/1.1 403"},
-		{"exec scheme in UWSGI_FILE", packet(0, wire.Var{"UWSGI_FILE", "exec://touch " + marker + "; echo application=1"}), "HTTP/1.1 403"},
-		{"UWSGI_FILE beside a real app", packet(0, append(appVars, wire.Var{"UWSGI_FILE", "exec://touch " + marker})...), "HTTP/1.1 403"},
-		{"UWSGI_SETENV", packet(0, append(appVars, wire.Var{"UWSGI_SETENV", "LD_PRELOAD=/tmp/x.so"})...), "HTTP/1.1 403"},
-		{"UWSGI_POSTFILE", packet(0, append(appVars, wire.Var{"UWSGI_POSTFILE", "/etc/shadow"})...), "HTTP/1.1 403"},
-		{"scheme as script", packet(0, wire.Var{"UWSGI_CHDIR", hello}, wire.Var{"UWSGI_SCRIPT", "exec://id"}), "HTTP/1.1 403"},
-		{"venv outside the roots", packet(0, wire.Var{"UWSGI_PYHOME", "/tmp"}, wire.Var{"UWSGI_CHDIR", hello}, wire.Var{"UWSGI_SCRIPT", "hello"}), "HTTP/1.1 403"},
-		{"no app named", packet(0, wire.Var{"REQUEST_METHOD", "GET"}), "HTTP/1.1 500"},
+		{"outside every root", packet(0, wire.Var{Key: "UWSGI_CHDIR", Value: "/etc"}, wire.Var{Key: "UWSGI_SCRIPT", Value: "passwd"}), "HTTP/1.1 403"},
+		{"exec scheme in UWSGI_FILE", packet(0, wire.Var{Key: "UWSGI_FILE", Value: "exec://touch " + marker + "; echo application=1"}), "HTTP/1.1 403"},
+		{"UWSGI_FILE beside a real app", packet(0, append(appVars, wire.Var{Key: "UWSGI_FILE", Value: "exec://touch " + marker})...), "HTTP/1.1 403"},
+		{"UWSGI_SETENV", packet(0, append(appVars, wire.Var{Key: "UWSGI_SETENV", Value: "LD_PRELOAD=/tmp/x.so"})...), "HTTP/1.1 403"},
+		{"UWSGI_POSTFILE", packet(0, append(appVars, wire.Var{Key: "UWSGI_POSTFILE", Value: "/etc/shadow"})...), "HTTP/1.1 403"},
+		{"scheme as script", packet(0, wire.Var{Key: "UWSGI_CHDIR", Value: hello}, wire.Var{Key: "UWSGI_SCRIPT", Value: "exec://id"}), "HTTP/1.1 403"},
+		{"venv outside the roots", packet(0, wire.Var{Key: "UWSGI_PYHOME", Value: "/tmp"}, wire.Var{Key: "UWSGI_CHDIR", Value: hello}, wire.Var{Key: "UWSGI_SCRIPT", Value: "hello"}), "HTTP/1.1 403"},
+		{"no app named", packet(0, wire.Var{Key: "REQUEST_METHOD", Value: "GET"}), "HTTP/1.1 500"},
 		{"var runs past the block", []byte{0, 8, 0, 0, 3, 0, 'A', 'B', 'C', 9, 0, 'x'}, "HTTP/1.1 400"},
 		{"empty key", []byte{0, 4, 0, 0, 0, 0, 0, 0}, "HTTP/1.1 400"},
-		{"block over --buffer-size", packet(0, append(appVars, wire.Var{"HTTP_COOKIE", strings.Repeat("c", 5000)})...), "HTTP/1.1 431"},
+		{"block over --buffer-size", packet(0, append(appVars, wire.Var{Key: "HTTP_COOKIE", Value: strings.Repeat("c", 5000)})...), "HTTP/1.1 431"},
 		{"HTTP spoken to the uwsgi port", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP/1.1 431"},
 		{"unknown modifier1", packet(7, appVars...), "HTTP/1.1 400"},
 		{"truncated packet", []byte{0, 100, 0, 0, 1, 0}, ""},
@@ -129,7 +129,7 @@ func TestRootOwnedAppRefused(t *testing.T) {
 	}
 	sock := freeAddr(t)
 	d := daemontest.Start(t, sock, "-s", sock, "--vhost-root", dir, "--vhost-root", filepath.Dir(venv))
-	pkt, _ := wire.Encode(0, 0, []wire.Var{{"SERVER_PROTOCOL", "HTTP/1.1"}, {"UWSGI_PYHOME", venv}, {"UWSGI_CHDIR", hello}, {"UWSGI_SCRIPT", "hello"}})
+	pkt, _ := wire.Encode(0, 0, []wire.Var{{Key: "SERVER_PROTOCOL", Value: "HTTP/1.1"}, {Key: "UWSGI_PYHOME", Value: venv}, {Key: "UWSGI_CHDIR", Value: hello}, {Key: "UWSGI_SCRIPT", Value: "hello"}})
 	if r := rawRequest(t, sock, pkt); !strings.HasPrefix(r, "HTTP/1.1 500") {
 		t.Fatalf("root-owned app: %q", r)
 	}
@@ -151,7 +151,7 @@ func TestSingleAppMode(t *testing.T) {
 	hello := daemontest.App(t, dir, "hello")
 	sock := freeAddr(t)
 	daemontest.Start(t, sock, "-s", sock, "-w", "hello", "--chdir", hello, "-H", venv)
-	pkt, _ := wire.Encode(0, 0, []wire.Var{{"REQUEST_METHOD", "GET"}, {"SERVER_PROTOCOL", "HTTP/1.0"}, {"PATH_INFO", "/"}})
+	pkt, _ := wire.Encode(0, 0, []wire.Var{{Key: "REQUEST_METHOD", Value: "GET"}, {Key: "SERVER_PROTOCOL", Value: "HTTP/1.0"}, {Key: "PATH_INFO", Value: "/"}})
 	for i := 0; i < 3; i++ {
 		if r := rawRequest(t, sock, pkt); !strings.HasPrefix(r, "HTTP/1.0 200 OK") || !strings.Contains(r, "hello app") {
 			t.Fatalf("single-app request: %q", r)

@@ -19,16 +19,16 @@ func TestPolicy(t *testing.T) {
 		name string // "" with ok: allowed by a root
 		ok   bool
 	}{
-		{pool.Key{"/srv/site/.venv", "/srv/site", "site.wsgi:application"}, "example.com", true},
-		{pool.Key{"/srv/blog/.venv", "/srv/blog", "blog.wsgi"}, "example.com/blog", true},
-		{pool.Key{"/srv/venvs/a", "/var/www/app1", "myapp1"}, "", true},
-		{pool.Key{"", "/var/www/app1", "myapp1"}, "", true},
-		{pool.Key{"/tmp/evil", "/var/www/app1", "myapp1"}, "", false},      // venv outside the roots
-		{pool.Key{"", "/var/www-evil/app", "app"}, "", false},              // a prefix, not a parent
-		{pool.Key{"", "/var/www/../etc", "app"}, "", false},                // not clean
-		{pool.Key{"/srv/site/.venv", "/srv/site", "site.wsgi"}, "", false}, // not the declared triple
-		{pool.Key{"", "/var/www/app1", "exec://id"}, "", false},            // a scheme, not a module
-		{pool.Key{"", "/var/www/app1", "os.system('id')"}, "", false},
+		{key("/srv/site/.venv", "/srv/site", "site.wsgi:application"), "example.com", true},
+		{key("/srv/blog/.venv", "/srv/blog", "blog.wsgi"), "example.com/blog", true},
+		{key("/srv/venvs/a", "/var/www/app1", "myapp1"), "", true},
+		{key("", "/var/www/app1", "myapp1"), "", true},
+		{key("/tmp/evil", "/var/www/app1", "myapp1"), "", false},      // venv outside the roots
+		{key("", "/var/www-evil/app", "app"), "", false},              // a prefix, not a parent
+		{key("", "/var/www/../etc", "app"), "", false},                // not clean
+		{key("/srv/site/.venv", "/srv/site", "site.wsgi"), "", false}, // not the declared triple
+		{key("", "/var/www/app1", "exec://id"), "", false},            // a scheme, not a module
+		{key("", "/var/www/app1", "os.system('id')"), "", false},
 	}
 	for _, tc := range tests {
 		name, err := p.allowed(tc.key)
@@ -59,10 +59,10 @@ func TestKeyOf(t *testing.T) {
 		vars []wire.Var
 		want pool.Key
 	}{
-		{[]wire.Var{{"UWSGI_PYHOME", "/v"}, {"UWSGI_CHDIR", "/a"}, {"UWSGI_SCRIPT", "m"}}, pool.Key{"/v", "/a", "m"}},
-		{[]wire.Var{{"UWSGI_HOME", "/h"}, {"UWSGI_CHDIR", "/a"}, {"UWSGI_MODULE", "pkg.w"}, {"UWSGI_CALLABLE", "app"}}, pool.Key{"/h", "/a", "pkg.w:app"}},
-		{[]wire.Var{{"UWSGI_SCRIPT", "s"}, {"UWSGI_MODULE", "m"}}, pool.Key{"", "", "s"}},
-		{[]wire.Var{{"UWSGI_SCRIPT", "first"}, {"UWSGI_SCRIPT", "last"}}, pool.Key{"", "", "last"}},
+		{[]wire.Var{{Key: "UWSGI_PYHOME", Value: "/v"}, {Key: "UWSGI_CHDIR", Value: "/a"}, {Key: "UWSGI_SCRIPT", Value: "m"}}, key("/v", "/a", "m")},
+		{[]wire.Var{{Key: "UWSGI_HOME", Value: "/h"}, {Key: "UWSGI_CHDIR", Value: "/a"}, {Key: "UWSGI_MODULE", Value: "pkg.w"}, {Key: "UWSGI_CALLABLE", Value: "app"}}, key("/h", "/a", "pkg.w:app")},
+		{[]wire.Var{{Key: "UWSGI_SCRIPT", Value: "s"}, {Key: "UWSGI_MODULE", Value: "m"}}, key("", "", "s")},
+		{[]wire.Var{{Key: "UWSGI_SCRIPT", Value: "first"}, {Key: "UWSGI_SCRIPT", Value: "last"}}, key("", "", "last")},
 	}
 	for _, tc := range tests {
 		if got := keyOf(&wire.Request{Vars: tc.vars}); got != tc.want {
@@ -77,4 +77,8 @@ func TestIsAllInterfaces(t *testing.T) {
 			t.Errorf("isAllInterfaces(%q) = %v", addr, got)
 		}
 	}
+}
+
+func key(pyhome, chdir, script string) pool.Key {
+	return pool.Key{Pyhome: pyhome, Chdir: chdir, Script: script}
 }
