@@ -21,3 +21,9 @@ var UwsgiParams string
 //
 //go:embed worker.py
 var WorkerPy string
+
+// SpeedupsC is the optional C accelerator for the worker's hot loop; the
+// daemon compiles it when it can (see uwsgictl/daemon/speedups.go).
+//
+//go:embed csrc/speedups.c
+var SpeedupsC string

@@ -37,7 +37,7 @@ FIRST_LISTEN_FD = 7
 # Scoreboard layout; keep in step with uwsgictl/pool/scoreboard.go.
 APP_HEADER = 64    # u32 listen_shared, u32 pad, u64 last_own_shared_ns
 SLOT_SIZE = 256
-SLOT_HEAD = struct.Struct("<IIQQQQQQQ")  # pid, state, start_ns, requests, total_ns, errors, last_unix_ms, tx, pad
+SLOT_HEAD = struct.Struct("<IIQQQQQQQ")  # pid, state, start_ns, requests, total_ns, errors, last_unix_ms, tx, forwarded
 SLOT_MARK = struct.Struct("<IIQ")        # pid, state, start_ns
 HIST_OFF = 128     # 32 x u32 latency buckets: bucket i counts requests < 2**i microseconds
 HIST_BUCKETS = 32
@@ -46,6 +46,25 @@ ST_IDLE, ST_BUSY = 1, 2
 EXIT_IMPORT_FAILED = 3
 
 REFUSED_VARS = ("UWSGI_FILE", "UWSGI_SETENV", "UWSGI_POSTFILE")
+
+
+def load_speedups():
+    """The daemon's compiled parser (speedups.c), when it could build one."""
+    d = CFG.get("speedups_dir")
+    if not d:
+        return None
+    sys.path.insert(0, d)
+    try:
+        from _pyvhost_speedups import parse_vars
+        return parse_vars
+    except ImportError as e:
+        log("C speedups not loaded (%s): using the pure-Python parser" % e)
+        return None
+    finally:
+        sys.path.remove(d)
+
+
+parse_vars_c = load_speedups()
 
 
 def log(msg):
@@ -244,6 +263,7 @@ class Worker(object):
         self.logging = CFG.get("logging", True)
         self.vhost = CFG.get("vhost", False)
         self.requests = 0
+        self.forwarded = 0  # requests for other apps handed to the daemon
         self.total_ns = 0
         self.errors = 0
         self.tx = 0
@@ -254,6 +274,16 @@ class Worker(object):
         self.slot_off = APP_HEADER + slot * SLOT_SIZE
         self.ppid = os.getppid()
         self.pid = os.getpid()
+        # The environ keys that are the same on every request.
+        self.wsgi_static = {
+            "wsgi.version": (1, 0),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.file_wrapper": FileWrapper,
+            "wsgi.input_terminated": True,
+        }
 
     # -- scoreboard
 
@@ -267,7 +297,7 @@ class Worker(object):
 
     def finish_stats(self, dur_ns):
         SLOT_HEAD.pack_into(self.sb, self.slot_off, self.pid, ST_IDLE, 0, self.requests, self.total_ns,
-                            self.errors, int(time.time() * 1000), self.tx, 0)
+                            self.errors, int(time.time() * 1000), self.tx, self.forwarded)
         b = (dur_ns // 1000).bit_length()
         if b >= HIST_BUCKETS:
             b = HIST_BUCKETS - 1
@@ -369,6 +399,7 @@ class Worker(object):
 
     def forward(self, conn, data):
         """Hand a request for another app to the daemon, with what was read."""
+        self.forwarded += 1
         try:
             self.tomaster.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [conn]))])
         except OSError as e:
@@ -429,24 +460,11 @@ class Worker(object):
             error_response(conn, 400)
             self.errors += 1
             return
-        # Parse the vars: lengths from the bytes, strings sliced from one
-        # latin-1 decoding of the same bytes (PEP 3333's "bytes as latin-1"),
-        # so offsets agree. This loop is the worker's hottest code.
-        b = data
-        s = b[:end].decode("latin-1")
-        env = {}
-        pos = 4
-        try:
-            while pos < end:
-                q = pos + 2 + (b[pos] | b[pos + 1] << 8)
-                r = q + 2 + (b[q] | b[q + 1] << 8)
-                env[s[pos + 2:q]] = s[q + 2:r]
-                pos = r
-        except IndexError:
-            pos = -1
-        n = len(env)
-        if n > self.max_vars or "" in env:
-            pos = -1
+        if parse_vars_c is not None:
+            env = parse_vars_c(data, end)
+            pos = end if env is not None and len(env) <= self.max_vars else -1
+        else:
+            env, pos = parse_vars_py(data, end, self.max_vars)
         if pos != end:
             log("refused a malformed uwsgi packet")
             error_response(conn, 400)
@@ -474,7 +492,7 @@ class Worker(object):
         # and PEP 3333 have them only as CONTENT_LENGTH and CONTENT_TYPE.
         env.pop("HTTP_CONTENT_LENGTH", None)
         env.pop("HTTP_CONTENT_TYPE", None)
-        self.call_app(conn, env, data[end:], start, n, end - 4)
+        self.call_app(conn, env, data[end:], start, len(env), end - 4)
 
     def call_app(self, conn, env, body_prefix, start, nvars, pktsize):
         proto = env.get("SERVER_PROTOCOL") or "HTTP/1.0"
@@ -499,15 +517,9 @@ class Worker(object):
             scheme = "https"
         else:
             scheme = env.get("UWSGI_SCHEME") or env.get("REQUEST_SCHEME") or "http"
-        env["wsgi.version"] = (1, 0)
+        env.update(self.wsgi_static)
         env["wsgi.url_scheme"] = scheme
         env["wsgi.input"] = inp
-        env["wsgi.errors"] = sys.stderr
-        env["wsgi.multithread"] = False
-        env["wsgi.multiprocess"] = True
-        env["wsgi.run_once"] = False
-        env["wsgi.file_wrapper"] = FileWrapper
-        env["wsgi.input_terminated"] = True
 
         state = [None, None, False, 0]  # status, headers, headers sent, body bytes
 
@@ -624,6 +636,27 @@ class Worker(object):
             os.write(2, line.encode("latin-1", "replace"))
         except OSError:
             pass
+
+
+def parse_vars_py(b, end, max_vars):
+    """Parse the vars block; returns (environ, end), or (None, -1) when it
+    is malformed. Lengths come from the bytes, strings are sliced from one
+    latin-1 decoding of the same bytes (PEP 3333's "bytes as latin-1"), so
+    offsets agree. speedups.c does the same in C."""
+    s = b[:end].decode("latin-1")
+    env = {}
+    pos = 4
+    try:
+        while pos < end:
+            q = pos + 2 + (b[pos] | b[pos + 1] << 8)
+            r = q + 2 + (b[q] | b[q + 1] << 8)
+            env[s[pos + 2:q]] = s[q + 2:r]
+            pos = r
+    except IndexError:
+        return None, -1
+    if pos != end or len(env) > max_vars or "" in env:
+        return None, -1
+    return env, end
 
 
 def die_with_parent():

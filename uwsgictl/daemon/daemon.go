@@ -45,6 +45,7 @@ type Daemon struct {
 	single  *pool.App
 
 	toMasterR, toMasterW *os.File
+	traffic              map[*pool.App][2]uint64 // served, forwarded at the last shared-policy round
 	started              time.Time
 	stopping             chan struct{}
 }
@@ -80,7 +81,7 @@ func New(cfg Config) (d *Daemon, err error) {
 	d = &Daemon{
 		cfg: cfg, log: lg, limits: wire.Limits{BufferSize: cfg.BufferSize, MaxVars: wire.DefaultMaxVars},
 		appSockets: map[string]*listener{}, apps: map[pool.Key]*pool.App{},
-		started: time.Now(), stopping: make(chan struct{}),
+		started: time.Now(), stopping: make(chan struct{}), traffic: map[*pool.App][2]uint64{},
 	}
 	defer func() {
 		if err != nil {
@@ -92,6 +93,7 @@ func New(cfg Config) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	speedups := buildSpeedups(filepath.Dir(script), cfg.Python, lg.logf)
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("worker-to-daemon socket: %w", err)
@@ -105,7 +107,7 @@ func New(cfg Config) (d *Daemon, err error) {
 		Python: cfg.Python, Processes: cfg.Processes, MaxRequests: cfg.MaxRequests, Harakiri: cfg.Harakiri,
 		LimitAS: cfg.LimitAS, Idle: cfg.Idle, Lazy: cfg.Lazy, BufferSize: cfg.BufferSize, MaxVars: wire.DefaultMaxVars,
 		Logging: cfg.Logging, Vhost: cfg.Vhost, SingleApp: cfg.Module != "", AllowRootApps: cfg.AllowRootApps,
-		WorkerScript: script, LogWriter: lg.pipeW, ToMaster: d.toMasterW, Logf: lg.logf, QueueLimit: cfg.QueueLimit,
+		WorkerScript: script, SpeedupsDir: speedups, LogWriter: lg.pipeW, ToMaster: d.toMasterW, Logf: lg.logf, QueueLimit: cfg.QueueLimit,
 	}
 	for _, addr := range cfg.Sockets {
 		l, err := listen(addr, cfg.Backlog)

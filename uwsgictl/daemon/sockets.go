@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyvhost/pyvhost/uwsgictl/pool"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,7 +38,7 @@ func listen(addr string, backlog int) (*listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	setIOTimeouts(fd)
-	return &listener{addr: addr, file: os.NewFile(uintptr(fd), addr), fd: fd}, nil
+	return &listener{addr: addr, file: pool.SharedFile(fd, addr), fd: fd}, nil
 }
 
 // socketTimeout bounds every read and write on a request's connection, as
@@ -83,7 +84,7 @@ func listenTCP(addr string, backlog int) (int, error) {
 		copy(sa6.Addr[:], ip.To16())
 		sa = sa6
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, err
 	}
@@ -114,7 +115,7 @@ func listenUnix(path string, backlog int) (int, error) {
 		}
 		os.Remove(path)
 	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, err
 	}

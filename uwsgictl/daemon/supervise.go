@@ -103,11 +103,13 @@ func (d *Daemon) onWatchedReady(w watched) {
 	}
 }
 
-// sharedPolicy picks the apps whose workers accept on the shared sockets:
-// those that got their own traffic there lately. A worker that accepts a
-// request for another app must hand it over through the daemon, so an app
-// nobody asks for stops taking connections; at least one running app
-// always listens, or the daemon accepts itself.
+// sharedPolicy picks the apps whose workers accept on the shared sockets.
+// A worker that accepts a request for another app must hand it over
+// through the daemon, which costs more than the request itself, so an app
+// whose workers lately only handed requests over stops accepting there
+// (its own requests then reach it through the daemon, which turns it back
+// on), and an app that got none of its own for a while stops too. At least
+// one running app always listens, or the daemon accepts itself.
 func (d *Daemon) sharedPolicy() {
 	if len(d.shared) == 0 {
 		return
@@ -115,18 +117,38 @@ func (d *Daemon) sharedPolicy() {
 	var best *pool.App
 	var bestAt uint64
 	anyOn := false
+	seen := map[*pool.App]bool{}
 	for _, a := range d.appList() {
+		seen[a] = true
 		if !a.Running() || len(a.OwnSockets()) > 0 {
 			continue
 		}
+		served, forwarded := a.Traffic()
+		last := d.traffic[a]
+		d.traffic[a] = [2]uint64{served, forwarded}
+		ownNow, fwdNow := served-last[0], forwarded-last[1]
 		at := a.SharedActivity()
-		recent := (at != 0 && time.Duration(monoNow()-at) < sharedQuietAfter) || time.Since(a.LastRouted()) < sharedQuietAfter
-		if recent != a.ListensShared() {
-			a.SetListenShared(recent)
+		quiet := (at == 0 || time.Duration(monoNow()-at) >= sharedQuietAfter) && time.Since(a.LastRouted()) >= sharedQuietAfter
+		on := a.ListensShared()
+		switch {
+		case ownNow > 0 && ownNow >= fwdNow:
+			on = true
+		case fwdNow > ownNow:
+			on = false // mostly other apps' requests: let them go to their own workers
+		case quiet:
+			on = false
 		}
-		anyOn = anyOn || recent
+		if on != a.ListensShared() {
+			a.SetListenShared(on)
+		}
+		anyOn = anyOn || on
 		if best == nil || at > bestAt {
 			best, bestAt = a, at
+		}
+	}
+	for a := range d.traffic {
+		if !seen[a] {
+			delete(d.traffic, a)
 		}
 	}
 	if !anyOn && best != nil {

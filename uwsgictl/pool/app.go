@@ -106,7 +106,7 @@ func New(cfg *Config, key Key, num int, name string, own, shared []*os.File) (*A
 	if err != nil {
 		return nil, err
 	}
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		sb.close()
 		return nil, fmt.Errorf("handoff socket: %w", err)
@@ -122,8 +122,8 @@ func New(cfg *Config, key Key, num int, name string, own, shared []*os.File) (*A
 	return &App{
 		Key: key, ID: key.ID(), Num: num, Name: name,
 		cfg: cfg, own: own, shared: shared, sb: sb,
-		handoffR: os.NewFile(uintptr(pair[1]), "handoff-r"),
-		handoffW: os.NewFile(uintptr(pair[0]), "handoff-w"),
+		handoffR: SharedFile(pair[1], "handoff-r"),
+		handoffW: SharedFile(pair[0], "handoff-w"),
 		state:    Cold,
 		slots:    make([]slot, sb.n),
 	}, nil

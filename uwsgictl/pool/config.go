@@ -22,6 +22,7 @@ type Config struct {
 	AllowRootApps bool // run apps whose directory root owns, as root
 
 	WorkerScript string   // path of templates/worker.py written out by the daemon
+	SpeedupsDir  string   // directory of the compiled C accelerator; "" = pure Python
 	LogWriter    *os.File // workers' stdout and stderr: the daemon's log pipe
 	ToMaster     *os.File // write end every worker hands foreign requests to
 

@@ -28,3 +28,14 @@ func FD(f *os.File) int {
 	}
 	return fd
 }
+
+// SharedFile wraps a socket the daemon shares with worker processes and
+// makes it non-blocking (several workers wait on it; one wake-up may find
+// nothing). The *os.File is made while the descriptor is still blocking so
+// Go's netpoller never registers it: otherwise every connection arriving
+// for a worker would wake the daemon too.
+func SharedFile(fd int, name string) *os.File {
+	f := os.NewFile(uintptr(fd), name)
+	_ = unix.SetNonblock(fd, true)
+	return f
+}

@@ -19,7 +19,7 @@ import (
 //	                       u64 last_own_shared_ns (workers write)
 //	slot i (256 bytes) at 64+256*i: u32 pid, u32 state, u64 start_ns,
 //	    u64 requests, u64 total_ns, u64 errors, u64 last_unix_ms, u64 tx,
-//	    u64 pad, then at +128: 32 x u32 latency buckets (bucket b counts
+//	    u64 forwarded (requests handed back for another app), then at +128: 32 x u32 latency buckets (bucket b counts
 //	    requests that took less than 2^b microseconds).
 const (
 	appHeaderSize = 64
@@ -88,6 +88,7 @@ type slotStats struct {
 	Errors     uint64
 	LastUnixMS uint64
 	TX         uint64
+	Forwarded  uint64
 	Hist       [histBuckets]uint32
 }
 
@@ -102,6 +103,7 @@ func (s *scoreboard) slot(i int) slotStats {
 		Errors:     binary.LittleEndian.Uint64(b[32:]),
 		LastUnixMS: binary.LittleEndian.Uint64(b[40:]),
 		TX:         binary.LittleEndian.Uint64(b[48:]),
+		Forwarded:  binary.LittleEndian.Uint64(b[56:]),
 	}
 	for i := range st.Hist {
 		st.Hist[i] = binary.LittleEndian.Uint32(b[histOffset+4*i:])

@@ -52,8 +52,8 @@ type AppStats struct {
 // retired keeps the counters of workers that have exited, so app totals
 // survive recycling.
 type retired struct {
-	requests, errors, tx, totalNS uint64
-	hist                          [histBuckets]uint64
+	requests, errors, tx, totalNS, forwarded uint64
+	hist                                     [histBuckets]uint64
 }
 
 func (a *App) retireSlotLocked(i int) {
@@ -62,6 +62,7 @@ func (a *App) retireSlotLocked(i int) {
 	a.old.errors += st.Errors
 	a.old.tx += st.TX
 	a.old.totalNS += st.TotalNS
+	a.old.forwarded += st.Forwarded
 	for b, n := range st.Hist {
 		a.old.hist[b] += uint64(n)
 	}
@@ -169,4 +170,21 @@ func (a *App) Uptime() time.Duration {
 		return 0
 	}
 	return time.Since(a.started)
+}
+
+// Traffic returns the requests the app's workers have served and those
+// they accepted but handed back for another app, since the app was
+// created: the daemon compares them between policy rounds.
+func (a *App) Traffic() (served, forwarded uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	served, forwarded = a.old.requests, a.old.forwarded
+	for i, sl := range a.slots {
+		if sl.gen != nil {
+			st := a.sb.slot(i)
+			served += st.Requests
+			forwarded += st.Forwarded
+		}
+	}
+	return served, forwarded
 }

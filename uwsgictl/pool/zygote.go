@@ -57,6 +57,7 @@ type workerConfig struct {
 	Vhost       bool   `json:"vhost"`
 	SingleApp   bool   `json:"single_app"`
 	Slots       int    `json:"slots"`
+	SpeedupsDir string `json:"speedups_dir"`
 	OwnFDs      []int  `json:"own_fds"`
 	SharedFDs   []int  `json:"shared_fds"`
 }
@@ -135,7 +136,7 @@ func (a *App) startZygote(onEvent func(event), onExit func(error)) (*zygote, err
 		Pyhome: a.Key.Pyhome, Chdir: a.Key.Chdir, Script: a.Key.Script,
 		Lazy: a.cfg.Lazy, LimitASMB: a.cfg.LimitAS, BufferSize: a.cfg.BufferSize, MaxVars: a.cfg.MaxVars,
 		MaxRequests: a.cfg.MaxRequests, Logging: a.cfg.Logging, Vhost: a.cfg.Vhost, SingleApp: a.cfg.SingleApp,
-		Slots: a.sb.n, OwnFDs: []int{}, SharedFDs: []int{},
+		Slots: a.sb.n, SpeedupsDir: a.cfg.SpeedupsDir, OwnFDs: []int{}, SharedFDs: []int{},
 	}
 	for _, f := range a.own {
 		wc.OwnFDs = append(wc.OwnFDs, fdCtl+len(files))
