@@ -49,22 +49,23 @@ REFUSED_VARS = ("UWSGI_FILE", "UWSGI_SETENV", "UWSGI_POSTFILE")
 
 
 def load_speedups():
-    """The daemon's compiled parser (speedups.c), when it could build one."""
+    """The daemon's compiled hot path (csrc/speedups.c), when it could
+    build one: (parse_vars, finish_environ, send_response), else Nones."""
     d = CFG.get("speedups_dir")
     if not d:
-        return None
+        return None, None, None
     sys.path.insert(0, d)
     try:
-        from _pyvhost_speedups import parse_vars
-        return parse_vars
+        from _pyvhost_speedups import parse_vars, finish_environ, send_response
+        return parse_vars, finish_environ, send_response
     except ImportError as e:
         log("C speedups not loaded (%s): using the pure-Python parser" % e)
-        return None
+        return None, None, None
     finally:
         sys.path.remove(d)
 
 
-parse_vars_c = load_speedups()
+parse_vars_c, finish_environ_c, send_response_c = load_speedups()
 
 
 def log(msg):
@@ -470,28 +471,22 @@ class Worker(object):
             error_response(conn, 400)
             self.errors += 1
             return
-        if not self.single:
-            pyhome = env.get("UWSGI_PYHOME") or env.get("UWSGI_HOME", "")
-            script = env.get("UWSGI_SCRIPT")
-            if script is None:
-                script = env.get("UWSGI_MODULE", "")
-                if script and env.get("UWSGI_CALLABLE"):
-                    script += ":" + env["UWSGI_CALLABLE"]
-            if (pyhome, env.get("UWSGI_CHDIR", ""), script) != self.key:
-                self.forward(conn, data)
-                return
-            if from_shared:
-                self.note_shared_traffic()
-        for k in REFUSED_VARS:
-            if k in env:
-                log("refused a request carrying %s (pyvhost never loads code from request vars)" % k)
-                error_response(conn, 403, env.get("SERVER_PROTOCOL") or "HTTP/1.0")
-                self.errors += 1
-                return
-        # nginx also passes Content-Length and Content-Type as headers; CGI
-        # and PEP 3333 have them only as CONTENT_LENGTH and CONTENT_TYPE.
-        env.pop("HTTP_CONTENT_LENGTH", None)
-        env.pop("HTTP_CONTENT_TYPE", None)
+        key = None if self.single else self.key
+        if finish_environ_c is not None:
+            rc = finish_environ_c(env, key, self.wsgi_static)
+        else:
+            rc = finish_environ_py(env, key, self.wsgi_static)
+        if rc == 1:
+            self.forward(conn, data)
+            return
+        if rc == 2:
+            names = [k for k in REFUSED_VARS if k in env]
+            log("refused a request carrying %s (pyvhost never loads code from request vars)" % ", ".join(names))
+            error_response(conn, 403, env.get("SERVER_PROTOCOL") or "HTTP/1.0")
+            self.errors += 1
+            return
+        if from_shared and key is not None:
+            self.note_shared_traffic()
         self.call_app(conn, env, data[end:], start, len(env), end - 4)
 
     def call_app(self, conn, env, body_prefix, start, nvars, pktsize):
@@ -501,25 +496,7 @@ class Worker(object):
             length = int(cl) if cl else 0
         except ValueError:
             length = 0
-        inp = Input(conn, body_prefix, length)
-        sn = env.get("SCRIPT_NAME", "")
-        pi = env.get("PATH_INFO", "")
-        if sn:
-            sn = sn.rstrip("/")
-            env["SCRIPT_NAME"] = sn
-            if pi == sn or pi.startswith(sn + "/"):
-                env["PATH_INFO"] = pi[len(sn):]
-        else:
-            env["SCRIPT_NAME"] = ""
-            env["PATH_INFO"] = pi
-        https = env.get("HTTPS", "").lower()
-        if https in ("on", "1", "true"):
-            scheme = "https"
-        else:
-            scheme = env.get("UWSGI_SCHEME") or env.get("REQUEST_SCHEME") or "http"
-        env.update(self.wsgi_static)
-        env["wsgi.url_scheme"] = scheme
-        env["wsgi.input"] = inp
+        inp = env["wsgi.input"] = Input(conn, body_prefix, length)
 
         state = [None, None, False, 0]  # status, headers, headers sent, body bytes
 
@@ -567,8 +544,15 @@ class Worker(object):
         try:
             result = self.app(env, start_response)
             if type(result) in (list, tuple) and not state[2]:
-                body = b"".join(result)
-                send_headers(body, len(body))
+                body = result[0] if len(result) == 1 else b"".join(result)
+                if send_response_c is not None and state[0] is not None:
+                    state[2] = True
+                    try:
+                        self.hsize, self.hcount = send_response_c(conn, proto, state[0], state[1], body)
+                    except (BrokenPipeError, ConnectionResetError):
+                        raise ClientGone()
+                else:
+                    send_headers(body, len(body))
                 state[3] += len(body)
             elif isinstance(result, FileWrapper) and hasattr(result.filelike, "fileno") and not state[2]:
                 self.send_file(conn, result, send_headers, state)
@@ -657,6 +641,43 @@ def parse_vars_py(b, end, max_vars):
     if pos != end or len(env) > max_vars or "" in env:
         return None, -1
     return env, end
+
+
+def finish_environ_py(env, key, static):
+    """Prepare a parsed environ for the app; speedups.c's finish_environ
+    does the same in C. Returns 1 when the request names another app than
+    key, 2 when it carries a var that loads code or files, else 0."""
+    if key is not None:
+        pyhome = env.get("UWSGI_PYHOME") or env.get("UWSGI_HOME", "")
+        script = env.get("UWSGI_SCRIPT")
+        if script is None:
+            script = env.get("UWSGI_MODULE", "")
+            if script and env.get("UWSGI_CALLABLE"):
+                script += ":" + env["UWSGI_CALLABLE"]
+        if (pyhome, env.get("UWSGI_CHDIR", ""), script) != key:
+            return 1
+    for k in REFUSED_VARS:
+        if k in env:
+            return 2
+    # nginx also passes Content-Length and Content-Type as headers; CGI
+    # and PEP 3333 have them only as CONTENT_LENGTH and CONTENT_TYPE.
+    env.pop("HTTP_CONTENT_LENGTH", None)
+    env.pop("HTTP_CONTENT_TYPE", None)
+    sn = env.get("SCRIPT_NAME", "")
+    pi = env.setdefault("PATH_INFO", "")
+    if sn:
+        sn = sn.rstrip("/")
+        env["SCRIPT_NAME"] = sn
+        if pi == sn or pi.startswith(sn + "/"):
+            env["PATH_INFO"] = pi[len(sn):]
+    else:
+        env["SCRIPT_NAME"] = ""
+    if env.get("HTTPS", "").lower() in ("on", "1", "true"):
+        env["wsgi.url_scheme"] = "https"
+    else:
+        env["wsgi.url_scheme"] = env.get("UWSGI_SCHEME") or env.get("REQUEST_SCHEME") or "http"
+    env.update(static)
+    return 0
 
 
 def die_with_parent():
