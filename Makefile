@@ -17,7 +17,7 @@ FUZZ := ./nginxconf:FuzzParseFile ./nginxconf:FuzzRender ./nginxconf:FuzzNames .
 .PHONY: build test test-short golden fuzz lint deps deps-bench demo demo-stop clean
 
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pyvhost
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pyvhost
 
 # Every test, the end-to-end suites with real nginx included.
 test: deps

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -54,6 +55,7 @@ func uwsgiCommand() *cli.Command {
 			&cli.StringFlag{Name: "state-dir", EnvVars: []string{"PYVHOST_STATE_DIR"}, Usage: "state `DIR`"},
 			&cli.StringFlag{Name: "app-sockets", Value: daemon.DefaultAppSockets, Usage: "every uwsgi_pass unix:`DIR`/NAME.sock in the nginx config is a per-app socket the daemon creates"},
 			&cli.BoolFlag{Name: "allow-root-apps", Usage: "run apps whose directory root owns, as root"},
+			&cli.IntFlag{Name: "queue-limit", Value: 1000, Usage: "requests the daemon holds for one app while it starts or is busy; past `N` they get a 503"},
 		},
 		Action: runUwsgi,
 	}
@@ -85,6 +87,7 @@ func runUwsgi(c *cli.Context) error {
 		Stats:         c.String("stats"),
 		Ctl:           c.String("ctl"),
 		LogTo:         c.String("logto"),
+		QueueLimit:    c.Int("queue-limit"),
 	}
 	if cfg.Processes < 1 {
 		return usagef("-p/--processes must be at least 1")
@@ -114,6 +117,10 @@ func runUwsgi(c *cli.Context) error {
 		defer os.Remove(p)
 	}
 	signalReady(nil)
+	// Start-up (reading the nginx config, building the C speedups) leaves
+	// garbage; a long-running daemon should not keep it resident.
+	debug.SetGCPercent(25)
+	debug.FreeOSMemory()
 	return d.Run(context.Background())
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
+	"github.com/pyvhost/pyvhost/uwsgictl/wire"
 )
 
 // TestHarakiri: a request stuck past -t is killed (nginx answers 502), the
@@ -304,5 +305,48 @@ func TestStatsServer(t *testing.T) {
 	}
 	if strings.Contains(string(b), "HTTP_") {
 		t.Errorf("stats leak request vars: %s", b)
+	}
+}
+
+// TestLazyApps: --lazy-apps imports the app in each worker, not once.
+func TestLazyApps(t *testing.T) {
+	slow(t)
+	e, d, _ := wsgiEnv(t, []string{"--lazy-apps", "-p", "2"}, "envecho", "broken")
+	if code, out := e.get(t, "envecho.test", "/"); code != 200 || !strings.Contains(out, `"PATH_INFO": "/"`) {
+		t.Fatalf("lazy app: %d %q\n%s", code, out, d.Log())
+	}
+	if code, _ := e.get(t, "broken.test", "/"); code != 500 {
+		t.Fatalf("lazy broken app: %d, want 500", code)
+	}
+	d.WaitLog(t, "No module named 'this_module_does_not_exist'", 3*time.Second)
+}
+
+// TestQueueLimit: requests held for an app that is starting are bounded;
+// past --queue-limit they get a 503 instead of waiting without end.
+func TestQueueLimit(t *testing.T) {
+	slow(t)
+	dir := daemontest.Dir(t)
+	venv := daemontest.Venv(t)
+	slowApp := daemontest.App(t, dir, "slow")
+	sock := freeAddr(t)
+	daemontest.Start(t, sock, "-s", sock, "-p", "1", "--queue-limit", "2", "--vhost-root", dir, "--vhost-root", filepath.Dir(venv))
+	pkt, _ := wire.Encode(0, 0, []wire.Var{{Key: "SERVER_PROTOCOL", Value: "HTTP/1.1"}, {Key: "QUERY_STRING", Value: "s=0.5"},
+		{Key: "UWSGI_PYHOME", Value: venv}, {Key: "UWSGI_CHDIR", Value: slowApp}, {Key: "UWSGI_SCRIPT", Value: "slow"}})
+	var mu sync.Mutex
+	codes := map[string]int{}
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rawRequest(t, sock, pkt)
+			mu.Lock()
+			codes[strings.SplitN(r, "\r\n", 2)[0]]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if codes["HTTP/1.1 503 Service Unavailable"] == 0 || codes["HTTP/1.1 200 OK"] == 0 {
+		t.Fatalf("8 requests to a starting app with --queue-limit 2: %v, want some 200s and some 503s", codes)
 	}
 }

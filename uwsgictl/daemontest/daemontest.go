@@ -48,7 +48,9 @@ func setup() {
 	}
 	_ = os.Chmod(shared, 0o755)
 	binPath = filepath.Join(shared, "pyvhost")
-	out, err := exec.Command("go", "build", "-o", binPath, "github.com/pyvhost/pyvhost/cmd/pyvhost").CombinedOutput()
+	build := exec.Command("go", "build", "-o", binPath, "github.com/pyvhost/pyvhost/cmd/pyvhost")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as make build: a static daemon is smaller
+	out, err := build.CombinedOutput()
 	if err != nil {
 		sharedErr = fmt.Errorf("build pyvhost: %v\n%s", err, out)
 		return

@@ -253,6 +253,7 @@ func (a *App) failLocked(g *generation, msg, tb string) {
 			unix.Close(q.fd)
 		}
 		a.queue = nil
+		a.drainHandoffLocked(500)
 	}
 	err := &LoadError{App: a.Name, Msg: msg, Traceback: tb}
 	for _, w := range a.waiters {
@@ -282,12 +283,13 @@ func (a *App) onWorkerExitLocked(g *generation, ev event) {
 	case ws.Exited() && ws.ExitStatus() == 0:
 		a.respawnLocked(g) // recycled after -R requests
 	case ws.Exited() && ws.ExitStatus() == 3:
-		a.failLocked(g, "the app failed to import in a worker (--lazy-apps); see the log", "")
+		// --lazy-apps: the import failed in the worker (its traceback is in
+		// the log). The generation cannot serve; fail the app.
 		if a.cur == g {
 			a.stopGenLocked(g, false)
 			a.cur = nil
-			a.state = Failed
 		}
+		a.failLocked(g, "the app failed to import in a worker (--lazy-apps); see the log", "")
 	default:
 		how := fmt.Sprintf("exit status %d", ws.ExitStatus())
 		if ws.Signaled() {
@@ -497,7 +499,29 @@ func (a *App) stopAllLocked(graceful bool, st State) {
 		unix.Close(q.fd)
 	}
 	a.queue = nil
+	a.drainHandoffLocked(503)
 	a.sb.setListenShared(false)
+}
+
+// drainHandoffLocked answers the requests already handed to workers that
+// will not come (the app failed or stopped) with code.
+func (a *App) drainHandoffLocked(code int) {
+	buf := make([]byte, 128<<10)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	for {
+		_, oobn, _, _, err := unix.Recvmsg(FD(a.handoffR), buf, oob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
+		if err != nil {
+			return
+		}
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		for _, m := range msgs {
+			fds, _ := unix.ParseUnixRights(&m)
+			for _, fd := range fds {
+				Respond(fd, code)
+				unix.Close(fd)
+			}
+		}
+	}
 }
 
 // Reload starts a new generation with the app's current code; it takes
