@@ -44,6 +44,7 @@ type Daemon struct {
 	nextNum int
 	single  *pool.App
 
+	sigs                 chan os.Signal // caught from New on: a signal before Run must not kill the daemon
 	toMasterR, toMasterW *os.File
 	traffic              map[*pool.App][2]uint64 // served, forwarded at the last shared-policy round
 	started              time.Time
@@ -78,13 +79,16 @@ func New(cfg Config) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
 	d = &Daemon{
 		cfg: cfg, log: lg, limits: wire.Limits{BufferSize: cfg.BufferSize, MaxVars: wire.DefaultMaxVars},
 		appSockets: map[string]*listener{}, apps: map[pool.Key]*pool.App{},
-		started: time.Now(), stopping: make(chan struct{}), traffic: map[*pool.App][2]uint64{},
+		started: time.Now(), stopping: make(chan struct{}), traffic: map[*pool.App][2]uint64{}, sigs: sigs,
 	}
 	defer func() {
 		if err != nil {
+			signal.Stop(sigs)
 			d.closeSockets()
 			lg.close()
 		}
@@ -229,8 +233,7 @@ func (d *Daemon) syncAppSockets() error {
 // finish in-flight requests, SIGQUIT stops at once, SIGHUP reloads every
 // app and re-reads the nginx config, SIGUSR1 reopens the log.
 func (d *Daemon) Run(ctx context.Context) error {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
+	sigs := d.sigs
 	defer signal.Stop(sigs)
 	for _, l := range d.shared {
 		d.log.logf("uwsgi socket %s bound", l.addr)

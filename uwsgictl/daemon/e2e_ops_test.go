@@ -257,14 +257,15 @@ func TestDaemonizeAndPidfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
+	for syscall.Kill(pid, 0) == nil && !zombie(pid) {
 		if time.Now().After(deadline) {
 			t.Fatal("daemonized daemon did not stop on SIGTERM")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	if log, _ := os.ReadFile(logFile); !strings.Contains(string(log), "stopped") {
-		t.Errorf("log file lacks the daemon's lines:\n%s", log)
+		st, _ := os.Stat(logFile)
+		t.Errorf("log file lacks the daemon's lines (%v, %d bytes):\n%s\nharness log:\n%s", st.Mode(), st.Size(), log, d.Log())
 	}
 }
 
@@ -349,4 +350,16 @@ func TestQueueLimit(t *testing.T) {
 	if codes["HTTP/1.1 503 Service Unavailable"] == 0 || codes["HTTP/1.1 200 OK"] == 0 {
 		t.Fatalf("8 requests to a starting app with --queue-limit 2: %v, want some 200s and some 503s", codes)
 	}
+}
+
+// zombie reports whether a process has exited and waits to be reaped (a
+// daemonized process's parent is init, which may reap it late).
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndex(s, ")")+1:])
+	return len(f) > 0 && f[0] == "Z"
 }
