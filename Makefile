@@ -14,7 +14,10 @@ BENCH_PKGS := uwsgi-core uwsgi-plugin-python3 wrk curl
 # package:FuzzTarget pairs run by `make fuzz`.
 FUZZ := ./nginxconf:FuzzParseFile ./nginxconf:FuzzRender ./nginxconf:FuzzNames ./uwsgictl/wire:FuzzDecode
 
-.PHONY: build test test-short golden fuzz lint deps deps-bench demo demo-stop clean
+# The benchmark scripts shared with the project (beside the repository).
+SHARED_BENCH ?= ../shared/bench
+
+.PHONY: build test test-short golden fuzz lint deps deps-bench demo demo-stop bench clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pyvhost
@@ -61,6 +64,21 @@ define install
 		fi; \
 	fi
 endef
+
+# Side by side with Debian's uWSGI behind one nginx (medians of 3 rounds;
+# the last line of each run gives the pyvhost/uWSGI ratios), memory with 20
+# mostly idle sites, and a never-loaded app's first request.
+bench: build deps deps-bench
+	@echo "== shared TCP port (the seed's set-up) vs uWSGI on TCP"
+	bash $(SHARED_BENCH)/vs-uwsgi.sh $(BIN) 3 4
+	@echo "== per-app unix sockets vs uWSGI on a unix socket (best against best)"
+	PV_SOCKETS=1 UW_UNIX=1 bash $(SHARED_BENCH)/vs-uwsgi.sh $(BIN) 3 4
+	@echo "== pyvhost's default (per-app unix sockets) vs the seed's uWSGI on TCP"
+	PV_SOCKETS=1 bash $(SHARED_BENCH)/vs-uwsgi.sh $(BIN) 3 4
+	@echo "== 20 sites, one busy, --idle 5"
+	bash $(SHARED_BENCH)/many-apps.sh $(BIN) 20 5
+	@echo "== cold start"
+	testdata/bench/first-request.sh $(BIN)
 
 demo: build deps deps-bench
 	@testdata/demo/demo.sh
