@@ -80,7 +80,7 @@ bench: build deps deps-bench
 	@echo "== cold start"
 	testdata/bench/first-request.sh $(BIN)
 
-demo: build deps deps-bench
+demo: build deps
 	@testdata/demo/demo.sh
 
 demo-stop:

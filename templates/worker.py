@@ -471,6 +471,7 @@ class Worker(object):
             error_response(conn, 400)
             self.errors += 1
             return
+        nvars = len(env)
         key = None if self.single else self.key
         if finish_environ_c is not None:
             rc = finish_environ_c(env, key, self.wsgi_static)
@@ -487,7 +488,7 @@ class Worker(object):
             return
         if from_shared and key is not None:
             self.note_shared_traffic()
-        self.call_app(conn, env, data[end:], start, len(env), end - 4)
+        self.call_app(conn, env, data[end:], start, nvars, end - 4)
 
     def call_app(self, conn, env, body_prefix, start, nvars, pktsize):
         proto = env.get("SERVER_PROTOCOL") or "HTTP/1.0"

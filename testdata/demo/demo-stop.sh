@@ -2,7 +2,8 @@
 # make demo-stop: stop everything `make demo` started and remove its files.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-D=$ROOT/.demo
+[ -f "$ROOT/.demo-dir" ] || { echo "no demo is running"; exit 0; }
+D=$(cat "$ROOT/.demo-dir")
 stop() { # pidfile signal
   [ -f "$1" ] || return 0
   pid=$(cat "$1")
@@ -12,7 +13,7 @@ stop() { # pidfile signal
     kill -9 "$pid" 2>/dev/null || true
   fi
 }
-stop "$D/uwsgi.pid" INT
 stop "$D/nginx.pid" QUIT
-rm -rf "$D"
+stop "$D/uwsgi.pid" TERM
+rm -rf "$D" "$ROOT/.demo-dir"
 echo "demo stopped"

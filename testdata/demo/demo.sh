@@ -1,26 +1,26 @@
 #!/usr/bin/env bash
-# make demo: a private nginx on a free loopback port, the example apps'
-# server blocks written by `pyvhost render`, listed by `pyvhost sites`, and
-# requests answered through nginx.
-#
-# Until pyvhost's own daemon lands (`pyvhost uwsgi`, issue 3), the uwsgi side
-# is the seed's set-up: Debian's uWSGI in --vhost mode on a loopback port,
-# which is exactly what the rendered blocks' uwsgi_param lines drive.
+# make demo: a private nginx on a free loopback port, pyvhost's uwsgi daemon
+# started with uWSGI's classic flags, the example apps' server blocks
+# written by `pyvhost render` (`pyvhost deploy` will do every step), listed
+# by `pyvhost sites`, and requests answered through nginx.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-D=$ROOT/.demo
 BIN=$ROOT/bin/pyvhost
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-if [ -f "$D/nginx.pid" ] || [ -f "$D/uwsgi.pid" ]; then
-  echo "a demo is already running: run 'make demo-stop' first" >&2
+if [ -f "$ROOT/.demo-dir" ]; then
+  echo "a demo is already running in $(cat "$ROOT/.demo-dir"): run 'make demo-stop' first" >&2
   exit 1
 fi
-rm -rf "$D"
-mkdir -p "$D"/{sites-available,sites-enabled,tmp,apps}
+# Under /tmp so the apps' user (nobody, when run as root) can reach them.
+D=$(mktemp -d /tmp/pyvhost-demo.XXXXXX)
 chmod 755 "$D"
+echo "$D" > "$ROOT/.demo-dir"
+mkdir -p "$D"/{sites-available,sites-enabled,tmp,apps}
 cp /etc/nginx/uwsgi_params "$D/"
 cp -r "$ROOT/testdata/apps/hello" "$ROOT/testdata/apps/flaskapp" "$D/apps/"
+# As root, each app runs as the owner of its directory: give them to nobody.
+[ "$(id -u)" = 0 ] && chown -R nobody:nogroup "$D/apps"/*
 
 read -r PORT UPORT < <(/usr/bin/python3 -c 'import socket
 ps=[]
@@ -57,10 +57,12 @@ site flask.localhost flaskapp:app flaskapp
 echo "== pyvhost render wrote:"
 cat "$D/sites-available/hello.localhost.conf"
 
+echo
+echo "== pyvhost uwsgi -s 127.0.0.1:$UPORT -M -p 2 -t 30 --limit-as 512 -R 10000 -d uwsgi.log --vhost --nginx-conf nginx.conf"
+"$BIN" uwsgi -s "127.0.0.1:$UPORT" -M -p 2 -t 30 --limit-as 512 -R 10000 -d "$D/uwsgi.log" --vhost \
+  --nginx-conf "$D/nginx.conf" --pidfile "$D/uwsgi.pid"
 "$NGINX" -t -q -p "$D" -c "$D/nginx.conf"
 "$NGINX" -p "$D" -c "$D/nginx.conf"
-uwsgi --plugin python3 -s "127.0.0.1:$UPORT" -M -p 2 -t 30 --vhost \
-  -d "$D/uwsgi.log" --pidfile "$D/uwsgi.pid"
 
 echo
 echo "== pyvhost sites --nginx-conf $D/nginx.conf"
@@ -74,5 +76,8 @@ for h in hello.localhost flask.localhost; do
   done
   echo "$out"
 done
+echo
+echo "== the daemon's log ($D/uwsgi.log):"
+tail -n 4 "$D/uwsgi.log"
 echo
 echo "The demo runs in $D (nginx on 127.0.0.1:$PORT). Stop it with: make demo-stop"

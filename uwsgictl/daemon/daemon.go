@@ -38,6 +38,7 @@ type Daemon struct {
 
 	shared     []*listener
 	appSockets map[string]*listener // per-app socket path -> listener
+	sockApp    map[*listener]*pool.App
 
 	mu      sync.Mutex
 	apps    map[pool.Key]*pool.App
@@ -83,7 +84,7 @@ func New(cfg Config) (d *Daemon, err error) {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
 	d = &Daemon{
 		cfg: cfg, log: lg, limits: wire.Limits{BufferSize: cfg.BufferSize, MaxVars: wire.DefaultMaxVars},
-		appSockets: map[string]*listener{}, apps: map[pool.Key]*pool.App{},
+		appSockets: map[string]*listener{}, sockApp: map[*listener]*pool.App{}, apps: map[pool.Key]*pool.App{},
 		started: time.Now(), stopping: make(chan struct{}), traffic: map[*pool.App][2]uint64{}, sigs: sigs,
 	}
 	defer func() {
@@ -223,6 +224,7 @@ func (d *Daemon) syncAppSockets() error {
 		}
 		d.nextNum++
 		d.appSockets[path] = l
+		d.sockApp[l] = a
 		d.apps[k] = a
 		d.log.logf("app %s (%s): per-app socket %s", a.ID, a.Name, path)
 	}

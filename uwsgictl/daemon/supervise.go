@@ -13,6 +13,7 @@ import (
 type watched struct {
 	l      *listener
 	shared bool
+	app    *pool.App // the per-app socket's app
 }
 
 // supervise is the daemon's loop: it waits on the watched listeners, ticks
@@ -55,12 +56,9 @@ func (d *Daemon) supervise() {
 func (d *Daemon) watchSet() []watched {
 	var ws []watched
 	d.mu.Lock()
-	for path, l := range d.appSockets {
-		_ = path
-		for _, a := range d.apps {
-			if len(a.OwnSockets()) > 0 && a.OwnSockets()[0] == l.file && !a.Running() {
-				ws = append(ws, watched{l: l})
-			}
+	for _, l := range d.appSockets {
+		if a := d.sockApp[l]; a != nil && !a.Running() {
+			ws = append(ws, watched{l: l, app: a})
 		}
 	}
 	sharedServed := false
@@ -86,19 +84,8 @@ func (d *Daemon) onWatchedReady(w watched) {
 	}
 	// A cold app's own socket: start the app; its workers will accept what
 	// waits. A failed app cannot: the daemon answers for it.
-	d.mu.Lock()
-	var app *pool.App
-	for _, a := range d.apps {
-		if len(a.OwnSockets()) > 0 && a.OwnSockets()[0] == w.l.file {
-			app = a
-		}
-	}
-	d.mu.Unlock()
-	if app == nil {
-		return
-	}
-	app.Ensure()
-	if !app.Running() {
+	w.app.Ensure()
+	if !w.app.Running() {
 		d.acceptAndRoute(w.l, false)
 	}
 }
