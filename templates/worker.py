@@ -210,8 +210,80 @@ class FileWrapper(object):
         raise StopIteration
 
 
+class EmptyInput(object):
+    """wsgi.input of a request without a body; it holds no state, so one
+    instance serves every such request."""
+
+    def read(self, size=-1):
+        return b""
+
+    def readline(self, size=-1):
+        return b""
+
+    def readlines(self, hint=-1):
+        return []
+
+    def __iter__(self):
+        return iter(())
+
+
+EMPTY_INPUT = EmptyInput()
+
+
 class ClientGone(Exception):
     pass
+
+
+class Response(object):
+    """The response being written, one per worker and reset per request, so
+    start_response and write are made once, not per request."""
+
+    __slots__ = ("conn", "proto", "status", "headers", "sent", "nbytes", "hsize", "hcount")
+
+    def begin(self, conn, proto):
+        self.conn = conn
+        self.proto = proto
+        self.status = self.headers = None
+        self.sent = False
+        self.nbytes = self.hsize = self.hcount = 0
+
+    def start_response(self, status, headers, exc_info=None):
+        if exc_info:
+            try:
+                if self.sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response called twice without exc_info")
+        self.status, self.headers = status, headers
+        return self.write
+
+    def write(self, data):
+        if not self.sent:
+            self.send_headers(data, None)
+        elif data:
+            write_all(self.conn, data)
+        self.nbytes += len(data)
+
+    def send_headers(self, first_chunk, content_length):
+        status, headers = self.status, self.headers
+        if status is None:
+            raise AssertionError("the app did not call start_response")
+        lines = [self.proto, " ", status, "\r\n"]
+        has_cl = False
+        for k, v in headers:
+            if not has_cl and k.lower() == "content-length":
+                has_cl = True
+            lines += (k, ": ", v, "\r\n")
+        if not has_cl and content_length is not None:
+            lines += ("Content-Length: ", str(content_length), "\r\n")
+        lines.append("\r\n")
+        head = "".join(lines).encode("latin-1")
+        self.sent = True
+        self.hsize = len(head)
+        self.hcount = len(headers) + (0 if has_cl or content_length is None else 1)
+        write_all(self.conn, head + first_chunk if first_chunk else head)
 
 
 def write_all(fd, data):
@@ -275,6 +347,8 @@ class Worker(object):
         self.slot_off = APP_HEADER + slot * SLOT_SIZE
         self.ppid = os.getppid()
         self.pid = os.getpid()
+        self.resp = Response()
+        self.start_response = self.resp.start_response  # bound once
         # The environ keys that are the same on every request.
         self.wsgi_static = {
             "wsgi.version": (1, 0),
@@ -493,82 +567,46 @@ class Worker(object):
     def call_app(self, conn, env, body_prefix, start, nvars, pktsize):
         proto = env.get("SERVER_PROTOCOL") or "HTTP/1.0"
         cl = env.get("CONTENT_LENGTH")
-        try:
-            length = int(cl) if cl else 0
-        except ValueError:
-            length = 0
-        inp = env["wsgi.input"] = Input(conn, body_prefix, length)
-
-        state = [None, None, False, 0]  # status, headers, headers sent, body bytes
-
-        def send_headers(first_chunk, content_length):
-            status, headers = state[0], state[1]
-            if status is None:
-                raise AssertionError("the app did not call start_response")
-            lines = [proto, " ", status, "\r\n"]
-            has_cl = False
-            for k, v in headers:
-                if not has_cl and k.lower() == "content-length":
-                    has_cl = True
-                lines += (k, ": ", v, "\r\n")
-            if not has_cl and content_length is not None:
-                lines += ("Content-Length: ", str(content_length), "\r\n")
-            lines.append("\r\n")
-            head = "".join(lines).encode("latin-1")
-            state[2] = True
-            self.hsize = len(head)
-            self.hcount = len(headers) + (0 if has_cl or content_length is None else 1)
-            write_all(conn, head + first_chunk if first_chunk else head)
-
-        def write(data):
-            if not state[2]:
-                send_headers(data, None)
-            elif data:
-                write_all(conn, data)
-            state[3] += len(data)
-
-        def start_response(status, headers, exc_info=None):
-            if exc_info:
-                try:
-                    if state[2]:
-                        raise exc_info[1].with_traceback(exc_info[2])
-                finally:
-                    exc_info = None
-            elif state[0] is not None:
-                raise AssertionError("start_response called twice without exc_info")
-            state[0], state[1] = status, headers
-            return write
-
-        self.hsize = self.hcount = 0
+        if cl and cl != "0":
+            try:
+                length = int(cl)
+            except ValueError:
+                length = 0
+            inp = env["wsgi.input"] = Input(conn, body_prefix, length)
+        else:
+            inp = env["wsgi.input"] = EMPTY_INPUT  # stateless: shared by bodiless requests
+        r = self.resp
+        r.begin(conn, proto)
         status_code = 500
         result = None
         try:
-            result = self.app(env, start_response)
-            if type(result) in (list, tuple) and not state[2]:
+            result = self.app(env, self.start_response)
+            if type(result) in (list, tuple) and not r.sent:
                 body = result[0] if len(result) == 1 else b"".join(result)
-                if send_response_c is not None and state[0] is not None:
-                    state[2] = True
+                if send_response_c is not None and r.status is not None:
+                    r.sent = True
                     try:
-                        self.hsize, self.hcount = send_response_c(conn, proto, state[0], state[1], body)
+                        r.hsize, r.hcount = send_response_c(conn, proto, r.status, r.headers, body)
                     except (BrokenPipeError, ConnectionResetError):
                         raise ClientGone()
                 else:
-                    send_headers(body, len(body))
-                state[3] += len(body)
-            elif isinstance(result, FileWrapper) and hasattr(result.filelike, "fileno") and not state[2]:
-                self.send_file(conn, result, send_headers, state)
+                    r.send_headers(body, len(body))
+                r.nbytes += len(body)
+            elif isinstance(result, FileWrapper) and hasattr(result.filelike, "fileno") and not r.sent:
+                self.send_file(conn, result, r)
             else:
+                write = r.write
                 for chunk in result:
                     if chunk:
                         write(chunk)
-                if not state[2]:
-                    send_headers(b"", 0)
-            status_code = int(state[0][:3])
+                if not r.sent:
+                    r.send_headers(b"", 0)
+            status_code = int(r.status[:3])
         except ClientGone:
-            status_code = int(state[0][:3]) if state[0] else 499
+            status_code = int(r.status[:3]) if r.status else 499
         except Exception:
             log("app %s raised:\n%s" % (CFG.get("name", self.app_id), traceback.format_exc().rstrip()))
-            if not state[2]:
+            if not r.sent:
                 error_response(conn, 500, proto)
             status_code = 500
         finally:
@@ -577,18 +615,19 @@ class Worker(object):
                     result.close()
                 except Exception:
                     log("app %s close() raised:\n%s" % (CFG.get("name", self.app_id), traceback.format_exc().rstrip()))
-        try:
-            inp.drain()
-        except OSError:
-            pass
+        if inp is not EMPTY_INPUT:
+            try:
+                inp.drain()
+            except OSError:
+                pass
         self.requests += 1
-        self.tx += state[3]
+        self.tx += r.nbytes
         if status_code >= 500:
             self.errors += 1
         if self.logging:
-            self.log_request(env, status_code, state[3], start, nvars, pktsize, proto)
+            self.log_request(env, status_code, r.nbytes, start, nvars, pktsize, proto)
 
-    def send_file(self, conn, wrapper, send_headers, state):
+    def send_file(self, conn, wrapper, r):
         f = wrapper.filelike
         fileno = f.fileno()
         try:
@@ -596,7 +635,7 @@ class Worker(object):
         except (OSError, AttributeError):
             offset = 0
         size = os.fstat(fileno).st_size - offset
-        send_headers(b"", size)
+        r.send_headers(b"", size)
         while size > 0:
             try:
                 n = os.sendfile(conn, fileno, offset, min(size, 1 << 30))
@@ -606,7 +645,7 @@ class Worker(object):
                 break
             offset += n
             size -= n
-            state[3] += n
+            r.nbytes += n
 
     def log_request(self, env, status, size, start, nvars, pktsize, proto):
         ms = (time.monotonic_ns() - start) // 1000000
@@ -616,7 +655,7 @@ class Worker(object):
         line = "%s[pid: %d|app: %d|req: %d/%d] %s () {%d vars in %d bytes} [%s] %s %s => generated %d bytes in %d msecs (%s %d) %d headers in %d bytes\n" % (
             prefix, os.getpid(), self.app_num, self.requests, self.requests, env.get("REMOTE_ADDR", ""),
             nvars * 2, pktsize, time.ctime(), env.get("REQUEST_METHOD", ""), env.get("REQUEST_URI", ""),
-            size, ms, proto, status, self.hcount, self.hsize)
+            size, ms, proto, status, self.resp.hcount, self.resp.hsize)
         try:
             os.write(2, line.encode("latin-1", "replace"))
         except OSError:

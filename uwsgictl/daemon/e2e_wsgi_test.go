@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,5 +143,47 @@ func TestFlaskAndDjango(t *testing.T) {
 	code, out := de.get(t, "django.test", "/admin/login/")
 	if code != 200 || !strings.Contains(out, "Django") {
 		t.Fatalf("django admin login: %d %.300q\n%s", code, out, dd.Log())
+	}
+}
+
+// TestWSGIErrorPaths: exceptions and protocol misuse get proper answers and
+// a traceback in the log, and the worker keeps serving.
+func TestWSGIErrorPaths(t *testing.T) {
+	slow(t)
+	e, d, _ := wsgiEnv(t, nil, "errors")
+	tests := []struct {
+		path   string
+		status int
+		body   string // prefix
+	}{
+		{"/raise", 500, "500 Internal Server Error"},
+		{"/excinfo", 503, "replaced"},
+		{"/nostart", 500, "500 Internal Server Error"},
+		{"/empty", 204, ""},
+		{"/", 200, "ok"},
+	}
+	for _, tc := range tests {
+		code, out := e.get(t, "errors.test", tc.path)
+		if code != tc.status || !strings.HasPrefix(out, tc.body) {
+			t.Errorf("%s: %d %q, want %d %q\n%s", tc.path, code, out, tc.status, tc.body, d.Log())
+		}
+	}
+	// After the headers went out the response can only be cut short.
+	req, _ := http.NewRequest("GET", "http://"+e.listen+"/after", nil)
+	req.Host = "errors.test"
+	if resp, err := e.client.Do(req); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "partial " {
+			t.Errorf("/after: %d %q, want a 200 cut after %q", resp.StatusCode, b, "partial ")
+		}
+	}
+	for _, want := range []string{"boom before start_response", "boom after the headers", "the app did not call start_response"} {
+		if !strings.Contains(d.Log(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if code, _ := e.get(t, "errors.test", "/"); code != 200 {
+		t.Fatalf("worker no longer serves: %d", code)
 	}
 }

@@ -89,6 +89,9 @@ func listenTCP(addr string, backlog int) (int, error) {
 		return -1, err
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	// As uWSGI does on Linux: a connection is accepted only once its request
+	// has arrived, so a worker never accepts and then waits for nginx.
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, int(socketTimeout/time.Second))
 	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
 		return -1, err
