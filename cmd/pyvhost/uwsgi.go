@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
 	"github.com/pyvhost/pyvhost/uwsgictl/daemon"
 	"github.com/urfave/cli/v2"
 )
@@ -51,7 +52,7 @@ func uwsgiCommand() *cli.Command {
 			&cli.StringFlag{Name: "nginx-conf", EnvVars: []string{"PYVHOST_NGINX_CONF"}, Usage: "apps declared in this nginx config `FILE` may run (default: nginx -V's --conf-path when no --vhost-root is given)"},
 			&cli.IntFlag{Name: "idle", Usage: "stop an app's processes after `SECS` without requests; the next request starts them again"},
 			&cli.StringFlag{Name: "python", Value: "python3", Usage: "interpreter `BIN` for apps without a venv"},
-			&cli.StringFlag{Name: "ctl", EnvVars: []string{"PYVHOST_CTL"}, Usage: "control socket `PATH`"},
+			&cli.StringFlag{Name: "ctl", EnvVars: []string{"PYVHOST_CTL"}, Usage: "control socket `PATH` (default " + control.DefaultSocket() + ")"},
 			&cli.StringFlag{Name: "state-dir", EnvVars: []string{"PYVHOST_STATE_DIR"}, Usage: "state `DIR`"},
 			&cli.StringFlag{Name: "app-sockets", Value: daemon.DefaultAppSockets, Usage: "every uwsgi_pass unix:`DIR`/NAME.sock in the nginx config is a per-app socket the daemon creates"},
 			&cli.BoolFlag{Name: "allow-root-apps", Usage: "run apps whose directory root owns, as root"},
@@ -85,7 +86,7 @@ func runUwsgi(c *cli.Context) error {
 		AppSockets:    c.String("app-sockets"),
 		AllowRootApps: c.Bool("allow-root-apps"),
 		Stats:         c.String("stats"),
-		Ctl:           c.String("ctl"),
+		Ctl:           ctlPath(c),
 		LogTo:         c.String("logto"),
 		QueueLimit:    c.Int("queue-limit"),
 	}
@@ -122,6 +123,14 @@ func runUwsgi(c *cli.Context) error {
 	debug.SetGCPercent(25)
 	debug.FreeOSMemory()
 	return d.Run(context.Background())
+}
+
+// ctlPath is --ctl, else the default control socket.
+func ctlPath(c *cli.Context) string {
+	if p := c.String("ctl"); p != "" {
+		return p
+	}
+	return control.DefaultSocket()
 }
 
 func fileExists(p string) bool {

@@ -60,7 +60,7 @@ cat "$D/sites-available/hello.localhost.conf"
 echo
 echo "== pyvhost uwsgi -s 127.0.0.1:$UPORT -M -p 2 -t 30 --limit-as 512 -R 10000 -d uwsgi.log --vhost --nginx-conf nginx.conf"
 "$BIN" uwsgi -s "127.0.0.1:$UPORT" -M -p 2 -t 30 --limit-as 512 -R 10000 -d "$D/uwsgi.log" --vhost \
-  --nginx-conf "$D/nginx.conf" --pidfile "$D/uwsgi.pid"
+  --nginx-conf "$D/nginx.conf" --pidfile "$D/uwsgi.pid" --ctl "$D/ctl/ctl.sock"
 "$NGINX" -t -q -p "$D" -c "$D/nginx.conf"
 "$NGINX" -p "$D" -c "$D/nginx.conf"
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pyvhost/pyvhost/templates"
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
 	"github.com/pyvhost/pyvhost/uwsgictl/pool"
 	"github.com/pyvhost/pyvhost/uwsgictl/wire"
 	"golang.org/x/sys/unix"
@@ -248,6 +249,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.shutdown(false)
 			return err
 		}
+	}
+	if d.cfg.Ctl != "" {
+		ctl, err := control.Listen(d.cfg.Ctl, ctlBackend{d})
+		if err != nil {
+			d.shutdown(false)
+			return err
+		}
+		defer ctl.Close()
+		d.log.logf("control socket %s", d.cfg.Ctl)
 	}
 	for {
 		select {

@@ -163,6 +163,14 @@ func Start(t testing.TB, readyAddr string, args ...string) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each test daemon gets its own control socket unless the test names one.
+	hasCtl := false
+	for _, a := range args {
+		hasCtl = hasCtl || a == "--ctl" || strings.HasPrefix(a, "--ctl=")
+	}
+	if !hasCtl {
+		args = append(args, "--ctl", filepath.Join(Dir(t), "ctl", "ctl.sock"))
+	}
 	cmd := exec.Command(bin, append([]string{"uwsgi"}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -83,7 +83,7 @@ func (a *App) Stats() AppStats {
 		s.Generation = a.cur.n
 		if a.cur.z != nil {
 			s.ZygotePID = a.cur.z.cmd.Process.Pid
-			s.ZygoteRSS = rss(s.ZygotePID)
+			s.ZygoteRSS = RSS(s.ZygotePID)
 		}
 	}
 	hist := a.old.hist
@@ -95,7 +95,7 @@ func (a *App) Stats() AppStats {
 		}
 		st := a.sb.slot(i)
 		w := WorkerStats{Slot: i, PID: sl.pid, Generation: sl.gen.n, Requests: st.Requests, Errors: st.Errors, TX: st.TX,
-			RunningMicros: st.TotalNS / 1000, RSS: rss(sl.pid), LastRequest: float64(st.LastUnixMS) / 1000}
+			RunningMicros: st.TotalNS / 1000, RSS: RSS(sl.pid), LastRequest: float64(st.LastUnixMS) / 1000}
 		switch {
 		case sl.spawning:
 			w.State = "starting"
@@ -145,8 +145,8 @@ func percentile(hist [histBuckets]uint64, total uint64, p float64) float64 {
 	return 0
 }
 
-// rss is a process's resident memory in bytes, 0 if it is gone.
-func rss(pid int) int64 {
+// RSS is a process's resident memory in bytes, 0 if it is gone.
+func RSS(pid int) int64 {
 	if pid <= 0 {
 		return 0
 	}
