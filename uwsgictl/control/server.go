@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -24,15 +25,17 @@ type Server struct {
 	srv  *http.Server
 }
 
-// Listen creates the control socket: its directory 0700 and the socket
-// 0600, so only the daemon's user (and root) can talk to it.
+// Listen creates the control socket, mode 0600 (in a new directory made
+// 0700), so only the daemon's user and root can talk to it.
 func Listen(path string, b Backend) (*Server, error) {
+	// A directory we create is 0700; an existing one is left as it is (it
+	// may hold other things: never change the mode of what we did not
+	// make). The socket's own 0600 is what keeps other users out.
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("control socket dir: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("control socket dir: %w", err)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("control socket dir: %w", err)
+		}
 	}
 	if c, err := net.Dial("unix", path); err == nil {
 		c.Close()

@@ -67,3 +67,19 @@ func TestControlSocket(t *testing.T) {
 		}
 	}
 }
+
+// TestControlSocketLeavesItsDirectory: a control socket put in an existing
+// directory does not change that directory's mode (the bench puts it in
+// the directory that holds the apps).
+func TestControlSocketLeavesItsDirectory(t *testing.T) {
+	slow(t)
+	dir := daemontest.Dir(t)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sock := freeAddr(t)
+	daemontest.Start(t, sock, "-s", sock, "--ctl", filepath.Join(dir, "ctl.sock"), "--vhost-root", dir)
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o755 {
+		t.Fatalf("%s: mode %v after the daemon started, want it left at 0755", dir, st.Mode().Perm())
+	}
+}
