@@ -147,6 +147,15 @@ func New(cfg Config) (d *Daemon, err error) {
 // user can read it.
 func writeWorkerScript(dir string) (string, error) {
 	if dir == "" {
+		// /run/pyvhost is pyvhost's own: app users must reach lib/ and
+		// nginx must reach apps/, so it stays 0755 (the control socket in
+		// it is protected by its own mode, 0600).
+		if os.Geteuid() == 0 {
+			if err := os.MkdirAll("/run/pyvhost", 0o755); err != nil {
+				return "", fmt.Errorf("runtime dir: %w", err)
+			}
+			_ = os.Chmod("/run/pyvhost", 0o755)
+		}
 		dir = "/run/pyvhost/lib"
 		if os.Geteuid() != 0 {
 			base := os.Getenv("XDG_RUNTIME_DIR")
