@@ -92,6 +92,11 @@ func listenTCP(addr string, backlog int) (int, error) {
 	// As uWSGI does on Linux: a connection is accepted only once its request
 	// has arrived, so a worker never accepts and then waits for nginx.
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, int(socketTimeout/time.Second))
+	return bindListen(fd, sa, backlog)
+}
+
+// bindListen binds and listens, closing fd on failure.
+func bindListen(fd int, sa unix.Sockaddr, backlog int) (int, error) {
 	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
 		return -1, err
@@ -122,18 +127,9 @@ func listenUnix(path string, backlog int) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	old := unix.Umask(0o177) // the socket file starts as 0600
-	err = unix.Bind(fd, &unix.SockaddrUnix{Name: path})
-	unix.Umask(old)
-	if err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	if err := unix.Listen(fd, backlog); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
+	// Connecting needs write permission on the socket file, which the
+	// umask denies others until grantNginx sets the final owner and mode.
+	return bindListen(fd, &unix.SockaddrUnix{Name: path}, backlog)
 }
 
 // isAllInterfaces reports whether a -s address binds every interface.
