@@ -57,6 +57,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			renderCommand(),
 			diffCommand(),
 			uwsgiCommand(),
+			ctlCommand(),
 		},
 		HideHelpCommand: true,
 		OnUsageError:    onUsageError,
@@ -65,6 +66,10 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	for _, c := range app.Commands {
 		c.OnUsageError = onUsageError
 		c.HideHelpCommand = true
+		for _, sub := range c.Subcommands {
+			sub.OnUsageError = onUsageError
+			sub.HideHelpCommand = true
+		}
 	}
 	return app
 }

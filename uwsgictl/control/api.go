@@ -6,6 +6,7 @@ package control
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/pyvhost/pyvhost/uwsgictl/pool"
 )
@@ -27,9 +28,19 @@ type Apps struct {
 	Apps []pool.AppStats `json:"apps"`
 }
 
-// Error is the body of every non-2xx answer.
+// LoadRequest is POST /v1/load: start an app's pool and wait until it has
+// imported.
+type LoadRequest struct {
+	Pyhome string `json:"pyhome"`
+	Chdir  string `json:"chdir"`
+	Script string `json:"script"`
+}
+
+// Error is the body of every non-2xx answer; Traceback is Python's when an
+// app failed to import.
 type Error struct {
-	Error string `json:"error"`
+	Error     string `json:"error"`
+	Traceback string `json:"traceback,omitempty"`
 }
 
 // DefaultSocket is where the control socket lives: /run/pyvhost/ctl.sock
@@ -41,18 +52,7 @@ func DefaultSocket() string {
 	}
 	base := os.Getenv("XDG_RUNTIME_DIR")
 	if base == "" {
-		base = filepath.Join(os.TempDir(), "pyvhost-"+itoa(os.Geteuid()))
+		base = filepath.Join(os.TempDir(), "pyvhost-"+strconv.Itoa(os.Geteuid()))
 	}
 	return filepath.Join(base, "pyvhost", "ctl.sock")
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
 }

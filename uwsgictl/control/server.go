@@ -10,13 +10,29 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/pyvhost/pyvhost/uwsgictl/pool"
 )
 
-// Backend is what the server asks the daemon.
+// Backend is what the server asks the daemon. App arguments are an app's
+// name or id; errors that are the caller's fault wrap ErrNotFound or
+// ErrRefused, and a failed import is a *pool.LoadError with its traceback.
 type Backend interface {
 	Status() Status
 	Apps() Apps
+	Load(LoadRequest) (pool.AppStats, error)
+	Reload(app string) (pool.AppStats, error)
+	ReloadAll() error
+	Stop(app string) (pool.AppStats, error)
+	ReloadConfig() error
+	Shutdown()
 }
+
+// Errors a Backend returns for bad requests.
+var (
+	ErrNotFound = errors.New("no such app")
+	ErrRefused  = errors.New("refused")
+)
 
 // Server serves the control API on a unix socket.
 type Server struct {
@@ -53,6 +69,29 @@ func Listen(path string, b Backend) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, b.Status()) })
 	mux.HandleFunc("GET /v1/apps", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, b.Apps()) })
+	mux.HandleFunc("POST /v1/load", func(w http.ResponseWriter, r *http.Request) {
+		var req LoadRequest
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
+			reply(w, http.StatusBadRequest, Error{Error: "bad load request: " + err.Error()})
+			return
+		}
+		st, err := b.Load(req)
+		answer(w, st, err)
+	})
+	mux.HandleFunc("POST /v1/apps/{app}/reload", func(w http.ResponseWriter, r *http.Request) {
+		st, err := b.Reload(r.PathValue("app"))
+		answer(w, st, err)
+	})
+	mux.HandleFunc("POST /v1/apps/{app}/stop", func(w http.ResponseWriter, r *http.Request) {
+		st, err := b.Stop(r.PathValue("app"))
+		answer(w, st, err)
+	})
+	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) { answer(w, b.Apps(), b.ReloadAll()) })
+	mux.HandleFunc("POST /v1/reload-config", func(w http.ResponseWriter, r *http.Request) { answer(w, b.Status(), b.ReloadConfig()) })
+	mux.HandleFunc("POST /v1/shutdown", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusAccepted, b.Status())
+		go b.Shutdown()
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusNotFound, Error{Error: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
 	})
@@ -69,6 +108,23 @@ func (s *Server) Close() error {
 		return nil
 	}
 	return err
+}
+
+// answer replies v, or the error with the status it deserves.
+func answer(w http.ResponseWriter, v any, err error) {
+	var le *pool.LoadError
+	switch {
+	case err == nil:
+		reply(w, http.StatusOK, v)
+	case errors.As(err, &le):
+		reply(w, http.StatusUnprocessableEntity, Error{Error: err.Error(), Traceback: le.Traceback})
+	case errors.Is(err, ErrNotFound):
+		reply(w, http.StatusNotFound, Error{Error: err.Error()})
+	case errors.Is(err, ErrRefused):
+		reply(w, http.StatusForbidden, Error{Error: err.Error()})
+	default:
+		reply(w, http.StatusInternalServerError, Error{Error: err.Error()})
+	}
 }
 
 func reply(w http.ResponseWriter, code int, v any) {

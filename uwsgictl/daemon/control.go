@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -39,8 +41,81 @@ func (d *Daemon) AppList() control.Apps {
 	return control.Apps{Apps: apps}
 }
 
+// appWaitTimeout bounds how long a control request waits for an import.
+const appWaitTimeout = 90 * time.Second
+
+// findApp finds a running or known app by name or id.
+func (d *Daemon) findApp(ref string) (*pool.App, error) {
+	for _, a := range d.appList() {
+		if a.ID == ref || a.Name == ref {
+			return a, nil
+		}
+	}
+	return nil, fmt.Errorf("%w %q (see pyvhost ctl apps)", control.ErrNotFound, ref)
+}
+
 // ctlBackend adapts the daemon to control.Backend.
 type ctlBackend struct{ d *Daemon }
 
 func (b ctlBackend) Status() control.Status { return b.d.Status() }
 func (b ctlBackend) Apps() control.Apps     { return b.d.AppList() }
+
+// Load starts an app that may run and waits for its import: what deploy
+// calls before it reloads nginx.
+func (b ctlBackend) Load(req control.LoadRequest) (pool.AppStats, error) {
+	k := pool.Key{Pyhome: req.Pyhome, Chdir: req.Chdir, Script: req.Script}
+	a, err := b.d.app(k)
+	if err != nil {
+		return pool.AppStats{}, fmt.Errorf("%w: %v", control.ErrRefused, err)
+	}
+	if err := a.Load(appWaitTimeout); err != nil {
+		return a.Stats(), err
+	}
+	return a.Stats(), nil
+}
+
+func (b ctlBackend) Reload(ref string) (pool.AppStats, error) {
+	a, err := b.d.findApp(ref)
+	if err != nil {
+		return pool.AppStats{}, err
+	}
+	b.d.log.logf("app %s (%s): reload requested on the control socket", a.ID, a.Name)
+	err = a.ReloadAndWait(appWaitTimeout)
+	return a.Stats(), err
+}
+
+func (b ctlBackend) ReloadAll() error {
+	var errs []error
+	for _, a := range b.d.appList() {
+		if a.Running() {
+			if err := a.ReloadAndWait(appWaitTimeout); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b ctlBackend) Stop(ref string) (pool.AppStats, error) {
+	a, err := b.d.findApp(ref)
+	if err != nil {
+		return pool.AppStats{}, err
+	}
+	b.d.log.logf("app %s (%s): stop requested on the control socket", a.ID, a.Name)
+	a.Stop()
+	return a.Stats(), nil
+}
+
+func (b ctlBackend) ReloadConfig() error {
+	if err := b.d.policy.reload(); err != nil {
+		return err
+	}
+	return b.d.syncAppSockets()
+}
+
+func (b ctlBackend) Shutdown() {
+	select {
+	case b.d.shutdownReq <- struct{}{}:
+	default:
+	}
+}

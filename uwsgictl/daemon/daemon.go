@@ -51,6 +51,7 @@ type Daemon struct {
 	traffic              map[*pool.App][2]uint64 // served, forwarded at the last shared-policy round
 	started              time.Time
 	stopping             chan struct{}
+	shutdownReq          chan struct{} // a graceful shutdown asked for on the control socket
 }
 
 // New validates the configuration, binds every socket and prepares the
@@ -87,6 +88,7 @@ func New(cfg Config) (d *Daemon, err error) {
 		cfg: cfg, log: lg, limits: wire.Limits{BufferSize: cfg.BufferSize, MaxVars: wire.DefaultMaxVars},
 		appSockets: map[string]*listener{}, sockApp: map[*listener]*pool.App{}, apps: map[pool.Key]*pool.App{},
 		started: time.Now(), stopping: make(chan struct{}), traffic: map[*pool.App][2]uint64{}, sigs: sigs,
+		shutdownReq: make(chan struct{}, 1),
 	}
 	defer func() {
 		if err != nil {
@@ -271,6 +273,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			d.shutdown(true)
+			return nil
+		case <-d.shutdownReq:
+			d.log.logf("shutdown requested on the control socket: finishing in-flight requests, then exiting")
 			d.shutdown(true)
 			return nil
 		case s := <-sigs:

@@ -3,13 +3,19 @@ package daemon_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pyvhost/pyvhost/uwsgictl/control"
 	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
@@ -81,5 +87,108 @@ func TestControlSocketLeavesItsDirectory(t *testing.T) {
 	daemontest.Start(t, sock, "-s", sock, "--ctl", filepath.Join(dir, "ctl.sock"), "--vhost-root", dir)
 	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o755 {
 		t.Fatalf("%s: mode %v after the daemon started, want it left at 0755", dir, st.Mode().Perm())
+	}
+}
+
+// TestControlOperations: load (good, broken, refused), zero-downtime reload
+// of one app ten times under load with changed code, a reload with broken
+// code that keeps the old code serving, stop, and shutdown.
+func TestControlOperations(t *testing.T) {
+	slow(t)
+	ctl := filepath.Join(daemontest.Dir(t), "run", "ctl.sock")
+	e, d, paths := wsgiEnv(t, []string{"--ctl", ctl, "-p", "2"}, "hello", "broken")
+	c, err := control.Dial(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	venv := daemontest.Venv(t)
+	st, err := c.Load(control.LoadRequest{Pyhome: venv, Chdir: paths["hello"], Script: "hello"})
+	if err != nil || st.State != "ready" {
+		t.Fatalf("load hello: %+v %v\n%s", st, err, d.Log())
+	}
+	_, err = c.Load(control.LoadRequest{Pyhome: venv, Chdir: paths["broken"], Script: "broken"})
+	var ae *control.APIError
+	if !errors.As(err, &ae) || ae.Status != 422 || !strings.Contains(ae.Traceback, "No module named 'this_module_does_not_exist'") {
+		t.Fatalf("load broken: %v (want a 422 with the traceback)", err)
+	}
+	if _, err = c.Load(control.LoadRequest{Chdir: "/etc", Script: "passwd"}); !errors.As(err, &ae) || ae.Status != 403 {
+		t.Fatalf("load outside the roots: %v, want 403", err)
+	}
+
+	// Ten reloads with changed code under load: nothing fails, and the
+	// responses switch to each new version.
+	var ok, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if code, _, err := e.try("hello.test", "/"); err == nil && code == 200 {
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	uid, gid := daemontest.AppOwner()
+	file := filepath.Join(paths["hello"], "hello.py")
+	// Python trusts its bytecode cache while a source's mtime (in seconds)
+	// and size are unchanged: give each version a later mtime.
+	base := time.Now()
+	writeApp := func(v int, src string) {
+		write(t, file, src)
+		_ = os.Chown(file, uid, gid)
+		mt := base.Add(time.Duration(v) * time.Second)
+		_ = os.Chtimes(file, mt, mt)
+	}
+	for v := 1; v <= 10; v++ {
+		writeApp(v, fmt.Sprintf("def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'version %d\\n']\n", v))
+		if _, err := c.Reload(st.ID); err != nil {
+			t.Fatalf("reload %d: %v\n%s", v, err, d.Log())
+		}
+		if code, out := e.get(t, "hello.test", "/"); code != 200 || out != fmt.Sprintf("version %d\n", v) {
+			t.Fatalf("after reload %d: %d %q", v, code, out)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d of %d requests failed during 10 reloads\n%s", failed.Load(), ok.Load()+failed.Load(), d.Log())
+	}
+	t.Logf("%d requests during 10 reloads, none failed", ok.Load())
+
+	// Broken new code: the reload reports the import error, the old code serves.
+	writeApp(11, "import nope_not_here\n")
+	if _, err := c.Reload(st.Name); !errors.As(err, &ae) || !strings.Contains(ae.Traceback, "nope_not_here") {
+		t.Fatalf("reload with broken code: %v, want the import error", err)
+	}
+	if code, out := e.get(t, "hello.test", "/"); code != 200 || out != "version 10\n" {
+		t.Fatalf("after a failed reload: %d %q, want the old code", code, out)
+	}
+	if _, err := c.Reload("no-such-app"); !errors.As(err, &ae) || ae.Status != 404 {
+		t.Fatalf("reload of an unknown app: %v, want 404", err)
+	}
+
+	if st, err := c.Stop(st.ID); err != nil || st.State != "stopped" {
+		t.Fatalf("stop: %+v %v", st, err)
+	}
+	writeApp(12, "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'back\\n']\n")
+	if code, out := e.get(t, "hello.test", "/"); code != 200 || out != "back\n" {
+		t.Fatalf("a stopped app's next request: %d %q", code, out)
+	}
+
+	if err := c.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.Wait(10 * time.Second); !ok {
+		t.Fatal("the daemon did not exit after shutdown")
 	}
 }

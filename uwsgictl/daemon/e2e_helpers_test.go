@@ -73,6 +73,22 @@ func (e *env) get(t *testing.T, host, path string) (int, string) {
 	return e.do(t, "GET", host, path, nil)
 }
 
+// try is get for goroutines: it returns the error instead of failing.
+func (e *env) try(host, path string) (int, string, error) {
+	req, err := http.NewRequest("GET", "http://"+e.listen+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = host
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
 func (e *env) do(t *testing.T, method, host, path string, body io.Reader) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, "http://"+e.listen+path, body)

@@ -501,6 +501,10 @@ func (a *App) stopAllLocked(graceful bool, st State) {
 	a.queue = nil
 	a.drainHandoffLocked(503)
 	a.sb.setListenShared(false)
+	for _, w := range a.waiters {
+		w <- fmt.Errorf("app %s was stopped", a.Name)
+	}
+	a.waiters = nil
 }
 
 // drainHandoffLocked answers the requests already handed to workers that
@@ -539,6 +543,26 @@ func (a *App) Reload() {
 	}
 	a.retryAt = time.Time{}
 	a.startGenLocked()
+}
+
+// ReloadAndWait reloads the app and waits until the new code serves, or
+// returns why it could not (the old code then keeps serving).
+func (a *App) ReloadAndWait(timeout time.Duration) error {
+	w := make(chan error, 1)
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return fmt.Errorf("app %s: the daemon is stopping", a.Name)
+	}
+	a.waiters = append(a.waiters, w)
+	a.mu.Unlock()
+	a.Reload()
+	select {
+	case err := <-w:
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("app %s: new code not ready after %s", a.Name, timeout)
+	}
 }
 
 // Load starts the app if needed and waits until it has imported.

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/lipgloss/table"
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
+	"github.com/pyvhost/pyvhost/uwsgictl/pool"
+	"github.com/urfave/cli/v2"
+)
+
+func ctlFlag() cli.Flag {
+	return &cli.StringFlag{Name: "ctl", EnvVars: []string{"PYVHOST_CTL"}, Usage: "the daemon's control socket `PATH` (default " + control.DefaultSocket() + ")"}
+}
+
+func jsonFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "json", Usage: "print JSON"}
+}
+
+func ctlCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "ctl",
+		Usage: "talk to the running uwsgi daemon",
+		Description: "Examples:\n" +
+			"   pyvhost ctl status\n" +
+			"   pyvhost ctl apps --json\n" +
+			"   pyvhost ctl load --app-dir /var/www/myappdir1 --module myapp1 --venv /var/www/myenv\n" +
+			"   pyvhost ctl reload app1.example.com",
+		Subcommands: []*cli.Command{
+			{Name: "status", Usage: "the daemon's version, pid, uptime, sockets and totals", Flags: []cli.Flag{ctlFlag(), jsonFlag()}, Action: runCtlStatus},
+			{Name: "apps", Usage: "every app with its state, workers, requests and latency", Flags: []cli.Flag{ctlFlag(), jsonFlag()}, Action: runCtlApps},
+			{Name: "load", Usage: "start an app now and wait until it has imported (reports the traceback if it fails)",
+				Flags: []cli.Flag{ctlFlag(), jsonFlag(),
+					&cli.StringFlag{Name: "app-dir", Usage: "the app's `DIR` (UWSGI_CHDIR)"},
+					&cli.StringFlag{Name: "module", Usage: "`MOD[:CALLABLE]` (UWSGI_SCRIPT)"},
+					&cli.StringFlag{Name: "venv", Usage: "the app's virtualenv `DIR` (UWSGI_PYHOME)"},
+				}, Action: runCtlLoad},
+			{Name: "reload", ArgsUsage: "[APP]", Usage: "reload an app (by name or id), or every app, with zero downtime", Flags: []cli.Flag{ctlFlag(), jsonFlag()}, Action: runCtlReload},
+			{Name: "stop", ArgsUsage: "APP", Usage: "stop an app's processes; its next request starts them again", Flags: []cli.Flag{ctlFlag(), jsonFlag()}, Action: runCtlStop},
+			{Name: "shutdown", Usage: "finish in-flight requests and stop the daemon", Flags: []cli.Flag{ctlFlag()}, Action: runCtlShutdown},
+		},
+	}
+}
+
+func ctlClient(c *cli.Context) (*control.Client, error) {
+	path := c.String("ctl")
+	if path == "" {
+		path = control.DefaultSocket()
+	}
+	return control.Dial(path)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// ctlError turns a daemon's refusal into our error, keeping a traceback
+// (shown on stderr before the one-line error).
+func ctlError(c *cli.Context, err error) error {
+	var ae *control.APIError
+	if errors.As(err, &ae) && ae.Traceback != "" {
+		fmt.Fprint(c.App.ErrWriter, ae.Traceback)
+	}
+	return err
+}
+
+func runCtlStatus(c *cli.Context) error {
+	cl, err := ctlClient(c)
+	if err != nil {
+		return err
+	}
+	st, err := cl.Status()
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, st)
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "pyvhost daemon %s, pid %d, up %s\n", st.Version, st.PID, (time.Duration(st.UptimeSec) * time.Second).String())
+	fmt.Fprintf(w, "sockets:  %s\n", strings.Join(st.Sockets, ", "))
+	fmt.Fprintf(w, "apps:     %d\n", st.Apps)
+	fmt.Fprintf(w, "requests: %d (%d errors)\n", st.Requests, st.Errors)
+	fmt.Fprintf(w, "memory:   %.1f MB resident (daemon and every app process)\n", float64(st.RSS)/(1<<20))
+	return nil
+}
+
+func runCtlApps(c *cli.Context) error {
+	cl, err := ctlClient(c)
+	if err != nil {
+		return err
+	}
+	apps, err := cl.Apps()
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, apps)
+	}
+	if len(apps.Apps) == 0 {
+		fmt.Fprintln(c.App.Writer, "no app has been asked for yet")
+		return nil
+	}
+	fmt.Fprintln(c.App.Writer, appsTable(newUI(c.App.Writer, c.Bool("no-color")), apps.Apps))
+	return nil
+}
+
+var appsColumns = []string{"APP", "ID", "STATE", "WORKERS", "REQUESTS", "ERRORS", "AVG MS", "P99 MS", "RSS MB", "LAST REQUEST"}
+
+func appsTable(u *ui, apps []pool.AppStats) string {
+	t := table.New().Headers(appsColumns...).
+		BorderRow(false).BorderColumn(false).BorderTop(false).BorderBottom(false).
+		BorderLeft(false).BorderRight(false).BorderHeader(true).Border(borderFor(u)).
+		StyleFunc(func(row, col int) lipgloss.Style {
+			s := u.r.NewStyle()
+			if col < len(appsColumns)-1 {
+				s = s.PaddingRight(2)
+			}
+			if row == table.HeaderRow {
+				return s.Inherit(u.title)
+			}
+			return s
+		})
+	for _, a := range apps {
+		busy := 0
+		rss := a.ZygoteRSS
+		for _, w := range a.Workers {
+			if w.State == "busy" {
+				busy++
+			}
+			rss += w.RSS
+		}
+		state := string(a.State)
+		if a.State == pool.Failed {
+			state = u.err.Render(state)
+		} else if a.State == pool.Ready {
+			state = u.ok.Render(state)
+		}
+		last := "-"
+		if a.LastRequest > 0 {
+			last = time.Since(time.UnixMilli(int64(a.LastRequest*1000))).Round(time.Second).String() + " ago"
+		}
+		t.Row(a.Name, a.ID, state, fmt.Sprintf("%d/%d busy", busy, len(a.Workers)), fmt.Sprint(a.Requests), fmt.Sprint(a.Errors),
+			fmt.Sprintf("%.2f", a.AvgLatencyMS), fmt.Sprintf("%.2f", a.P99LatencyMS), fmt.Sprintf("%.1f", float64(rss)/(1<<20)), last)
+	}
+	return t.Render()
+}
+
+func runCtlLoad(c *cli.Context) error {
+	dir, module := c.String("app-dir"), c.String("module")
+	if dir == "" || module == "" {
+		return usagef("ctl load needs --app-dir and --module, e.g. pyvhost ctl load --app-dir /srv/app --module app --venv /srv/app/.venv")
+	}
+	if !filepath.IsAbs(dir) {
+		return usagef("--app-dir %q: must be an absolute path", dir)
+	}
+	cl, err := ctlClient(c)
+	if err != nil {
+		return err
+	}
+	st, err := cl.Load(control.LoadRequest{Pyhome: c.String("venv"), Chdir: dir, Script: module})
+	if err != nil {
+		return ctlError(c, err)
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, st)
+	}
+	fmt.Fprintf(c.App.Writer, "app %s (%s) is %s\n", st.Name, st.ID, st.State)
+	return nil
+}
+
+func runCtlReload(c *cli.Context) error {
+	if c.NArg() > 1 {
+		return usagef("ctl reload takes at most one APP")
+	}
+	cl, err := ctlClient(c)
+	if err != nil {
+		return err
+	}
+	if c.NArg() == 0 {
+		apps, err := cl.ReloadAll()
+		if err != nil {
+			return ctlError(c, err)
+		}
+		if c.Bool("json") {
+			return printJSON(c.App.Writer, apps)
+		}
+		fmt.Fprintf(c.App.Writer, "reloaded %d apps\n", len(apps.Apps))
+		return nil
+	}
+	st, err := cl.Reload(c.Args().First())
+	if err != nil {
+		return ctlError(c, err)
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, st)
+	}
+	fmt.Fprintf(c.App.Writer, "app %s (%s) reloaded: generation %d serves\n", st.Name, st.ID, st.Generation)
+	return nil
+}
+
+func runCtlStop(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("ctl stop needs exactly one APP (a name or id from pyvhost ctl apps)")
+	}
+	cl, err := ctlClient(c)
+	if err != nil {
+		return err
+	}
+	st, err := cl.Stop(c.Args().First())
+	if err != nil {
+		return ctlError(c, err)
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, st)
+	}
+	fmt.Fprintf(c.App.Writer, "app %s (%s) stopped\n", st.Name, st.ID)
+	return nil
+}
+
+func runCtlShutdown(c *cli.Context) error {
+	cl, err := ctlClient(c)
+	if err != nil {
+		return err
+	}
+	if err := cl.Shutdown(); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.App.Writer, "daemon shutting down: in-flight requests finish first")
+	return nil
+}
