@@ -45,6 +45,8 @@ ST_IDLE, ST_BUSY = 1, 2
 
 EXIT_IMPORT_FAILED = 3
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+
 REFUSED_VARS = ("UWSGI_FILE", "UWSGI_SETENV", "UWSGI_POSTFILE")
 
 
@@ -437,6 +439,10 @@ class Worker(object):
                 continue
             if not events and os.getppid() != self.ppid:
                 return  # the zygote is gone
+            # From here until the events are handled a stop signal only
+            # marks the worker as stopping: exiting between accept() and
+            # the response would drop a connection already taken.
+            self.in_request = True
             for fd, _ in events:
                 if fd == HANDOFF_FD:
                     got = self.recv_handoff()
@@ -457,8 +463,9 @@ class Worker(object):
                         raise
                     prefix = b""
                 handle(conn, prefix, from_shared)
-                if self.stopping or (self.max_requests and self.requests >= self.max_requests):
-                    return
+            self.in_request = False
+            if self.stopping or (self.max_requests and self.requests >= self.max_requests):
+                return
 
     def recv_handoff(self):
         try:
@@ -483,7 +490,6 @@ class Worker(object):
         os.close(conn)
 
     def handle(self, conn, data, from_shared):
-        self.in_request = True
         start = time.monotonic_ns()
         self.mark(ST_BUSY, start)
         try:
@@ -498,7 +504,6 @@ class Worker(object):
             dur = time.monotonic_ns() - start
             self.total_ns += dur
             self.finish_stats(dur)
-            self.in_request = False
 
     def read_packet(self, conn, data):
         """Read the header and vars. Returns (end of vars, data); end is 0
@@ -793,10 +798,18 @@ def zygote():
             cmd = json.loads(msg)
             if cmd.get("cmd") == "spawn" and not stopping[0]:
                 slot = cmd["slot"]
+                # No stop signal may fall between fork() and the child's own
+                # handlers (it would run the zygote's, and the worker would
+                # never stop), nor between fork() and recording the child.
+                old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
                 pid = os.fork()
                 if pid == 0:
+                    for sig in STOP_SIGNALS:
+                        signal.signal(sig, signal.SIG_DFL)  # until the worker sets its own
+                    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
                     run_worker(app, slot, wake_r, wake_w)
                 children[pid] = slot
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
                 send_ctl({"ev": "spawned", "slot": slot, "pid": pid})
             elif cmd.get("cmd") == "stop":
                 stop()

@@ -386,11 +386,14 @@ func (a *App) stopGenLocked(g *generation, graceful bool) {
 	if g.stopping && graceful {
 		return
 	}
+	first := !g.stopping
 	g.stopping = true
 	if g.exited || g.z == nil {
 		return
 	}
-	a.draining = append(a.draining, g)
+	if first {
+		a.draining = append(a.draining, g)
+	}
 	if graceful {
 		_ = g.z.send(map[string]any{"cmd": "stop"})
 		_ = g.z.cmd.Process.Signal(syscall.SIGTERM)
@@ -557,12 +560,41 @@ func (a *App) ReloadAndWait(timeout time.Duration) error {
 	a.waiters = append(a.waiters, w)
 	a.mu.Unlock()
 	a.Reload()
+	deadline := time.After(timeout)
 	select {
 	case err := <-w:
-		return err
-	case <-time.After(timeout):
+		if err != nil {
+			return err
+		}
+	case <-deadline:
 		return fmt.Errorf("app %s: new code not ready after %s", a.Name, timeout)
 	}
+	// Imported is not yet serving: wait until a new worker runs and the old
+	// generation has drained, so every request from now on gets new code.
+	for !a.settled() {
+		select {
+		case <-deadline:
+			return fmt.Errorf("app %s: the old code still serves after %s", a.Name, timeout)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// settled reports whether only the current generation runs, with at least
+// one worker up.
+func (a *App) settled() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cur == nil || len(a.draining) > 0 {
+		return false
+	}
+	for _, s := range a.slots {
+		if s.gen == a.cur && s.pid > 0 && !s.spawning {
+			return true
+		}
+	}
+	return false
 }
 
 // Load starts the app if needed and waits until it has imported.
