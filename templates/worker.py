@@ -373,8 +373,12 @@ class Worker(object):
         SLOT_MARK.pack_into(self.sb, self.slot_off, self.pid, state, start_ns)
 
     def finish_stats(self, dur_ns):
+        if dur_ns >= 0:
+            self.total_ns += dur_ns
         SLOT_HEAD.pack_into(self.sb, self.slot_off, self.pid, ST_IDLE, 0, self.requests, self.total_ns,
                             self.errors, int(time.time() * 1000), self.tx, self.forwarded)
+        if dur_ns < 0:
+            return
         b = (dur_ns // 1000).bit_length()
         if b >= HIST_BUCKETS:
             b = HIST_BUCKETS - 1
@@ -492,6 +496,7 @@ class Worker(object):
     def handle(self, conn, data, from_shared):
         start = time.monotonic_ns()
         self.mark(ST_BUSY, start)
+        served = self.requests
         try:
             self.serve(conn, data, from_shared, start)
         except Exception:
@@ -501,8 +506,9 @@ class Worker(object):
                 os.close(conn)
             except OSError:
                 pass
-            dur = time.monotonic_ns() - start
-            self.total_ns += dur
+            # Latency counts only requests this worker answered, not those
+            # it handed to the daemon for another app.
+            dur = time.monotonic_ns() - start if self.requests != served else -1
             self.finish_stats(dur)
 
     def read_packet(self, conn, data):

@@ -86,7 +86,7 @@ func runCtlStatus(c *cli.Context) error {
 		return printJSON(c.App.Writer, st)
 	}
 	w := c.App.Writer
-	fmt.Fprintf(w, "pyvhost daemon %s, pid %d, up %s\n", st.Version, st.PID, (time.Duration(st.UptimeSec) * time.Second).String())
+	fmt.Fprintf(w, "pyvhost daemon %s, pid %d, up %s\n", st.Version, st.PID, (time.Duration(st.UptimeSec * float64(time.Second))).Round(time.Second).String())
 	fmt.Fprintf(w, "sockets:  %s\n", strings.Join(st.Sockets, ", "))
 	fmt.Fprintf(w, "apps:     %d\n", st.Apps)
 	fmt.Fprintf(w, "requests: %d (%d errors)\n", st.Requests, st.Errors)

@@ -53,7 +53,6 @@ func uwsgiCommand() *cli.Command {
 			&cli.IntFlag{Name: "idle", Usage: "stop an app's processes after `SECS` without requests; the next request starts them again"},
 			&cli.StringFlag{Name: "python", Value: "python3", Usage: "interpreter `BIN` for apps without a venv"},
 			&cli.StringFlag{Name: "ctl", EnvVars: []string{"PYVHOST_CTL"}, Usage: "control socket `PATH` (default " + control.DefaultSocket() + ")"},
-			&cli.StringFlag{Name: "state-dir", EnvVars: []string{"PYVHOST_STATE_DIR"}, Usage: "state `DIR`"},
 			&cli.StringFlag{Name: "app-sockets", Value: daemon.DefaultAppSockets, Usage: "every uwsgi_pass unix:`DIR`/NAME.sock in the nginx config is a per-app socket the daemon creates"},
 			&cli.BoolFlag{Name: "allow-root-apps", Usage: "run apps whose directory root owns, as root"},
 			&cli.IntFlag{Name: "queue-limit", Value: 1000, Usage: "requests the daemon holds for one app while it starts or is busy; past `N` they get a 503"},

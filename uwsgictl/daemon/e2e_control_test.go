@@ -38,16 +38,22 @@ func TestControlSocket(t *testing.T) {
 	}
 	c := ctlClient(ctl)
 	var st control.Status
-	resp, err := c.Get("http://pyvhost/v1/status")
-	if err != nil {
-		t.Fatalf("status: %v\n%s", err, d.Log())
+	eventually(t, 2*time.Second, func() bool {
+		resp, err := c.Get("http://pyvhost/v1/status")
+		if err != nil {
+			t.Fatalf("status: %v\n%s", err, d.Log())
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Requests == 3 // counted right after each response
+	})
+	if st.PID != d.PID() || st.Apps != 1 || st.RSS == 0 {
+		t.Fatalf("status: %+v", st)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || st.PID != d.PID() || st.Apps != 1 || st.Requests != 3 || st.RSS == 0 {
-		t.Fatalf("status: %+v, %v", st, err)
-	}
-	resp.Body.Close()
 	var apps control.Apps
-	resp, err = c.Get("http://pyvhost/v1/apps")
+	resp, err := c.Get("http://pyvhost/v1/apps")
 	if err != nil {
 		t.Fatal(err)
 	}

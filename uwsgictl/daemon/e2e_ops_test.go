@@ -278,21 +278,27 @@ func TestStatsServer(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		e.get(t, "hello.test", "/")
 	}
-	c, err := net.Dial("tcp", statsAddr)
-	if err != nil {
-		t.Fatalf("stats: %v\n%s", err, d.Log())
-	}
-	b, _ := io.ReadAll(c)
-	c.Close()
 	var st struct {
 		Version string           `json:"version"`
 		PID     int              `json:"pid"`
 		Workers []map[string]any `json:"workers"`
 		Apps    []map[string]any `json:"pyvhost_apps"`
 	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		t.Fatalf("stats are not JSON: %v\n%s", err, b)
-	}
+	var b []byte
+	// Workers count a request right after its response went out: wait for
+	// the fifth to show.
+	eventually(t, 2*time.Second, func() bool {
+		c, err := net.Dial("tcp", statsAddr)
+		if err != nil {
+			t.Fatalf("stats: %v\n%s", err, d.Log())
+		}
+		b, _ = io.ReadAll(c)
+		c.Close()
+		if err := json.Unmarshal(b, &st); err != nil {
+			t.Fatalf("stats are not JSON: %v\n%s", err, b)
+		}
+		return len(st.Apps) == 1 && st.Apps[0]["requests"].(float64) == 5
+	})
 	if st.PID != d.PID() || len(st.Workers) == 0 || len(st.Apps) != 1 {
 		t.Fatalf("stats: %s", b)
 	}
@@ -362,4 +368,16 @@ func zombie(pid int) bool {
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndex(s, ")")+1:])
 	return len(f) > 0 && f[0] == "Z"
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
