@@ -334,11 +334,11 @@ func TestQueueLimit(t *testing.T) {
 	slow(t)
 	dir := daemontest.Dir(t)
 	venv := daemontest.Venv(t)
-	slowApp := daemontest.App(t, dir, "slow")
+	app := daemontest.App(t, dir, "slowimport") // imports for 1.5 s
 	sock := freeAddr(t)
 	daemontest.Start(t, sock, "-s", sock, "-p", "1", "--queue-limit", "2", "--vhost-root", dir, "--vhost-root", filepath.Dir(venv))
-	pkt, _ := wire.Encode(0, 0, []wire.Var{{Key: "SERVER_PROTOCOL", Value: "HTTP/1.1"}, {Key: "QUERY_STRING", Value: "s=0.5"},
-		{Key: "UWSGI_PYHOME", Value: venv}, {Key: "UWSGI_CHDIR", Value: slowApp}, {Key: "UWSGI_SCRIPT", Value: "slow"}})
+	pkt, _ := wire.Encode(0, 0, []wire.Var{{Key: "SERVER_PROTOCOL", Value: "HTTP/1.1"},
+		{Key: "UWSGI_PYHOME", Value: venv}, {Key: "UWSGI_CHDIR", Value: app}, {Key: "UWSGI_SCRIPT", Value: "slowimport"}})
 	var mu sync.Mutex
 	codes := map[string]int{}
 	var wg sync.WaitGroup
@@ -353,8 +353,20 @@ func TestQueueLimit(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if codes["HTTP/1.1 503 Service Unavailable"] == 0 || codes["HTTP/1.1 200 OK"] == 0 {
-		t.Fatalf("8 requests to a starting app with --queue-limit 2: %v, want some 200s and some 503s", codes)
+	if codes["HTTP/1.1 200 OK"] != 2 || codes["HTTP/1.1 503 Service Unavailable"] != 6 {
+		t.Fatalf("8 requests to an app importing for 1.5 s with --queue-limit 2: %v, want 2 served and 6 refused with 503", codes)
+	}
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -368,16 +380,4 @@ func zombie(pid int) bool {
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndex(s, ")")+1:])
 	return len(f) > 0 && f[0] == "Z"
-}
-
-// eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
