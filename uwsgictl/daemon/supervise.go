@@ -107,7 +107,7 @@ func (d *Daemon) sharedPolicy() {
 	seen := map[*pool.App]bool{}
 	for _, a := range d.appList() {
 		seen[a] = true
-		if !a.Running() || len(a.OwnSockets()) > 0 {
+		if !a.Serving() || len(a.OwnSockets()) > 0 {
 			continue
 		}
 		served, forwarded := a.Traffic()

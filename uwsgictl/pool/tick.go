@@ -95,6 +95,14 @@ func (a *App) SharedActivity() uint64 { return a.sb.lastOwnShared() }
 // vhost sockets.
 func (a *App) SetListenShared(on bool) { a.sb.setListenShared(on) }
 
+// Serving reports whether the app has a generation that imported and
+// serves (not merely one that is starting).
+func (a *App) Serving() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cur != nil && a.cur.ready
+}
+
 // ListensShared reports whether the app's workers accept on shared sockets.
 func (a *App) ListensShared() bool { return len(a.shared) > 0 && a.sb.listenShared() }
 
