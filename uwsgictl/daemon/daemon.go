@@ -117,6 +117,13 @@ func New(cfg Config) (d *Daemon, err error) {
 		Logging: cfg.Logging, Vhost: cfg.Vhost, SingleApp: cfg.Module != "", AllowRootApps: cfg.AllowRootApps,
 		WorkerScript: script, SpeedupsDir: speedups, LogWriter: lg.pipeW, ToMaster: d.toMasterW, Logf: lg.logf, QueueLimit: cfg.QueueLimit,
 	}
+	// The nginx config first: it says which apps may run and which user
+	// nginx's workers run as (who may connect to unix sockets).
+	d.policy = newPolicy(&cfg, lg.logf)
+	if err := d.policy.reload(); err != nil {
+		return nil, err
+	}
+	_, _, nginxUser := d.policy.snapshot()
 	for _, addr := range cfg.Sockets {
 		l, err := listen(addr, cfg.Backlog)
 		if err != nil {
@@ -127,12 +134,8 @@ func New(cfg Config) (d *Daemon, err error) {
 			lg.logf("warning: socket %s listens on every interface: the uwsgi port must never be reachable from outside (bind 127.0.0.1 or a unix socket)", addr)
 		}
 		if filepath.IsAbs(addr) {
-			grantNginx(addr, "nobody", lg.logf)
+			grantNginx(addr, nginxUser, lg.logf)
 		}
-	}
-	d.policy = newPolicy(&cfg, lg.logf)
-	if err := d.policy.reload(); err != nil {
-		return nil, err
 	}
 	if cfg.Module != "" {
 		if err := d.setupSingleApp(); err != nil {

@@ -158,3 +158,25 @@ func TestSingleAppMode(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedUnixSocket: -s with a unix path serves like a TCP port, and
+// the socket is given to nginx's user alone.
+func TestSharedUnixSocket(t *testing.T) {
+	slow(t)
+	dir := daemontest.Dir(t)
+	venv := daemontest.Venv(t)
+	hello := daemontest.App(t, dir, "hello")
+	sock := filepath.Join(dir, "run", "uwsgi.sock")
+	daemontest.Start(t, sock, "-s", sock, "--vhost-root", dir, "--vhost-root", filepath.Dir(venv))
+	pkt, _ := wire.Encode(0, 0, []wire.Var{{Key: "SERVER_PROTOCOL", Value: "HTTP/1.1"},
+		{Key: "UWSGI_PYHOME", Value: venv}, {Key: "UWSGI_CHDIR", Value: hello}, {Key: "UWSGI_SCRIPT", Value: "hello"}})
+	if r := rawRequest(t, sock, pkt); !strings.HasPrefix(r, "HTTP/1.1 200 OK") {
+		t.Fatalf("request on the unix socket: %q", r)
+	}
+	if os.Geteuid() == 0 {
+		st, err := os.Stat(sock)
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("socket mode %v, want 0600 (owned by nginx's user)", st.Mode().Perm())
+		}
+	}
+}
