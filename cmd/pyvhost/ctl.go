@@ -32,7 +32,8 @@ func ctlCommand() *cli.Command {
 			"   pyvhost ctl status\n" +
 			"   pyvhost ctl apps --json\n" +
 			"   pyvhost ctl load --app-dir /var/www/myappdir1 --module myapp1 --venv /var/www/myenv\n" +
-			"   pyvhost ctl reload app1.example.com",
+			"   pyvhost ctl reload app1.example.com\n" +
+			"   pyvhost ctl top",
 		Subcommands: []*cli.Command{
 			{Name: "status", Usage: "the daemon's version, pid, uptime, sockets and totals", Flags: []cli.Flag{ctlFlag(), jsonFlag()}, Action: runCtlStatus},
 			{Name: "apps", Usage: "every app with its state, workers, requests and latency", Flags: []cli.Flag{ctlFlag(), jsonFlag()}, Action: runCtlApps},
@@ -45,6 +46,7 @@ func ctlCommand() *cli.Command {
 			{Name: "reload", ArgsUsage: "[APP]", Usage: "reload an app (by name or id), or every app, with zero downtime", Flags: []cli.Flag{ctlFlag(), jsonFlag()}, Action: runCtlReload},
 			{Name: "stop", ArgsUsage: "APP", Usage: "stop an app's processes; its next request starts them again", Flags: []cli.Flag{ctlFlag(), jsonFlag()}, Action: runCtlStop},
 			{Name: "shutdown", Usage: "finish in-flight requests and stop the daemon", Flags: []cli.Flag{ctlFlag()}, Action: runCtlShutdown},
+			topCommand(),
 		},
 	}
 }
