@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 15s
 
 # Debian packages the tests need; the demo and benchmarks need uWSGI and wrk.
-TEST_PKGS  := nginx python3-venv python3-flask python3-django python3-dev gcc uwsgi-core tmux
+TEST_PKGS  := nginx python3-venv python3-flask python3-django python3-dev gcc uwsgi-core tmux chromium
 BENCH_PKGS := uwsgi-core uwsgi-plugin-python3 wrk curl
 
 # package:FuzzTarget pairs run by `make fuzz`.

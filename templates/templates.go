@@ -27,3 +27,8 @@ var WorkerPy string
 //
 //go:embed csrc/speedups.c
 var SpeedupsC string
+
+// StatusHTML is the daemon's status page; it polls /status.json.
+//
+//go:embed status.html
+var StatusHTML string

@@ -91,7 +91,7 @@ func runCtlStatus(c *cli.Context) error {
 	fmt.Fprintf(w, "pyvhost daemon %s, pid %d, up %s\n", st.Version, st.PID, (time.Duration(st.UptimeSec * float64(time.Second))).Round(time.Second).String())
 	fmt.Fprintf(w, "sockets:  %s\n", strings.Join(st.Sockets, ", "))
 	fmt.Fprintf(w, "apps:     %d\n", st.Apps)
-	fmt.Fprintf(w, "requests: %d (%d errors)\n", st.Requests, st.Errors)
+	fmt.Fprintf(w, "requests: %d (%d errors), %.1f per second over the last 10 s\n", st.Requests, st.Errors, st.RPS)
 	fmt.Fprintf(w, "memory:   %.1f MB resident (daemon and every app process)\n", float64(st.RSS)/(1<<20))
 	return nil
 }

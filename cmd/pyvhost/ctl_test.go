@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/pyvhost/pyvhost/nginxconf/nginxtest"
@@ -66,5 +69,22 @@ func TestCtlCommands(t *testing.T) {
 	}
 	if code, out, _ = pyvhost(t, "ctl", "shutdown", "--ctl", ctl); code != 0 || !strings.Contains(out, "shutting down") {
 		t.Fatalf("ctl shutdown: %d %q", code, out)
+	}
+}
+
+// TestCtlPermissionDenied: another user gets a clear one-line error.
+func TestCtlPermissionDenied(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: runs the daemon (make test runs it)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the client as another user")
+	}
+	ctl, _ := startDaemonWithApp(t)
+	cmd := exec.Command(daemontest.Binary(t), "ctl", "status", "--ctl", ctl)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "permission denied on "+ctl) || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
+		t.Fatalf("ctl as nobody: %v %q", err, out)
 	}
 }

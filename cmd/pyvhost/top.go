@@ -176,8 +176,8 @@ func topTable(u *ui, v control.TopView, rps map[string]float64) string {
 		t.Row(u.file.Render(a.Name), a.State, rate, fmt.Sprint(a.Requests), fmt.Sprint(a.Errors), fmt.Sprintf("%.2f", a.AvgMS), p99, mb(a.RSS), "")
 		for _, w := range a.Workers {
 			cur := ""
-			if w.AgeMS > 0 {
-				cur = fmt.Sprintf("%d ms", w.AgeMS)
+			if w.State == "busy" {
+				cur = strings.TrimSpace(fmt.Sprintf("%s (%d ms)", w.Request, w.AgeMS))
 			}
 			t.Row(fmt.Sprintf("  pid %d", w.PID), w.State, "", fmt.Sprint(w.Requests), "", "", "", mb(w.RSS), cur)
 		}

@@ -55,6 +55,9 @@ func uwsgiCommand() *cli.Command {
 			&cli.StringFlag{Name: "ctl", EnvVars: []string{"PYVHOST_CTL"}, Usage: "control socket `PATH` (default " + control.DefaultSocket() + ")"},
 			&cli.StringFlag{Name: "app-sockets", Value: daemon.DefaultAppSockets, Usage: "every uwsgi_pass unix:`DIR`/NAME.sock in the nginx config is a per-app socket the daemon creates"},
 			&cli.BoolFlag{Name: "allow-root-apps", Usage: "run apps whose directory root owns, as root"},
+			&cli.StringFlag{Name: "status-http", Usage: "serve the status page (HTML and /status.json) on `ADDR`, token-protected"},
+			&cli.BoolFlag{Name: "status-http-public", Usage: "allow --status-http on a non-loopback address"},
+			&cli.StringFlag{Name: "state-dir", EnvVars: []string{"PYVHOST_STATE_DIR"}, Usage: "state `DIR` (the status page's token; default " + daemon.DefaultStateDir() + ")"},
 			&cli.IntFlag{Name: "queue-limit", Value: 1000, Usage: "requests the daemon holds for one app while it starts or is busy; past `N` they get a 503"},
 		},
 		Action: runUwsgi,
@@ -88,6 +91,9 @@ func runUwsgi(c *cli.Context) error {
 		Ctl:           ctlPath(c),
 		LogTo:         c.String("logto"),
 		QueueLimit:    c.Int("queue-limit"),
+		StatusHTTP:    c.String("status-http"),
+		StatusPublic:  c.Bool("status-http-public"),
+		StateDir:      c.String("state-dir"),
 	}
 	if cfg.Processes < 1 {
 		return usagef("-p/--processes must be at least 1")

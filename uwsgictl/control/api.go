@@ -20,6 +20,7 @@ type Status struct {
 	Apps      int      `json:"apps"`
 	Requests  uint64   `json:"requests"`
 	Errors    uint64   `json:"errors"`
+	RPS       float64  `json:"rps"` // requests per second over the last 10 s
 	RSS       int64    `json:"rss"` // bytes, the daemon and every app process
 }
 

@@ -43,7 +43,9 @@ type Server struct {
 
 // Listen creates the control socket, mode 0600 (in a new directory made
 // 0700), so only the daemon's user and root can talk to it.
-func Listen(path string, b Backend) (*Server, error) {
+// page, when given, serves the status page at /status/ (the socket's mode
+// is its access check: ssh -L can forward it to a browser).
+func Listen(path string, b Backend, page http.Handler) (*Server, error) {
 	// A directory we create is 0700; an existing one is left as it is (it
 	// may hold other things: never change the mode of what we did not
 	// make). The socket's own 0600 is what keeps other users out.
@@ -92,6 +94,9 @@ func Listen(path string, b Backend) (*Server, error) {
 		reply(w, http.StatusAccepted, b.Status())
 		go b.Shutdown()
 	})
+	if page != nil {
+		mux.Handle("/status/", http.StripPrefix("/status", page))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusNotFound, Error{Error: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
 	})

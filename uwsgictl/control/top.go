@@ -32,7 +32,8 @@ type TopWorker struct {
 	PID      int
 	State    string
 	Requests uint64
-	AgeMS    int64 // of the request in progress; 0 when idle
+	Request  string // "METHOD /path" in progress
+	AgeMS    int64  // of the request in progress; 0 when idle
 	RSS      int64
 }
 
@@ -46,14 +47,14 @@ func (c *Client) Top() (TopView, error) {
 	if err != nil {
 		return TopView{}, err
 	}
-	v := TopView{Title: fmt.Sprintf("pyvhost daemon %s, pid %d, up %s, %d apps, %.1f MB resident",
-		st.Version, st.PID, (time.Duration(st.UptimeSec * float64(time.Second))).Round(time.Second), st.Apps, float64(st.RSS)/(1<<20))}
+	v := TopView{Title: fmt.Sprintf("pyvhost daemon %s, pid %d, up %s, %d apps, %.1f rps (10 s), %.1f MB resident",
+		st.Version, st.PID, (time.Duration(st.UptimeSec * float64(time.Second))).Round(time.Second), st.Apps, st.RPS, float64(st.RSS)/(1<<20))}
 	for _, a := range apps.Apps {
 		ta := TopApp{Name: a.Name, State: string(a.State), Requests: a.Requests, Errors: a.Errors,
 			AvgMS: a.AvgLatencyMS, P99MS: a.P99LatencyMS, RSS: a.ZygoteRSS}
 		for _, w := range a.Workers {
 			ta.RSS += w.RSS
-			ta.Workers = append(ta.Workers, TopWorker{PID: w.PID, State: w.State, Requests: w.Requests, AgeMS: w.RequestAgeMS, RSS: w.RSS})
+			ta.Workers = append(ta.Workers, TopWorker{PID: w.PID, State: w.State, Requests: w.Requests, Request: w.Request, AgeMS: w.RequestAgeMS, RSS: w.RSS})
 		}
 		v.Apps = append(v.Apps, ta)
 	}

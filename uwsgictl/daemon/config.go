@@ -30,6 +30,9 @@ type Config struct {
 	AllowRootApps bool
 	Stats         string // --stats ADDR: uWSGI's stats JSON
 	Ctl           string // --ctl: the control socket
+	StatusHTTP    string // --status-http ADDR: the status page
+	StatusPublic  bool   // --status-http-public: allow a non-loopback ADDR
+	StateDir      string // --state-dir: the status page token lives here
 	LogTo         string // --logto / -d: log file; "" = stderr
 	QueueLimit    int    // requests held per app before 503
 	Backlog       int    // listen backlog of every socket

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/pyvhost/pyvhost/uwsgictl/control"
@@ -29,7 +30,45 @@ func (d *Daemon) Status() control.Status {
 			st.RSS += w.RSS
 		}
 	}
+	st.RPS = d.rate.perSecond(st.Requests)
 	return st
+}
+
+// requestRate keeps one request total per second for the last 10 s.
+type requestRate struct {
+	mu      sync.Mutex
+	samples []rateSample
+}
+
+type rateSample struct {
+	at    time.Time
+	total uint64
+}
+
+// sample records the total now (the supervision loop calls it each second).
+func (r *requestRate) sample(total uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	r.samples = append(r.samples, rateSample{now, total})
+	for len(r.samples) > 1 && now.Sub(r.samples[0].at) > 10*time.Second {
+		r.samples = r.samples[1:]
+	}
+}
+
+// perSecond is the rate from the oldest sample (up to 10 s ago) to total.
+func (r *requestRate) perSecond(total uint64) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.samples) == 0 {
+		return 0
+	}
+	first := r.samples[0]
+	secs := time.Since(first.at).Seconds()
+	if secs < 0.5 || total < first.total {
+		return 0
+	}
+	return float64(total-first.total) / secs
 }
 
 // AppList is every app for the control API.

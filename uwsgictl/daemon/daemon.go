@@ -49,6 +49,7 @@ type Daemon struct {
 	sigs                 chan os.Signal // caught from New on: a signal before Run must not kill the daemon
 	toMasterR, toMasterW *os.File
 	traffic              map[*pool.App][2]uint64 // served, forwarded at the last shared-policy round
+	rate                 requestRate
 	started              time.Time
 	stopping             chan struct{}
 	shutdownReq          chan struct{} // a graceful shutdown asked for on the control socket
@@ -264,8 +265,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if d.cfg.StatusHTTP != "" {
+		stateDir := d.cfg.StateDir
+		if stateDir == "" {
+			stateDir = DefaultStateDir()
+		}
+		if err := d.serveStatusHTTP(d.cfg.StatusHTTP, d.cfg.StatusPublic, stateDir); err != nil {
+			d.shutdown(false)
+			return err
+		}
+	}
 	if d.cfg.Ctl != "" {
-		ctl, err := control.Listen(d.cfg.Ctl, ctlBackend{d})
+		ctl, err := control.Listen(d.cfg.Ctl, ctlBackend{d}, d.statusPage())
 		if err != nil {
 			d.shutdown(false)
 			return err

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/pyvhost/pyvhost/uwsgictl/control"
 	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
 )
@@ -196,5 +197,78 @@ func TestControlOperations(t *testing.T) {
 	}
 	if _, ok := d.Wait(10 * time.Second); !ok {
 		t.Fatal("the daemon did not exit after shutdown")
+	}
+}
+
+// TestControlCurrentRequestAndRate: apps shows what a busy worker is doing
+// (method and path, never the query string) and for how long; status has
+// the request rate over the last 10 s.
+func TestControlCurrentRequestAndRate(t *testing.T) {
+	slow(t)
+	ctl := filepath.Join(daemontest.Dir(t), "run", "ctl.sock")
+	e, d, _ := wsgiEnv(t, []string{"--ctl", ctl, "-p", "2"}, "slow")
+	for i := 0; i < 5; i++ {
+		e.get(t, "slow.test", "/quick?s=0")
+	}
+	go e.try("slow.test", "/sleeping?s=1.5&secret=TOKEN123")
+	c, err := control.Dial(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var busy string
+	eventually(t, 3*time.Second, func() bool {
+		apps, err := c.Apps()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range apps.Apps {
+			for _, w := range a.Workers {
+				if w.State == "busy" && w.RequestAgeMS > 0 {
+					busy = w.Request
+					return true
+				}
+			}
+		}
+		return false
+	})
+	if busy != "GET /sleeping" {
+		t.Fatalf("busy worker's request %q, want %q\n%s", busy, "GET /sleeping", d.Log())
+	}
+	eventually(t, 3*time.Second, func() bool {
+		st, err := c.Status()
+		return err == nil && st.RPS > 0
+	})
+}
+
+// TestControlReloadConfig: a site added to the nginx config after start
+// gets its per-app socket on reload-config, with no restart.
+func TestControlReloadConfig(t *testing.T) {
+	slow(t)
+	dir := daemontest.Dir(t)
+	venv := daemontest.Venv(t)
+	hello := daemontest.App(t, dir, "hello")
+	socks := filepath.Join(dir, "apps")
+	ctl := filepath.Join(dir, "run", "ctl.sock")
+	echo := daemontest.App(t, dir, "envecho")
+	e := startNginx(t, dir, site{"early.test", []nginxconf.AppSpec{{Socket: "unix:" + socks + "/early.sock", Venv: venv, AppDir: echo, Module: "envecho"}}})
+	d := daemontest.Start(t, socks+"/early.sock", "--app-sockets", socks, "--nginx-conf", e.conf, "--ctl", ctl)
+	late, err := nginxconf.Render(nginxconf.SiteSpec{Domain: "late.test", Listen: e.listen,
+		Apps: []nginxconf.AppSpec{{Socket: "unix:" + socks + "/late.sock", Venv: venv, AppDir: hello, Module: "hello"}}},
+		nginxconf.RenderOptions{IncludeParams: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sites, _ := os.ReadFile(filepath.Join(dir, "sites.conf"))
+	write(t, filepath.Join(dir, "sites.conf"), string(sites)+"\n"+string(late))
+	e.nginx.Reload(t)
+	c, err := control.Dial(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReloadConfig(); err != nil {
+		t.Fatalf("reload-config: %v\n%s", err, d.Log())
+	}
+	if code, out := e.get(t, "late.test", "/"); code != 200 || !strings.Contains(out, "hello app") {
+		t.Fatalf("a site added after start: %d %q\n%s", code, out, d.Log())
 	}
 }

@@ -19,7 +19,7 @@ type watched struct {
 // supervise is the daemon's loop: it waits on the watched listeners, ticks
 // every app's supervision, and chooses which apps accept on shared sockets.
 func (d *Daemon) supervise() {
-	lastTick, lastPolicy := time.Now(), time.Now()
+	lastTick, lastPolicy, lastSample := time.Now(), time.Now(), time.Time{}
 	for {
 		select {
 		case <-d.stopping:
@@ -49,6 +49,15 @@ func (d *Daemon) supervise() {
 		if now.Sub(lastPolicy) >= sharedPolicyEvery {
 			lastPolicy = now
 			d.sharedPolicy()
+		}
+		if now.Sub(lastSample) >= time.Second {
+			lastSample = now
+			var total uint64
+			for _, a := range d.appList() {
+				served, _ := a.Traffic()
+				total += served
+			}
+			d.rate.sample(total)
 		}
 	}
 }

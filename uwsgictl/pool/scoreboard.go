@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -19,11 +20,14 @@ import (
 //	                       u64 last_own_shared_ns (workers write)
 //	slot i (256 bytes) at 64+256*i: u32 pid, u32 state, u64 start_ns,
 //	    u64 requests, u64 total_ns, u64 errors, u64 last_unix_ms, u64 tx,
-//	    u64 forwarded (requests handed back for another app), then at +128: 32 x u32 latency buckets (bucket b counts
+//	    u64 forwarded (requests handed back for another app), at +64 the
+//	    request in progress as "METHOD /path" (64 bytes), then at +128: 32 x u32 latency buckets (bucket b counts
 //	    requests that took less than 2^b microseconds).
 const (
 	appHeaderSize = 64
 	slotSize      = 256
+	reqOffset     = 64 // "METHOD /path" of the request in progress, NUL-padded
+	reqLen        = 64
 	histOffset    = 128
 	histBuckets   = 32
 )
@@ -89,6 +93,7 @@ type slotStats struct {
 	LastUnixMS uint64
 	TX         uint64
 	Forwarded  uint64
+	Request    string // the last request's "METHOD /path"; current while State is busy
 	Hist       [histBuckets]uint32
 }
 
@@ -104,6 +109,7 @@ func (s *scoreboard) slot(i int) slotStats {
 		LastUnixMS: binary.LittleEndian.Uint64(b[40:]),
 		TX:         binary.LittleEndian.Uint64(b[48:]),
 		Forwarded:  binary.LittleEndian.Uint64(b[56:]),
+		Request:    string(bytes.TrimRight(b[reqOffset:reqOffset+reqLen], "\x00")),
 	}
 	for i := range st.Hist {
 		st.Hist[i] = binary.LittleEndian.Uint32(b[histOffset+4*i:])

@@ -18,9 +18,10 @@ type WorkerStats struct {
 	TX            uint64  `json:"tx"`
 	AvgRTMicros   uint64  `json:"avg_rt_us"`
 	RunningMicros uint64  `json:"running_time_us"`
-	RequestAgeMS  int64   `json:"current_request_age_ms"` // 0 when idle
-	RSS           int64   `json:"rss"`                    // bytes
-	LastRequest   float64 `json:"last_request"`           // unix time; 0 if none
+	Request       string  `json:"current_request,omitempty"` // "METHOD /path" while busy
+	RequestAgeMS  int64   `json:"current_request_age_ms"`    // 0 when idle
+	RSS           int64   `json:"rss"`                       // bytes
+	LastRequest   float64 `json:"last_request"`              // unix time; 0 if none
 }
 
 // AppStats is an app's state and counters.
@@ -101,6 +102,7 @@ func (a *App) Stats() AppStats {
 			w.State = "starting"
 		case st.State == stateBusy && st.StartNS != 0:
 			w.State = "busy"
+			w.Request = st.Request
 			w.RequestAgeMS = nsSince(st.StartNS).Milliseconds()
 		default:
 			w.State = "idle"
