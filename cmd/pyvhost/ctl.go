@@ -196,7 +196,13 @@ func runCtlReload(c *cli.Context) error {
 		if c.Bool("json") {
 			return printJSON(c.App.Writer, apps)
 		}
-		fmt.Fprintf(c.App.Writer, "reloaded %d apps\n", len(apps.Apps))
+		serving := 0
+		for _, a := range apps.Apps {
+			if a.State == pool.Ready {
+				serving++
+			}
+		}
+		fmt.Fprintf(c.App.Writer, "reloaded every running app (%d serving)\n", serving)
 		return nil
 	}
 	st, err := cl.Reload(c.Args().First())

@@ -58,6 +58,10 @@ func TestCtlCommands(t *testing.T) {
 	if code, out, errOut = pyvhost(t, "ctl", "reload", id, "--ctl", ctl); code != 0 || !strings.Contains(out, "reloaded") {
 		t.Fatalf("ctl reload: %d %q %q", code, out, errOut)
 	}
+	// Without an APP every running app reloads (the broken one is not running).
+	if code, out, errOut = pyvhost(t, "ctl", "reload", "--ctl", ctl); code != 0 || !strings.Contains(out, "reloaded every running app (1 serving)") {
+		t.Fatalf("ctl reload (all): %d %q %q", code, out, errOut)
+	}
 	if code, _, errOut = pyvhost(t, "ctl", "stop", "nope", "--ctl", ctl); code != 1 || !strings.Contains(errOut, `no such app "nope"`) {
 		t.Fatalf("ctl stop of an unknown app: %d %q", code, errOut)
 	}
