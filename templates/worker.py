@@ -40,7 +40,7 @@ SLOT_SIZE = 256
 SLOT_HEAD = struct.Struct("<IIQQQQQQQ")  # pid, state, start_ns, requests, total_ns, errors, last_unix_ms, tx, forwarded
 SLOT_MARK = struct.Struct("<IIQ")        # pid, state, start_ns
 REQ_OFF = 64       # the request in progress: "METHOD /path" (no query string), NUL-padded
-REQ_LEN = 64
+SLOT_REQ = struct.Struct("64s")
 HIST_OFF = 128     # 32 x u32 latency buckets: bucket i counts requests < 2**i microseconds
 HIST_BUCKETS = 32
 ST_IDLE, ST_BUSY = 1, 2
@@ -561,9 +561,8 @@ class Worker(object):
         nvars = len(env)
         # What the worker is busy with, for ctl and the status page: method
         # and path only (a query string can carry secrets).
-        cur = ("%s %s" % (env.get("REQUEST_METHOD", ""), env.get("PATH_INFO", ""))).encode("latin-1", "replace")[:REQ_LEN]
-        off = self.slot_off + REQ_OFF
-        self.sb[off:off + REQ_LEN] = cur.ljust(REQ_LEN, b"\0")
+        SLOT_REQ.pack_into(self.sb, self.slot_off + REQ_OFF,  # truncated or NUL-padded to 64 bytes
+                           (env.get("REQUEST_METHOD", "") + " " + env.get("PATH_INFO", "")).encode("latin-1", "replace"))
         key = None if self.single else self.key
         if finish_environ_c is not None:
             rc = finish_environ_c(env, key, self.wsgi_static)
