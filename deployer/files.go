@@ -1,0 +1,220 @@
+package deployer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pyvhost/pyvhost/nginxconf"
+)
+
+// Transaction applies a set of nginx file changes so they can be undone
+// byte for byte. Before touching anything it writes a journal (the old
+// bytes of every file it will change) into the state dir; Commit removes
+// it. If the process dies in between, Recover on the next run finds the
+// journal and puts the old files back.
+type Transaction struct {
+	journal string
+	entries []journalEntry
+}
+
+type journalEntry struct {
+	Path    string      `json:"path"`
+	Dir     bool        `json:"dir,omitempty"` // a directory the change creates
+	Existed bool        `json:"existed"`
+	Symlink string      `json:"symlink,omitempty"` // the old link's target, when it was one
+	Mode    fs.FileMode `json:"mode"`
+	Old     []byte      `json:"old,omitempty"`
+}
+
+// journalName is the journal file in the state dir: outside every nginx
+// include glob, so nginx never loads it.
+const journalName = "nginx-transaction.json"
+
+// Begin records the current state of every file the changes touch and
+// applies the changes. On error the files are already restored.
+func Begin(stateDir string, changes []nginxconf.Change) (*Transaction, error) {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	t := &Transaction{journal: filepath.Join(stateDir, journalName)}
+	if _, err := os.Stat(t.journal); err == nil {
+		return nil, fmt.Errorf("an unfinished change is recorded in %s: run the command again to repair it first", t.journal)
+	}
+	for _, c := range changes {
+		// A new file may need its directory (pyvhost.d/ on a single-file
+		// config): record it, so a rollback removes it too.
+		if dir := filepath.Dir(c.Path); !exists(dir) && !t.has(dir) {
+			t.entries = append(t.entries, journalEntry{Path: dir, Dir: true})
+		}
+		e, err := snapshot(c.Path)
+		if err != nil {
+			return nil, err
+		}
+		t.entries = append(t.entries, e)
+	}
+	if err := writeJSONAtomic(t.journal, t.entries); err != nil {
+		return nil, fmt.Errorf("write journal: %w", err)
+	}
+	for _, c := range changes {
+		if err := applyChange(c); err != nil {
+			if rerr := t.Rollback(); rerr != nil {
+				return nil, fmt.Errorf("%w (and restoring failed: %v)", err, rerr)
+			}
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func snapshot(path string) (journalEntry, error) {
+	e := journalEntry{Path: path}
+	st, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return e, nil
+	case err != nil:
+		return e, err
+	}
+	e.Existed, e.Mode = true, st.Mode()
+	if st.Mode()&fs.ModeSymlink != 0 {
+		e.Symlink, err = os.Readlink(path)
+		return e, err
+	}
+	e.Old, err = os.ReadFile(path)
+	return e, err
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+func (t *Transaction) has(path string) bool {
+	for _, e := range t.entries {
+		if e.Path == path {
+			return true
+		}
+	}
+	return false
+}
+
+func applyChange(c nginxconf.Change) error {
+	if err := os.MkdirAll(filepath.Dir(c.Path), 0o755); err != nil {
+		return err
+	}
+	switch c.Kind {
+	case nginxconf.Create, nginxconf.Modify:
+		return writeFileAtomic(c.Path, c.New, 0o644)
+	case nginxconf.Symlink:
+		return os.Symlink(c.Target, c.Path)
+	case nginxconf.Delete:
+		return os.Remove(c.Path)
+	}
+	return fmt.Errorf("unknown change %q", c.Kind)
+}
+
+// Commit makes the changes final.
+func (t *Transaction) Commit() error {
+	if err := os.Remove(t.journal); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove journal: %w", err)
+	}
+	return nil
+}
+
+// Rollback puts every file back as it was, then forgets the journal.
+func (t *Transaction) Rollback() error {
+	if err := restore(t.entries); err != nil {
+		return err
+	}
+	return t.Commit()
+}
+
+func restore(entries []journalEntry) error {
+	var errs []error
+	for i := len(entries) - 1; i >= 0; i-- {
+		e := entries[i]
+		var err error
+		switch {
+		case !e.Existed: // a file, link or directory the change created
+			if err = os.Remove(e.Path); errors.Is(err, fs.ErrNotExist) {
+				err = nil
+			}
+		case e.Symlink != "":
+			if err = os.Remove(e.Path); err == nil || errors.Is(err, fs.ErrNotExist) {
+				err = os.Symlink(e.Symlink, e.Path)
+			}
+		default:
+			err = writeFileAtomic(e.Path, e.Old, e.Mode.Perm())
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restore %s: %w", e.Path, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Recover finishes what a crashed run left: if a journal is in the state
+// dir, the files it lists are put back as they were before that run. It
+// reports whether it repaired anything.
+func Recover(stateDir string) (bool, error) {
+	path := filepath.Join(stateDir, journalName)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var entries []journalEntry
+	if err := json.Unmarshal(b, &entries); err != nil {
+		return false, fmt.Errorf("journal %s is damaged (%v): check the nginx files it names by hand, then remove it", path, err)
+	}
+	if err := restore(entries); err != nil {
+		return false, err
+	}
+	return true, os.Remove(path)
+}
+
+// writeFileAtomic replaces path's content in one rename: a temp dot-file in
+// the same directory (dot-files are never loaded by nginx's globs),
+// fsynced, renamed over the target. A symlink is followed, so the link
+// stays a link.
+func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.pyvhost-%d", filepath.Base(path), time.Now().UnixNano()))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, b, 0o600)
+}

@@ -1,0 +1,98 @@
+package deployer
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Nginx runs the nginx binary against one configuration.
+type Nginx struct {
+	Runner Runner
+	Bin    string // the nginx binary
+	Conf   string // its main configuration file
+	Prefix string // -p, when nginx runs with a private prefix; "" for the system's
+}
+
+func (n *Nginx) args(extra ...string) []string {
+	var a []string
+	if n.Prefix != "" {
+		a = append(a, "-p", n.Prefix)
+	}
+	return append(append(a, "-c", n.Conf), extra...)
+}
+
+var nginxMessage = regexp.MustCompile(`\[(emerg|alert|crit|error|warn)\]\s+(?:\d+#\d+: )?(.*)`)
+
+// TestResult is what `nginx -t` said.
+type TestResult struct {
+	OK       bool
+	Errors   []string // [emerg]/[alert]/[crit]/[error] messages
+	Warnings []string // [warn] messages, e.g. "conflicting server name …, ignored"
+}
+
+// Test runs `nginx -t` and sorts its messages.
+func (n *Nginx) Test(ctx context.Context) (TestResult, error) {
+	_, stderr, err := n.Runner.Run(ctx, n.Bin, n.args("-t")...)
+	r := TestResult{OK: err == nil}
+	for _, line := range strings.Split(string(stderr), "\n") {
+		m := nginxMessage.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		if m[1] == "warn" {
+			r.Warnings = append(r.Warnings, m[2])
+		} else {
+			r.Errors = append(r.Errors, m[2])
+		}
+	}
+	if !r.OK && len(r.Errors) == 0 {
+		return r, fmt.Errorf("nginx -t: %v: %s", err, strings.TrimSpace(string(stderr)))
+	}
+	return r, nil
+}
+
+// NewWarnings are the warnings in after that were not in before: a change
+// that adds one (nginx ignoring a server_name, say) is a failed change even
+// though `nginx -t` passes.
+func NewWarnings(before, after TestResult) []string {
+	seen := map[string]int{}
+	for _, w := range before.Warnings {
+		seen[w]++
+	}
+	var out []string
+	for _, w := range after.Warnings {
+		if seen[w] > 0 {
+			seen[w]--
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// Reload asks the running nginx to load the configuration: systemctl when
+// nginx is an active systemd unit, else `nginx -s reload`, else, if nginx
+// is not running, it is started.
+func (n *Nginx) Reload(ctx context.Context) error {
+	if n.Prefix == "" {
+		if _, _, err := n.Runner.Run(ctx, "systemctl", "is-active", "--quiet", "nginx"); err == nil {
+			if _, stderr, err := n.Runner.Run(ctx, "systemctl", "reload", "nginx"); err != nil {
+				return fmt.Errorf("reload nginx: systemctl reload nginx: %v: %s", err, strings.TrimSpace(string(stderr)))
+			}
+			return nil
+		}
+	}
+	if _, stderr, err := n.Runner.Run(ctx, n.Bin, n.args("-s", "reload")...); err != nil {
+		if !strings.Contains(string(stderr), "invalid PID") && !strings.Contains(string(stderr), "No such file") &&
+			!strings.Contains(string(stderr), "No such process") {
+			return fmt.Errorf("reload nginx: %v: %s", err, strings.TrimSpace(string(stderr)))
+		}
+		// Not running: start it.
+		if _, stderr, err := n.Runner.Run(ctx, n.Bin, n.args()...); err != nil {
+			return fmt.Errorf("start nginx: %v: %s", err, strings.TrimSpace(string(stderr)))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,123 @@
+package deployer
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pyvhost/pyvhost/nginxconf/nginxtest"
+)
+
+func privateNginx(t *testing.T, servers string) *Nginx {
+	t.Helper()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(nginxtest.MainConf(dir, servers)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &Nginx{Runner: ExecRunner{}, Bin: nginxtest.Binary(t), Conf: conf, Prefix: dir}
+}
+
+func TestNginxTestSortsMessages(t *testing.T) {
+	ctx := context.Background()
+	port := nginxtest.FreePort(t)
+	one := fmt.Sprintf("server { listen 127.0.0.1:%d; server_name a.test; }", port)
+	n := privateNginx(t, one)
+	before, err := n.Test(ctx)
+	if err != nil || !before.OK || len(before.Warnings) != 0 {
+		t.Fatalf("clean config: %+v %v", before, err)
+	}
+	// The same name twice on one address passes -t with a warning only.
+	dup := privateNginx(t, one+"\n"+one)
+	after, err := dup.Test(ctx)
+	if err != nil || !after.OK {
+		t.Fatalf("duplicate name: %+v %v", after, err)
+	}
+	nw := NewWarnings(before, after)
+	if len(nw) != 1 || !strings.Contains(nw[0], `conflicting server name "a.test"`) {
+		t.Fatalf("new warnings %q, want the conflicting server name", nw)
+	}
+	broken := privateNginx(t, "server { listen 80 }")
+	res, err := broken.Test(ctx)
+	if err != nil || res.OK || len(res.Errors) == 0 {
+		t.Fatalf("broken config: %+v %v", res, err)
+	}
+}
+
+// TestNginxReloadStartsThenReloads: Reload starts a stopped nginx and
+// reloads a running one, which then serves the new configuration.
+func TestNginxReloadStartsThenReloads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs nginx")
+	}
+	ctx := context.Background()
+	port := nginxtest.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	n := privateNginx(t, fmt.Sprintf("server { listen %s; location / { return 200 'one'; } }", addr))
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(filepath.Join(n.Prefix, "nginx.pid")); err == nil {
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			_ = syscall.Kill(pid, syscall.SIGQUIT)
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+	if err := n.Reload(ctx); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if got := fetch(t, addr); got != "one" {
+		t.Fatalf("after start: %q", got)
+	}
+	if err := os.WriteFile(n.Conf, []byte(nginxtest.MainConf(n.Prefix, fmt.Sprintf("server { listen %s; location / { return 200 'two'; } }", addr))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reload(ctx); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for fetch(t, addr) != "two" {
+		if time.Now().After(deadline) {
+			t.Fatal("the reload did not take effect")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func fetch(t *testing.T, addr string) string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			fmt.Fprintf(c, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+			b := make([]byte, 4096)
+			var out []byte
+			for {
+				n, err := c.Read(b)
+				out = append(out, b[:n]...)
+				if err != nil {
+					break
+				}
+			}
+			c.Close()
+			s := string(out)
+			if i := strings.Index(s, "\r\n\r\n"); i >= 0 {
+				return s[i+4:]
+			}
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx not answering on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
