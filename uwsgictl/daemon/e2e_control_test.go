@@ -11,8 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -124,27 +122,7 @@ func TestControlOperations(t *testing.T) {
 
 	// Ten reloads with changed code under load: nothing fails, and the
 	// responses switch to each new version.
-	var ok, failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := 0; i < 6; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if code, _, err := e.try("hello.test", "/"); err == nil && code == 200 {
-					ok.Add(1)
-				} else {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
+	l := startLoad(e, "hello.test", 6)
 	uid, gid := daemontest.AppOwner()
 	file := filepath.Join(paths["hello"], "hello.py")
 	// Python trusts its bytecode cache while a source's mtime (in seconds)
@@ -165,12 +143,8 @@ func TestControlOperations(t *testing.T) {
 			t.Fatalf("after reload %d: %d %q", v, code, out)
 		}
 	}
-	close(stop)
-	wg.Wait()
-	if failed.Load() > 0 {
-		t.Fatalf("%d of %d requests failed during 10 reloads\n%s", failed.Load(), ok.Load()+failed.Load(), d.Log())
-	}
-	t.Logf("%d requests during 10 reloads, none failed", ok.Load())
+	n := l.end(t, d, "during 10 reloads")
+	t.Logf("%d requests during 10 reloads, none failed", n)
 
 	// Broken new code: the reload reports the import error, the old code serves.
 	writeApp(11, "import nope_not_here\n")

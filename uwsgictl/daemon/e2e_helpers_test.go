@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,4 +143,56 @@ func rawRequest(t *testing.T, addr string, packet []byte) string {
 	}
 	b, _ := io.ReadAll(c)
 	return string(b)
+}
+
+// load requests host/ from several goroutines until stopped, counting
+// answers that are not a 200 (or that fail to arrive).
+type load struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	failures   map[string]bool
+	stop       chan struct{}
+	wg         sync.WaitGroup
+}
+
+func startLoad(e *env, host string, clients int) *load {
+	l := &load{failures: map[string]bool{}, stop: make(chan struct{})}
+	for i := 0; i < clients; i++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				code, out, err := e.try(host, "/")
+				if err == nil && code == 200 {
+					l.ok.Add(1)
+					continue
+				}
+				l.failed.Add(1)
+				l.mu.Lock()
+				l.failures[fmt.Sprintf("%d %q %v", code, out, err)] = true
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+// end stops the load and fails the test if any request failed.
+func (l *load) end(t *testing.T, d interface{ Log() string }, what string) int64 {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	if n := l.failed.Load(); n > 0 {
+		var fs []string
+		for f := range l.failures {
+			fs = append(fs, f)
+		}
+		t.Fatalf("%d of %d requests failed %s: %v\n%s", n, n+l.ok.Load(), what, fs, d.Log())
+	}
+	return l.ok.Load()
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -128,30 +127,7 @@ func TestSIGHUPUnderLoad(t *testing.T) {
 	if code, _ := e.get(t, "hello.test", "/"); code != 200 {
 		t.Fatal(code)
 	}
-	var ok, failed atomic.Int64
-	var failures sync.Map
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				code, out := e.get(t, "hello.test", "/")
-				if code == 200 {
-					ok.Add(1)
-				} else {
-					failed.Add(1)
-					failures.Store(fmt.Sprintf("%d %q", code, out), true)
-				}
-			}
-		}()
-	}
+	l := startLoad(e, "hello.test", 8)
 	uid, gid := daemontest.AppOwner()
 	for i := 0; i < 3; i++ {
 		time.Sleep(400 * time.Millisecond)
@@ -163,17 +139,11 @@ func TestSIGHUPUnderLoad(t *testing.T) {
 		d.Signal(t, syscall.SIGHUP)
 	}
 	time.Sleep(800 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if failed.Load() > 0 {
-		var fs []string
-		failures.Range(func(k, _ any) bool { fs = append(fs, k.(string)); return true })
-		t.Fatalf("%d of %d requests failed during SIGHUP reloads: %v\n%s", failed.Load(), ok.Load()+failed.Load(), fs, d.Log())
-	}
+	n := l.end(t, d, "during SIGHUP reloads")
 	if code, out := e.get(t, "hello.test", "/"); code != 200 || out != "new code\n" {
 		t.Fatalf("after reload: %d %q", code, out)
 	}
-	t.Logf("%d requests, none failed, across 3 reloads", ok.Load())
+	t.Logf("%d requests, none failed, across 3 reloads", n)
 }
 
 // TestSignalsStopGracefully: SIGTERM lets an in-flight request finish.
