@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/lipgloss"
-	"github.com/charmbracelet/lipgloss/table"
 	"github.com/pyvhost/pyvhost/uwsgictl/control"
 	"github.com/pyvhost/pyvhost/uwsgictl/pool"
 	"github.com/urfave/cli/v2"
@@ -119,19 +117,7 @@ func runCtlApps(c *cli.Context) error {
 var appsColumns = []string{"APP", "ID", "STATE", "WORKERS", "REQUESTS", "ERRORS", "AVG MS", "P99 MS", "RSS MB", "LAST REQUEST"}
 
 func appsTable(u *ui, apps []pool.AppStats) string {
-	t := table.New().Headers(appsColumns...).
-		BorderRow(false).BorderColumn(false).BorderTop(false).BorderBottom(false).
-		BorderLeft(false).BorderRight(false).BorderHeader(true).Border(borderFor(u)).
-		StyleFunc(func(row, col int) lipgloss.Style {
-			s := u.r.NewStyle()
-			if col < len(appsColumns)-1 {
-				s = s.PaddingRight(2)
-			}
-			if row == table.HeaderRow {
-				return s.Inherit(u.title)
-			}
-			return s
-		})
+	t := newTable(u, appsColumns)
 	for _, a := range apps {
 		busy := 0
 		rss := a.ZygoteRSS

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/charmbracelet/lipgloss"
-	"github.com/charmbracelet/lipgloss/table"
 	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/urfave/cli/v2"
 )
@@ -67,21 +65,7 @@ func orDash(s string) string {
 // sitesTable is one row per app location; server columns repeat only on a
 // server's first row.
 func sitesTable(u *ui, sites []nginxconf.ServerBlock) string {
-	t := table.New().
-		Headers(sitesColumns...).
-		BorderRow(false).BorderColumn(false).BorderTop(false).BorderBottom(false).
-		BorderLeft(false).BorderRight(false).BorderHeader(true).
-		StyleFunc(func(row, col int) lipgloss.Style {
-			s := u.r.NewStyle()
-			if col < len(sitesColumns)-1 {
-				s = s.PaddingRight(2)
-			}
-			if row == table.HeaderRow {
-				return s.Inherit(u.title)
-			}
-			return s
-		})
-	t = t.Border(borderFor(u))
+	t := newTable(u, sitesColumns)
 	for _, s := range sites {
 		for i, a := range s.Apps {
 			names, listen, file, managed := "", "", "", ""

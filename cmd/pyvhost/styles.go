@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/lipgloss/table"
 	"github.com/muesli/termenv"
 )
 
@@ -59,4 +60,22 @@ func borderFor(u *ui) lipgloss.Border {
 		return lipgloss.NormalBorder()
 	}
 	return lipgloss.ASCIIBorder()
+}
+
+// newTable is the look of every table pyvhost prints: a rule under the
+// headers, no other borders, two spaces between columns.
+func newTable(u *ui, headers []string) *table.Table {
+	return table.New().Headers(headers...).
+		BorderRow(false).BorderColumn(false).BorderTop(false).BorderBottom(false).
+		BorderLeft(false).BorderRight(false).BorderHeader(true).Border(borderFor(u)).
+		StyleFunc(func(row, col int) lipgloss.Style {
+			s := u.r.NewStyle()
+			if col < len(headers)-1 {
+				s = s.PaddingRight(2)
+			}
+			if row == table.HeaderRow {
+				return s.Inherit(u.title)
+			}
+			return s
+		})
 }

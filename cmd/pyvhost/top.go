@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/charmbracelet/lipgloss"
-	"github.com/charmbracelet/lipgloss/table"
 	"github.com/pyvhost/pyvhost/uwsgictl/control"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -150,19 +148,7 @@ func (r *rates) update(v control.TopView) map[string]float64 {
 var topColumns = []string{"APP / WORKER", "STATE", "RPS", "REQUESTS", "ERRORS", "AVG MS", "P99 MS", "RSS MB", "CURRENT"}
 
 func topTable(u *ui, v control.TopView, rps map[string]float64) string {
-	t := table.New().Headers(topColumns...).
-		BorderRow(false).BorderColumn(false).BorderTop(false).BorderBottom(false).
-		BorderLeft(false).BorderRight(false).BorderHeader(true).Border(borderFor(u)).
-		StyleFunc(func(row, col int) lipgloss.Style {
-			s := u.r.NewStyle()
-			if col < len(topColumns)-1 {
-				s = s.PaddingRight(2)
-			}
-			if row == table.HeaderRow {
-				return s.Inherit(u.title)
-			}
-			return s
-		})
+	t := newTable(u, topColumns)
 	mb := func(b int64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }
 	for _, a := range v.Apps {
 		rate := "-"
