@@ -1,0 +1,85 @@
+package deployer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/pyvhost/pyvhost/nginxconf"
+)
+
+// KeepReleases is how many releases of a site are kept.
+const KeepReleases = 10
+
+// Release is one deployed state of a site: its spec and the exact bytes
+// of the file pyvhost owns for it, to roll back to.
+type Release struct {
+	N      int                `json:"n"`
+	Time   time.Time          `json:"time"`
+	Spec   nginxconf.SiteSpec `json:"spec"`
+	File   string             `json:"file"`
+	Config []byte             `json:"config"`
+}
+
+func releaseDir(stateDir, domain string) string {
+	return filepath.Join(stateDir, "releases", nginxconf.FileStem(domain))
+}
+
+// RecordRelease stores a release as the next number and keeps the last
+// KeepReleases.
+func RecordRelease(stateDir string, r Release) (Release, error) {
+	dir := releaseDir(stateDir, r.Spec.Domain)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return r, fmt.Errorf("releases: %w", err)
+	}
+	all, err := Releases(stateDir, r.Spec.Domain)
+	if err != nil {
+		return r, err
+	}
+	r.N = 1
+	if len(all) > 0 {
+		r.N = all[len(all)-1].N + 1
+	}
+	if r.Time.IsZero() {
+		r.Time = time.Now().UTC()
+	}
+	if err := writeJSONAtomic(filepath.Join(dir, fmt.Sprintf("%06d.json", r.N)), r); err != nil {
+		return r, fmt.Errorf("record release: %w", err)
+	}
+	all = append(all, r)
+	for len(all) > KeepReleases {
+		_ = os.Remove(filepath.Join(dir, fmt.Sprintf("%06d.json", all[0].N)))
+		all = all[1:]
+	}
+	return r, nil
+}
+
+// Releases lists a site's releases, oldest first.
+func Releases(stateDir, domain string) ([]Release, error) {
+	matches, err := filepath.Glob(filepath.Join(releaseDir(stateDir, domain), "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(matches)
+	var out []Release
+	for _, m := range matches {
+		b, err := os.ReadFile(m)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("release %s: %w", m, err)
+		}
+		var r Release
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("release %s is damaged: %w", m, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}

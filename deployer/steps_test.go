@@ -1,0 +1,71 @@
+package deployer
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/nginxconf/nginxtest"
+)
+
+func TestLockExcludesASecondDeploy(t *testing.T) {
+	state := t.TempDir()
+	l, err := TakeLock(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TakeLock(state); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("another deploy is running (pid %d", os.Getpid())) {
+		t.Fatalf("second lock: %v", err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := TakeLock(state)
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	l2.Release()
+}
+
+func TestReleasesKeepTheLastTen(t *testing.T) {
+	state := t.TempDir()
+	for i := 1; i <= 13; i++ {
+		r, err := RecordRelease(state, Release{Spec: nginxconf.SiteSpec{Domain: "*.example.com"}, File: "/etc/x.conf", Config: []byte(fmt.Sprintf("config %d\r\n", i))})
+		if err != nil || r.N != i {
+			t.Fatalf("release %d: %+v %v", i, r, err)
+		}
+	}
+	all, err := Releases(state, "*.example.com")
+	if err != nil || len(all) != KeepReleases || all[0].N != 4 || string(all[9].Config) != "config 13\r\n" {
+		t.Fatalf("releases: %d %v", len(all), err)
+	}
+	if none, err := Releases(state, "other.test"); err != nil || len(none) != 0 {
+		t.Fatalf("no releases: %v %v", none, err)
+	}
+}
+
+func TestSmokeTest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs nginx")
+	}
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", nginxtest.FreePort(t))
+	conf := filepath.Join(dir, "nginx.conf")
+	body := fmt.Sprintf(`server { listen %s; server_name ok.test; location / { return 200 "fine"; } }
+server { listen %s; server_name broken.test; location / { uwsgi_pass unix:%s/none.sock; } }`, addr, addr, dir)
+	if err := os.WriteFile(conf, []byte(nginxtest.MainConf(dir, body)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nginxtest.Start(t, conf, addr)
+	if code, err := SmokeTest(context.Background(), addr, "ok.test", "/", 2*time.Second); err != nil || code != 200 {
+		t.Fatalf("healthy site: %d %v", code, err)
+	}
+	if _, err := SmokeTest(context.Background(), addr, "broken.test", "/", 500*time.Millisecond); err == nil || !strings.Contains(err.Error(), "502") {
+		t.Fatalf("site whose upstream is down: %v, want the 502", err)
+	}
+}
