@@ -2,13 +2,14 @@ package nginxtest
 
 import (
 	"bufio"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/pyvhost/pyvhost/uwsgictl/wire"
 )
 
 // Upstream is a stand-in uwsgi daemon for tests of the nginx side: it
@@ -44,54 +45,25 @@ func (u *Upstream) serve() {
 		}
 		go func() {
 			defer c.Close()
-			vars, err := readVars(bufio.NewReader(c))
+			req, _, err := wire.ReadRequest(bufio.NewReader(c), wire.Limits{BufferSize: wire.MaxBufferSize, MaxVars: 1000})
 			body := ""
 			status := "200 OK"
 			if err != nil {
 				status, body = "400 Bad Request", err.Error()+"\n"
 			} else {
-				keys := make([]string, 0, len(vars))
-				for k := range vars {
-					keys = append(keys, k)
+				keys := make([]string, 0, len(req.Vars))
+				for _, v := range req.Vars {
+					keys = append(keys, v.Key)
 				}
 				sort.Strings(keys)
+				keys = slices.Compact(keys)
 				var b strings.Builder
 				for _, k := range keys {
-					fmt.Fprintf(&b, "%s=%s\n", k, vars[k])
+					fmt.Fprintf(&b, "%s=%s\n", k, req.Get(k)) // the last value wins, as in uWSGI
 				}
 				body = b.String()
 			}
 			fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", status, len(body), body)
 		}()
 	}
-}
-
-// readVars decodes one uwsgi request header and its vars; the last value of
-// a repeated key wins, as in uWSGI.
-func readVars(r io.Reader) (map[string]string, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, fmt.Errorf("read header: %w", err)
-	}
-	block := make([]byte, binary.LittleEndian.Uint16(hdr[1:3]))
-	if _, err := io.ReadFull(r, block); err != nil {
-		return nil, fmt.Errorf("read vars: %w", err)
-	}
-	vars := map[string]string{}
-	for len(block) > 0 {
-		var kv [2]string
-		for i := range kv {
-			if len(block) < 2 {
-				return nil, fmt.Errorf("truncated var")
-			}
-			n := int(binary.LittleEndian.Uint16(block))
-			if len(block) < 2+n {
-				return nil, fmt.Errorf("truncated var")
-			}
-			kv[i] = string(block[2 : 2+n])
-			block = block[2+n:]
-		}
-		vars[kv[0]] = kv[1]
-	}
-	return vars, nil
 }
