@@ -124,7 +124,7 @@ func (d *Daemon) sharedPolicy() {
 		d.traffic[a] = [2]uint64{served, forwarded}
 		ownNow, fwdNow := served-last[0], forwarded-last[1]
 		at := a.SharedActivity()
-		quiet := (at == 0 || time.Duration(monoNow()-at) >= sharedQuietAfter) && time.Since(a.LastRouted()) >= sharedQuietAfter
+		quiet := (at == 0 || time.Duration(pool.MonotonicNS()-at) >= sharedQuietAfter) && time.Since(a.LastRouted()) >= sharedQuietAfter
 		on := a.ListensShared()
 		switch {
 		case ownNow > 0 && ownNow >= fwdNow:
@@ -150,10 +150,4 @@ func (d *Daemon) sharedPolicy() {
 	if !anyOn && best != nil {
 		best.SetListenShared(true)
 	}
-}
-
-func monoNow() uint64 {
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return uint64(ts.Nano())
 }

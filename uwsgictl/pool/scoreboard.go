@@ -123,16 +123,16 @@ func (s *scoreboard) clearSlot(i int) {
 	clear(b)
 }
 
-// monotonicNS reads CLOCK_MONOTONIC, the clock Python's time.monotonic_ns
+// MonotonicNS reads CLOCK_MONOTONIC, the clock Python's time.monotonic_ns
 // uses, so the daemon can compare workers' timestamps with its own.
-func monotonicNS() uint64 {
+func MonotonicNS() uint64 {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return uint64(ts.Nano())
 }
 
 func nsSince(mono uint64) time.Duration {
-	now := monotonicNS()
+	now := MonotonicNS()
 	if mono == 0 || mono > now {
 		return 0
 	}
