@@ -44,16 +44,19 @@ type Error struct {
 	Traceback string `json:"traceback,omitempty"`
 }
 
-// DefaultSocket is where the control socket lives: /run/pyvhost/ctl.sock
-// for root, $XDG_RUNTIME_DIR/pyvhost/ctl.sock (or a per-user directory
-// under the temp dir) otherwise.
-func DefaultSocket() string {
+// RuntimeDir is pyvhost's runtime directory: /run/pyvhost for root, else
+// $XDG_RUNTIME_DIR/pyvhost (or a per-user directory under the temp dir).
+// The control socket, the worker program and per-app sockets live here.
+func RuntimeDir() string {
 	if os.Geteuid() == 0 {
-		return "/run/pyvhost/ctl.sock"
+		return "/run/pyvhost"
 	}
 	base := os.Getenv("XDG_RUNTIME_DIR")
 	if base == "" {
 		base = filepath.Join(os.TempDir(), "pyvhost-"+strconv.Itoa(os.Geteuid()))
 	}
-	return filepath.Join(base, "pyvhost", "ctl.sock")
+	return filepath.Join(base, "pyvhost")
 }
+
+// DefaultSocket is where the control socket lives: RuntimeDir/ctl.sock.
+func DefaultSocket() string { return filepath.Join(RuntimeDir(), "ctl.sock") }

@@ -153,23 +153,15 @@ func New(cfg Config) (d *Daemon, err error) {
 // user can read it.
 func writeWorkerScript(dir string) (string, error) {
 	if dir == "" {
-		// /run/pyvhost is pyvhost's own: app users must reach lib/ and
+		// The runtime dir is pyvhost's own: app users must reach lib/ and
 		// nginx must reach apps/, so it stays 0755 (the control socket in
 		// it is protected by its own mode, 0600).
-		if os.Geteuid() == 0 {
-			if err := os.MkdirAll("/run/pyvhost", 0o755); err != nil {
-				return "", fmt.Errorf("runtime dir: %w", err)
-			}
-			_ = os.Chmod("/run/pyvhost", 0o755)
+		root := control.RuntimeDir()
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return "", fmt.Errorf("runtime dir: %w", err)
 		}
-		dir = "/run/pyvhost/lib"
-		if os.Geteuid() != 0 {
-			base := os.Getenv("XDG_RUNTIME_DIR")
-			if base == "" {
-				base = filepath.Join(os.TempDir(), fmt.Sprintf("pyvhost-%d", os.Geteuid()))
-			}
-			dir = filepath.Join(base, "pyvhost", "lib")
-		}
+		_ = os.Chmod(root, 0o755)
+		dir = filepath.Join(root, "lib")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("runtime dir: %w", err)
