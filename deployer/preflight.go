@@ -40,9 +40,15 @@ func (e *PreflightError) Error() string {
 }
 
 // Preflight imports the app in its venv, as the daemon will, before nginx
-// is touched. python is the venv's interpreter (or --python without one).
-func Preflight(ctx context.Context, r Runner, python, appDir, script string) error {
-	_, stderr, err := r.Run(ctx, python, "-c", preflightPy, appDir, script)
+// is touched. python is the venv's interpreter (or --python without one);
+// asUser, when set, is the user the daemon will run the app as (we are
+// root then), so a file that user cannot read fails here too.
+func Preflight(ctx context.Context, r Runner, python, appDir, script, asUser string) error {
+	name, args := python, []string{"-c", preflightPy, appDir, script}
+	if asUser != "" {
+		name, args = "runuser", append([]string{"-u", asUser, "--", python}, args...)
+	}
+	_, stderr, err := r.Run(ctx, name, args...)
 	if err != nil {
 		if len(stderr) == 0 {
 			return fmt.Errorf("preflight import of %s with %s: %w", script, python, err)

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // ChangeKind says what a Change does to its path.
@@ -42,9 +43,10 @@ type SiteChanges struct {
 // pyvhost file if there is one, checks names against every other server
 // block, and renders the result.
 func (t *Tree) PlanSite(spec SiteSpec) (*SiteChanges, error) {
-	// An update keeps the site's current listen unless one is given, so
-	// remember whether it was before Normalize fills the default.
-	keepListen := spec.Listen == ""
+	// An update merges what the user gave, before defaults are filled in:
+	// an unset listen, socket or venv keeps the site's current one.
+	raw := spec
+	raw.Apps = append([]AppSpec(nil), spec.Apps...)
 	spec.Normalize()
 	if err := spec.Validate(); err != nil {
 		return nil, err
@@ -68,11 +70,9 @@ func (t *Tree) PlanSite(spec SiteSpec) (*SiteChanges, error) {
 			return nil, err
 		}
 		current.Normalize()
-		if keepListen {
-			spec.Listen = ""
-		}
-		current.Merge(spec)
+		current.Merge(raw)
 		spec = current
+		spec.SocketDir = raw.SocketDir
 		spec.Normalize()
 		if err := spec.Validate(); err != nil {
 			return nil, err
@@ -87,22 +87,33 @@ func (t *Tree) PlanSite(spec SiteSpec) (*SiteChanges, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := t.planWrite(sc, old, rendered); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+// planWrite adds the changes that make sc.SitePath hold content and be
+// loaded by nginx: the file itself, its sites-enabled symlink on Debian,
+// the include line on a single-file config.
+func (t *Tree) planWrite(sc *SiteChanges, old, content []byte) error {
 	switch {
 	case old == nil:
-		sc.Changes = append(sc.Changes, Change{Kind: Create, Path: sc.SitePath, New: rendered})
-	case !bytes.Equal(old, rendered):
-		sc.Changes = append(sc.Changes, Change{Kind: Modify, Path: sc.SitePath, Old: old, New: rendered})
+		sc.Changes = append(sc.Changes, Change{Kind: Create, Path: sc.SitePath, New: content})
+	case !bytes.Equal(old, content):
+		sc.Changes = append(sc.Changes, Change{Kind: Modify, Path: sc.SitePath, Old: old, New: content})
 	}
+	layout := sc.Layout
 	if layout.Kind == LayoutDebian {
-		link := layout.LoadedPath(spec.Domain)
+		link := layout.LoadedPath(sc.Spec.Domain)
 		target, err := os.Readlink(link)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			sc.Changes = append(sc.Changes, Change{Kind: Symlink, Path: link, Target: sc.SitePath})
 		case err != nil:
-			return nil, fmt.Errorf("%s is not a symlink pyvhost made: move it away, or deploy under another name", link)
+			return fmt.Errorf("%s is not a symlink pyvhost made: move it away, or deploy under another name", link)
 		case resolved(link) != resolved(sc.SitePath):
-			return nil, fmt.Errorf("%s points to %s, not to pyvhost's %s: move it away, or deploy under another name", link, target, sc.SitePath)
+			return fmt.Errorf("%s points to %s, not to pyvhost's %s: move it away, or deploy under another name", link, target, sc.SitePath)
 		}
 	}
 	if layout.IncludeLine != "" {
@@ -110,9 +121,98 @@ func (t *Tree) PlanSite(spec SiteSpec) (*SiteChanges, error) {
 		_, http := t.httpBlock()
 		edited, err := f.addInclude(http, layout.IncludeLine)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		sc.Changes = append(sc.Changes, Change{Kind: Modify, Path: f.Path, Old: f.Source, New: edited})
+	}
+	return nil
+}
+
+// managedSite reads the file pyvhost owns for domain; it is an error when
+// there is none or someone else wrote it.
+func (t *Tree) managedSite(domain string) (*SiteChanges, []byte, error) {
+	layout, err := t.Layout()
+	if err != nil {
+		return nil, nil, err
+	}
+	domain = strings.ToLower(domain)
+	sc := &SiteChanges{Layout: layout, SitePath: layout.SitePath(domain), Spec: SiteSpec{Domain: domain}}
+	old, err := os.ReadFile(sc.SitePath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil, fmt.Errorf("%s is not deployed: there is no %s (see pyvhost sites)", domain, sc.SitePath)
+	case err != nil:
+		return nil, nil, fmt.Errorf("read %s: %w", sc.SitePath, err)
+	case !IsManaged(old):
+		return nil, nil, fmt.Errorf("%s was not written by pyvhost: edit it by hand", sc.SitePath)
+	}
+	return sc, old, nil
+}
+
+// PlanRemove works out how to take a site down: its whole file (and
+// symlink) when mount is "", else only the app at mount — the whole file
+// when that was all it served. Spec is the site as it was.
+func (t *Tree) PlanRemove(domain, mount string) (*SiteChanges, error) {
+	sc, old, err := t.managedSite(domain)
+	if err != nil {
+		return nil, err
+	}
+	if sc.Spec, err = SpecFromFile(sc.SitePath, old); err != nil {
+		return nil, err
+	}
+	sc.Spec.Normalize()
+	if mount != "" {
+		rest := sc.Spec
+		rest.Apps = append([]AppSpec(nil), sc.Spec.Apps...)
+		if !rest.Remove(mount) {
+			return nil, &InvalidError{fmt.Errorf("%s has no app at --mount %s", domain, mount)}
+		}
+		if len(rest.Apps) > 0 || len(rest.Statics) > 0 {
+			_, statErr := os.Stat(filepath.Join(t.Prefix, "uwsgi_params"))
+			rendered, err := Render(rest, RenderOptions{IncludeParams: statErr == nil})
+			if err != nil {
+				return nil, err
+			}
+			sc.Changes = []Change{{Kind: Modify, Path: sc.SitePath, Old: old, New: rendered}}
+			return sc, nil
+		}
+	}
+	if sc.Layout.Kind == LayoutDebian {
+		link := sc.Layout.LoadedPath(domain)
+		if resolved(link) == resolved(sc.SitePath) {
+			sc.Changes = append(sc.Changes, Change{Kind: Delete, Path: link})
+		}
+	}
+	sc.Changes = append(sc.Changes, Change{Kind: Delete, Path: sc.SitePath, Old: old})
+	return sc, nil
+}
+
+// PlanRestore works out how to put content (an earlier release's exact
+// bytes) back as the domain's file, enabled.
+func (t *Tree) PlanRestore(domain string, content []byte) (*SiteChanges, error) {
+	layout, err := t.Layout()
+	if err != nil {
+		return nil, err
+	}
+	sc := &SiteChanges{Layout: layout, SitePath: layout.SitePath(domain)}
+	if sc.Spec, err = SpecFromFile(sc.SitePath, content); err != nil {
+		return nil, err
+	}
+	sc.Spec.Normalize()
+	old, err := os.ReadFile(sc.SitePath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		old = nil
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", sc.SitePath, err)
+	case !IsManaged(old):
+		return nil, fmt.Errorf("%s exists and was not written by pyvhost: move it away first", sc.SitePath)
+	}
+	if sc.Warnings, err = t.Conflicts(sc.Spec, sc.SitePath); err != nil {
+		return nil, err
+	}
+	if err := t.planWrite(sc, old, content); err != nil {
+		return nil, err
 	}
 	return sc, nil
 }

@@ -27,6 +27,10 @@ type App struct {
 	Chdir      string `json:"chdir"`      // UWSGI_CHDIR
 	Script     string `json:"script"`     // UWSGI_SCRIPT, or UWSGI_MODULE:UWSGI_CALLABLE
 	ScriptName string `json:"script_name"`
+
+	// State is the app's state in the running daemon (cold, ready, …),
+	// filled in by `pyvhost sites` when the daemon answers.
+	State string `json:"state,omitempty"`
 }
 
 // Static is a location served by nginx from a directory (alias).

@@ -18,6 +18,10 @@ type SiteSpec struct {
 	Listen  string // PORT or ADDR:PORT; "" means 80
 	Apps    []AppSpec
 	Statics []StaticSpec
+
+	// SocketDir is where an app's default unix socket goes ("" means
+	// DefaultAppSocketDir); it must be the daemon's --app-sockets.
+	SocketDir string `json:"-"`
 }
 
 // AppSpec is one WSGI app mounted in the site.
@@ -46,12 +50,18 @@ func ParseStatic(s string) (StaticSpec, error) {
 
 // AppSocket is the default per-app socket for a mount of a domain, e.g.
 // unix:/run/pyvhost/apps/example.com.sock or .../example.com_blog.sock.
-func AppSocket(domain, mount string) string {
+func AppSocket(domain, mount string) string { return AppSocketIn(DefaultAppSocketDir, domain, mount) }
+
+// AppSocketIn is AppSocket for a daemon whose --app-sockets is dir.
+func AppSocketIn(dir, domain, mount string) string {
+	if dir == "" {
+		dir = DefaultAppSocketDir
+	}
 	name := FileStem(domain)
 	if mount != "/" {
 		name += strings.ReplaceAll(mount, "/", "_")
 	}
-	return "unix:" + path.Join(DefaultAppSocketDir, name+".sock")
+	return "unix:" + path.Join(dir, name+".sock")
 }
 
 // FileStem is the file-name form of a domain: "*" becomes "_", which no
@@ -90,7 +100,7 @@ func (s *SiteSpec) Normalize() {
 			a.Mount = "/"
 		}
 		if a.Socket == "" {
-			a.Socket = AppSocket(s.Domain, a.Mount)
+			a.Socket = AppSocketIn(s.SocketDir, s.Domain, a.Mount)
 		}
 		if a.Venv == "" && a.AppDir != "" {
 			a.Venv = path.Join(a.AppDir, ".venv")
@@ -193,7 +203,10 @@ func staticLocation(url string) string { return appLocation(url) }
 
 // Merge adds or replaces the apps and statics of other (same mount or URL
 // replaces), unions the aliases, and takes other's listen when set. It is how
-// a deploy to an already managed domain updates its file.
+// a deploy to an already managed domain updates its file. other may be
+// un-normalized: a replaced app keeps its current socket when other gives
+// none, and its venv when other gives none for the same app dir, so a
+// redeploy with the original flags changes nothing it did not name.
 func (s *SiteSpec) Merge(other SiteSpec) {
 	s.Aliases = append(s.Aliases, other.Aliases...)
 	if other.Listen != "" {
@@ -202,9 +215,17 @@ func (s *SiteSpec) Merge(other SiteSpec) {
 	for _, a := range other.Apps {
 		replaced := false
 		for i := range s.Apps {
-			if s.Apps[i].Mount == a.Mount {
-				s.Apps[i], replaced = a, true
+			old := s.Apps[i]
+			if mountKey(old.Mount) != mountKey(a.Mount) {
+				continue
 			}
+			if a.Socket == "" {
+				a.Socket = old.Socket
+			}
+			if a.Venv == "" && path.Clean(a.AppDir) == path.Clean(old.AppDir) {
+				a.Venv = old.Venv
+			}
+			s.Apps[i], replaced = a, true
 		}
 		if !replaced {
 			s.Apps = append(s.Apps, a)
@@ -213,7 +234,7 @@ func (s *SiteSpec) Merge(other SiteSpec) {
 	for _, st := range other.Statics {
 		replaced := false
 		for i := range s.Statics {
-			if s.Statics[i].URL == st.URL {
+			if cleanURLPath(s.Statics[i].URL) == cleanURLPath(st.URL) {
 				s.Statics[i], replaced = st, true
 			}
 		}
@@ -221,6 +242,26 @@ func (s *SiteSpec) Merge(other SiteSpec) {
 			s.Statics = append(s.Statics, st)
 		}
 	}
+}
+
+// Remove takes the app mounted at mount out of the site; it reports
+// whether there was one.
+func (s *SiteSpec) Remove(mount string) bool {
+	for i, a := range s.Apps {
+		if mountKey(a.Mount) == mountKey(mount) {
+			s.Apps = append(s.Apps[:i:i], s.Apps[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// mountKey is a mount in its normalized form ("/", "/blog").
+func mountKey(m string) string {
+	if m = cleanURLPath(m); m == "" {
+		return "/"
+	}
+	return m
 }
 
 // SpecFromServer reads a spec back from a server block pyvhost rendered.

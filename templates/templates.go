@@ -1,9 +1,13 @@
 // Package templates embeds the assets pyvhost writes or runs: the nginx site
-// template today; the Python worker, status page and systemd unit as the
-// daemon grows.
+// template, the Python worker, the status page and the systemd unit.
 package templates
 
-import _ "embed"
+import (
+	"bytes"
+	_ "embed"
+	"strings"
+	"text/template"
+)
 
 // SiteConf is the text/template for one site's nginx server block.
 //
@@ -32,3 +36,30 @@ var SpeedupsC string
 //
 //go:embed status.html
 var StatusHTML string
+
+//go:embed pyvhost.service.tmpl
+var systemdUnit string
+
+var systemdUnitTmpl = template.Must(template.New("pyvhost.service").Parse(systemdUnit))
+
+// SystemdUnit renders the daemon's unit: exe run with args in the
+// foreground (systemd supervises it, so no -d).
+func SystemdUnit(exe string, args []string) ([]byte, error) {
+	words := []string{systemdQuote(exe)}
+	for _, a := range args {
+		words = append(words, systemdQuote(a))
+	}
+	var b bytes.Buffer
+	err := systemdUnitTmpl.Execute(&b, struct{ ExecStart string }{strings.Join(words, " ")})
+	return b.Bytes(), err
+}
+
+// systemdQuote quotes a word for ExecStart= when it needs it; "%" and "$"
+// are systemd specifiers, doubled so they stay literal.
+func systemdQuote(s string) string {
+	s = strings.ReplaceAll(strings.ReplaceAll(s, "%", "%%"), "$", "$$")
+	if s != "" && !strings.ContainsAny(s, " \t\"'\\;") {
+		return s
+	}
+	return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"`
+}

@@ -53,6 +53,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			&cli.BoolFlag{Name: "no-color", Usage: "never colour output (also: NO_COLOR=1)"},
 		},
 		Commands: []*cli.Command{
+			deployCommand(),
+			undeployCommand(),
+			rollbackCommand(),
 			sitesCommand(),
 			renderCommand(),
 			diffCommand(),

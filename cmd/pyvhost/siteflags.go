@@ -16,7 +16,8 @@ func siteFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "static", Usage: "let nginx serve `URL=DIR` itself (repeatable)"},
 		&cli.StringSliceFlag{Name: "alias", Usage: "another server `NAME` for the site (repeatable)"},
 		&cli.StringFlag{Name: "listen", Usage: "nginx listen `[ADDR:]PORT` (default 80)"},
-		&cli.StringFlag{Name: "socket", Usage: "uwsgi daemon `ADDR`: unix:/path.sock or host:port (default: the app's own socket under " + nginxconf.DefaultAppSocketDir + ")"},
+		&cli.StringFlag{Name: "socket", Usage: "uwsgi daemon `ADDR`: unix:/path.sock or host:port (default: the app's own socket in --app-sockets)"},
+		&cli.StringFlag{Name: "app-sockets", EnvVars: []string{"PYVHOST_APP_SOCKETS"}, Value: nginxconf.DefaultAppSocketDir, Usage: "`DIR` of per-app unix sockets; the daemon's --app-sockets"},
 	}
 }
 
@@ -30,6 +31,8 @@ func specFromFlags(c *cli.Context) (nginxconf.SiteSpec, error) {
 		Domain:  c.Args().First(),
 		Aliases: c.StringSlice("alias"),
 		Listen:  c.String("listen"),
+
+		SocketDir: c.String("app-sockets"),
 	}
 	appDir, module := c.String("app-dir"), c.String("module")
 	switch {

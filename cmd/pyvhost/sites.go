@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
+	"github.com/pyvhost/pyvhost/uwsgictl/pool"
 	"github.com/urfave/cli/v2"
 )
 
@@ -14,12 +16,14 @@ func sitesCommand() *cli.Command {
 		Name:  "sites",
 		Usage: "list the server blocks that route to a uwsgi daemon",
 		Description: "Reads nginx's whole configuration, includes followed, and lists every server block\n" +
-			"with a location that uwsgi_passes, with the app each location runs.\n\n" +
+			"with a location that uwsgi_passes, with the app each location runs, and, when the daemon\n" +
+			"answers on its control socket, each app's live state there.\n\n" +
 			"Example:\n" +
 			"   pyvhost sites --json --nginx-conf /etc/nginx/nginx.conf",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print a JSON array, one element per server block"},
 			nginxConfFlag(),
+			&cli.StringFlag{Name: "ctl", EnvVars: []string{"PYVHOST_CTL"}, Usage: "the daemon's control socket `PATH`, for live state"},
 		},
 		Action: runSites,
 	}
@@ -34,6 +38,7 @@ func runSites(c *cli.Context) error {
 		return err
 	}
 	sites := tree.Sites()
+	live := addLiveState(ctlPath(c), sites)
 	if c.Bool("json") {
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
@@ -44,7 +49,7 @@ func runSites(c *cli.Context) error {
 	if len(sites) == 0 {
 		fmt.Fprintf(w, "no server block in %s routes to a uwsgi daemon\n", tree.Main)
 	} else {
-		fmt.Fprintln(w, sitesTable(u, sites))
+		fmt.Fprintln(w, sitesTable(u, sites, live))
 	}
 	if layout, err := tree.Layout(); err == nil {
 		fmt.Fprintln(w, u.dim.Render("layout: "+layout.Describe()))
@@ -64,8 +69,12 @@ func orDash(s string) string {
 
 // sitesTable is one row per app location; server columns repeat only on a
 // server's first row.
-func sitesTable(u *ui, sites []nginxconf.ServerBlock) string {
-	t := newTable(u, sitesColumns)
+func sitesTable(u *ui, sites []nginxconf.ServerBlock, live bool) string {
+	cols := sitesColumns
+	if live {
+		cols = append(append([]string{}, cols[:len(cols)-1]...), "STATE", "")
+	}
+	t := newTable(u, cols)
 	for _, s := range sites {
 		for i, a := range s.Apps {
 			names, listen, file, managed := "", "", "", ""
@@ -77,8 +86,38 @@ func sitesTable(u *ui, sites []nginxconf.ServerBlock) string {
 					managed = u.ok.Render("pyvhost")
 				}
 			}
-			t.Row(names, listen, a.Location, orDash(a.Chdir), orDash(a.Script), orDash(a.Pyhome), a.UwsgiPass, file, managed)
+			row := []string{names, listen, a.Location, orDash(a.Chdir), orDash(a.Script), orDash(a.Pyhome), a.UwsgiPass, file}
+			if live {
+				row = append(row, orDash(a.State))
+			}
+			t.Row(append(row, managed)...)
 		}
 	}
 	return t.Render()
+}
+
+// addLiveState fills in each app's state from the daemon, when one
+// answers on ctl; an app it has not seen yet is "cold". It reports
+// whether the daemon answered.
+func addLiveState(ctl string, sites []nginxconf.ServerBlock) bool {
+	client, err := control.Dial(ctl)
+	if err != nil {
+		return false
+	}
+	apps, err := client.Apps()
+	if err != nil {
+		return false
+	}
+	for i := range sites {
+		for j := range sites[i].Apps {
+			a := &sites[i].Apps[j]
+			a.State = string(pool.Cold)
+			for _, st := range apps.Apps {
+				if st.Pyhome == a.Pyhome && st.Chdir == a.Chdir && st.Script == a.Script {
+					a.State = string(st.State)
+				}
+			}
+		}
+	}
+	return true
 }

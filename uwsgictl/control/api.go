@@ -22,6 +22,14 @@ type Status struct {
 	Errors    uint64   `json:"errors"`
 	RPS       float64  `json:"rps"` // requests per second over the last 10 s
 	RSS       int64    `json:"rss"` // bytes, the daemon and every app process
+
+	// What the daemon was started with, so deploy can check that it will
+	// see the site it writes: the nginx config it reads its apps from,
+	// the directory of its per-app sockets, and whether root-owned apps
+	// may run.
+	NginxConf     string `json:"nginx_conf,omitempty"`
+	AppSockets    string `json:"app_sockets,omitempty"`
+	AllowRootApps bool   `json:"allow_root_apps,omitempty"`
 }
 
 // Apps is GET /v1/apps.

@@ -32,6 +32,9 @@ type APIError struct {
 
 func (e *APIError) Error() string { return e.Msg }
 
+// ErrNoDaemon is Dial's error when nothing listens on the control socket.
+var ErrNoDaemon = errors.New("no daemon")
+
 // Dial checks that a daemon answers on path and returns a client for it;
 // the error says what to do when none does.
 func Dial(path string) (*Client, error) {
@@ -44,7 +47,7 @@ func Dial(path string) (*Client, error) {
 	conn, err := net.DialTimeout("unix", path, 2*time.Second)
 	switch {
 	case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED):
-		return nil, fmt.Errorf("no daemon at %s: start it with `pyvhost uwsgi -s 127.0.0.1:9090 --ctl %s …`", path, path)
+		return nil, fmt.Errorf("%w at %s: start it with `pyvhost uwsgi -s 127.0.0.1:9090 --ctl %s …`", ErrNoDaemon, path, path)
 	case errors.Is(err, os.ErrPermission):
 		return nil, fmt.Errorf("permission denied on %s: run as the daemon's user or root", path)
 	case err != nil:

@@ -33,10 +33,13 @@ var (
 
 // Main wraps a test package's TestMain: it removes the shared scratch
 // directory after the tests.
-func Main(m *testing.M) {
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
 	if shared != "" {
 		os.RemoveAll(shared)
+	}
+	for _, c := range cleanups {
+		c()
 	}
 	os.Exit(code)
 }

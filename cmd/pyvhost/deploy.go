@@ -1,0 +1,108 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/pyvhost/pyvhost/deployer"
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
+	"github.com/urfave/cli/v2"
+)
+
+func deployCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "deploy",
+		Usage:     "take a site from nothing to live: app dir, venv, requirements, nginx block, daemon, smoke test",
+		ArgsUsage: "DOMAIN",
+		Description: "Prints the plan and the nginx diff, asks (unless --yes), then runs each step; if any\n" +
+			"step fails, everything is put back as it was (nginx's files byte for byte) and the\n" +
+			"command says which step failed and why. Deploying again with changed code reloads\n" +
+			"the app with zero downtime; with another --mount or --static it updates the site.\n\n" +
+			"Examples:\n" +
+			"   pyvhost deploy app1.example.com --app-dir /var/www/myappdir1 --module myapp1\n" +
+			"   pyvhost deploy example.com --app-dir /srv/blog --module blog.wsgi --mount /blog --yes\n" +
+			"   pyvhost deploy app2.example.com --app-dir /var/www/myappdir2 --module myapp2 \\\n" +
+			"       --venv /var/www/myenv --socket 127.0.0.1:9090    # the classic shared port",
+		Flags: append(append(siteFlags(),
+			&cli.StringFlag{Name: "python", Usage: "interpreter `BIN` that creates the venv (default python3)"},
+			&cli.BoolFlag{Name: "system-site-packages", Usage: "let the venv see the system's Python packages (Debian's python3-django, …)"},
+			&cli.StringFlag{Name: "requirements", Usage: "pip requirements `FILE` (default: APP-DIR/requirements.txt when present)"},
+			&cli.StringFlag{Name: "user", Usage: "`USER` the app runs as: owns the app dir (default www-data for a new dir)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and the diff; change nothing"},
+		), changeFlags()...),
+		Action: runDeploy,
+	}
+}
+
+func runDeploy(c *cli.Context) error {
+	spec, err := specFromFlags(c)
+	if err != nil {
+		return err
+	}
+	env, err := changeEnv(c)
+	if err != nil {
+		return err
+	}
+	out := newUI(c.App.Writer, c.Bool("no-color"))
+	dry := c.Bool("dry-run")
+	if !dry {
+		lock, err := beginChange(c, env)
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find pyvhost's own binary: %w", err)
+	}
+	d, err := deployer.Prepare(c.Context, deployer.Options{
+		Spec:         spec,
+		Python:       c.String("python"),
+		SysSite:      c.Bool("system-site-packages"),
+		Requirements: c.String("requirements"),
+		User:         c.String("user"),
+		Runner:       env.Runner,
+		Nginx:        env.Nginx,
+		StateDir:     env.StateDir,
+		Daemon:       deployer.DaemonSetup{Exe: exe, Ctl: env.Ctl, StateDir: env.StateDir, AppSockets: c.String("app-sockets")},
+	})
+	if err != nil {
+		return err
+	}
+	if err := showPlan(c, out, d.Site, d.Steps); err != nil {
+		return err
+	}
+	if dry {
+		fmt.Fprintln(c.App.Writer, out.dim.Render("--dry-run: nothing was changed"))
+		return nil
+	}
+	if err := confirm(c, "Deploy "+d.Site.Spec.Domain+"?"); err != nil {
+		return err
+	}
+	if err := d.Apply(c.Context, newProgress(c.App.Writer, out, len(d.Steps))); err != nil {
+		showTraceback(c, err)
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "%s http://%s%s is live\n", out.ok.Render("deployed:"), d.Site.Spec.Domain, d.SmokePath)
+	return nil
+}
+
+// showTraceback prints Python's traceback when an app failed to import:
+// the one-line error says which exception, this says where.
+func showTraceback(c *cli.Context, err error) {
+	var pe *deployer.PreflightError
+	var ae *control.APIError
+	tb := ""
+	switch {
+	case errors.As(err, &pe):
+		tb = pe.Traceback
+	case errors.As(err, &ae):
+		tb = ae.Traceback
+	}
+	if tb != "" {
+		fmt.Fprintln(c.App.ErrWriter, strings.TrimRight(tb, "\n"))
+	}
+}

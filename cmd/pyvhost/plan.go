@@ -1,0 +1,30 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/pyvhost/pyvhost/deployer"
+	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/urfave/cli/v2"
+)
+
+// showPlan prints what a change will do: its warnings, its steps, and the
+// diff of nginx's files.
+func showPlan(c *cli.Context, out *ui, sc *nginxconf.SiteChanges, steps []deployer.Step) error {
+	errUI := newUI(c.App.ErrWriter, c.Bool("no-color"))
+	for _, w := range sc.Warnings {
+		fmt.Fprintln(c.App.ErrWriter, errUI.warn.Render("warning: "+w))
+	}
+	fmt.Fprintln(c.App.Writer, out.title.Render("Plan for "+sc.Spec.Domain+":"))
+	fmt.Fprint(c.App.Writer, deployer.FormatPlan(steps))
+	if len(sc.Changes) == 0 {
+		fmt.Fprintln(c.App.Writer, out.dim.Render("nginx config: no changes"))
+		return nil
+	}
+	text, err := sc.Diff()
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(c.App.Writer, out.colorDiff(text))
+	return nil
+}

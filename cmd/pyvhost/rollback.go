@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/pyvhost/pyvhost/deployer"
+	"github.com/urfave/cli/v2"
+)
+
+func rollbackCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "rollback",
+		Usage:     "put back an earlier release of a site's nginx config (default: the one before the current)",
+		ArgsUsage: "DOMAIN",
+		Description: "pyvhost records the site's config at each deploy (the last 10). rollback writes one back\n" +
+			"exactly, the same safe way a deploy writes: nginx -t, reload, smoke test, and the current\n" +
+			"bytes restored if anything fails. --list shows the releases.\n\n" +
+			"Examples:\n" +
+			"   pyvhost rollback app1.example.com\n" +
+			"   pyvhost rollback app1.example.com --list\n" +
+			"   pyvhost rollback app1.example.com --to 3 --yes",
+		Flags: append([]cli.Flag{
+			&cli.IntFlag{Name: "to", Usage: "release `N` (see --list)"},
+			&cli.BoolFlag{Name: "list", Usage: "list the site's releases and change nothing"},
+		}, changeFlags()...),
+		Action: runRollback,
+	}
+}
+
+func runRollback(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("rollback needs exactly one DOMAIN, e.g. pyvhost rollback app.example.com")
+	}
+	env, err := changeEnv(c)
+	if err != nil {
+		return err
+	}
+	out := newUI(c.App.Writer, c.Bool("no-color"))
+	if c.Bool("list") {
+		all, err := deployer.Releases(env.StateDir, c.Args().First())
+		if err != nil {
+			return err
+		}
+		t := newTable(out, []string{"RELEASE", "TIME", "APPS"})
+		for _, r := range all {
+			apps := ""
+			for _, a := range r.Spec.Apps {
+				apps += a.Mount + "→" + a.Module + " "
+			}
+			t.Row(fmt.Sprint(r.N), r.Time.Local().Format("2006-01-02 15:04:05"), apps)
+		}
+		fmt.Fprintln(c.App.Writer, t.Render())
+		return nil
+	}
+	lock, err := beginChange(c, env)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	cc, rel, err := deployer.PrepareRollback(c.Context, env, c.Args().First(), c.Int("to"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "rolling %s back to release %d of %s\n", cc.Site.Spec.Domain, rel.N, rel.Time.Local().Format("2006-01-02 15:04:05"))
+	if err := showPlan(c, out, cc.Site, cc.Steps); err != nil {
+		return err
+	}
+	if err := confirm(c, "Roll back "+cc.Site.Spec.Domain+"?"); err != nil {
+		return err
+	}
+	if err := cc.Apply(c.Context, newProgress(c.App.Writer, out, len(cc.Steps))); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "%s %s is at release %d\n", out.ok.Render("rolled back:"), cc.Site.Spec.Domain, rel.N)
+	return nil
+}

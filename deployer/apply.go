@@ -1,0 +1,286 @@
+package deployer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
+)
+
+// Progress hears about each step as it runs; cmd draws it (a spinner on a
+// terminal, a plain log otherwise).
+type Progress interface {
+	Start(Step)
+	Done(s Step, took time.Duration, err error)
+}
+
+// StepError is a failed deploy: the step, why, and whether putting
+// everything back worked.
+type StepError struct {
+	Step     Step
+	Err      error
+	Rollback error // nil when everything is as it was before
+}
+
+func (e *StepError) Error() string {
+	msg := fmt.Sprintf("step %q failed: %v", e.Step.ID, e.Err)
+	if e.Rollback != nil {
+		return msg + fmt.Sprintf("; rolling back ALSO failed: %v", e.Rollback)
+	}
+	return msg + "; everything was put back as it was"
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// undoLog is what Apply changed so far, newest last in effect.
+type undoLog struct {
+	appDirTop     string // topmost directory created for the app dir
+	chowned       *Owner // the app dir's previous owner, when we changed it
+	venvCreated   bool
+	tx            *Transaction
+	daemonReread  bool // the daemon re-read the config with our change
+	daemonStarted int  // pid of the daemon this deploy started
+	loadedID      string
+	nginxReloaded bool
+}
+
+// Apply runs the plan. On any failure it puts everything back as it was:
+// the nginx files byte for byte (then nginx -t and a reload), the daemon's
+// config, a venv and app dir it created.
+func (d *Deployment) Apply(ctx context.Context, p Progress) error {
+	for _, s := range d.Steps {
+		p.Start(s)
+		start := time.Now()
+		err := d.run(ctx, s)
+		p.Done(s, time.Since(start), err)
+		if err != nil {
+			return &StepError{Step: s, Err: err, Rollback: d.rollback(ctx)}
+		}
+	}
+	return nil
+}
+
+func (d *Deployment) run(ctx context.Context, s Step) error {
+	app := d.App
+	switch s.ID {
+	case StepAppDir:
+		return d.provisionAppDir()
+	case StepVenv:
+		created, err := EnsureVenv(ctx, d.opts.Runner, d.Python, app.Venv, d.SysSite)
+		d.undo.venvCreated = created
+		return err
+	case StepRequirements:
+		if err := os.MkdirAll(filepath.Join(d.opts.StateDir, "logs"), 0o700); err != nil {
+			return fmt.Errorf("state dir: %w", err)
+		}
+		log := filepath.Join(d.opts.StateDir, "logs", nginxconf.FileStem(d.Site.Spec.Domain)+"-pip.log")
+		if err := InstallRequirements(ctx, d.opts.Runner, app.Venv, d.Requirements, log); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(app.Venv, requirementsStamp), []byte(stampOf(d.Requirements)+"\n"), 0o644)
+	case StepPreflight:
+		return Preflight(ctx, d.opts.Runner, VenvPython(app.Venv), app.AppDir, app.Module, d.RunAs)
+	case StepWrite:
+		tx, err := Begin(d.opts.StateDir, d.Site.Changes)
+		d.undo.tx = tx
+		return err
+	case StepNginxTest:
+		return testNewConfig(ctx, d.opts.Nginx, d.before)
+	case StepDaemon:
+		return d.ensureDaemon(ctx)
+	case StepLoad:
+		return d.loadApp()
+	case StepNginxReload:
+		d.undo.nginxReloaded = true
+		return d.opts.Nginx.Reload(ctx)
+	case StepSmoke:
+		_, err := SmokeTest(ctx, d.SmokeAddr, d.Site.Spec.Domain, d.SmokePath, 15*time.Second)
+		return err
+	case StepRelease:
+		if err := recordReleases(d.opts.StateDir, d.Site); err != nil {
+			return err
+		}
+		err := d.undo.tx.Commit()
+		d.undo.tx = nil
+		return err
+	}
+	return fmt.Errorf("unknown step %q", s.ID)
+}
+
+func (d *Deployment) provisionAppDir() error {
+	var o Owner
+	if d.AppDirUser != "" {
+		var err error
+		if o, err = LookupOwner(d.AppDirUser); err != nil {
+			return err
+		}
+	}
+	if !d.AppDirExists {
+		top, err := createAppDir(d.App.AppDir, o)
+		d.undo.appDirTop = top
+		return err
+	}
+	prev, err := ownerOf(d.App.AppDir)
+	if err != nil {
+		return err
+	}
+	if err := os.Chown(d.App.AppDir, o.UID, o.GID); err != nil {
+		return fmt.Errorf("give %s to %s: %w", d.App.AppDir, o.Name, err)
+	}
+	d.undo.chowned = &prev
+	return nil
+}
+
+// testNewConfig runs nginx -t on the written config: an error, or a
+// warning the old config did not have, fails.
+func testNewConfig(ctx context.Context, n *Nginx, before TestResult) error {
+	after, err := n.Test(ctx)
+	if err != nil {
+		return err
+	}
+	if !after.OK {
+		return fmt.Errorf("nginx -t rejects the new config: %s", strings.Join(after.Errors, "; "))
+	}
+	if w := NewWarnings(before, after); len(w) > 0 {
+		return fmt.Errorf("nginx -t warns about the new config: %s", strings.Join(w, "; "))
+	}
+	return nil
+}
+
+func (d *Deployment) ensureDaemon(ctx context.Context) error {
+	if d.client != nil {
+		d.undo.daemonReread = true
+		if err := d.client.ReloadConfig(); err != nil {
+			return fmt.Errorf("the daemon could not re-read the nginx config: %w", err)
+		}
+		return nil
+	}
+	start := d.opts.Daemon.Start
+	if d.Daemon.Systemd {
+		start = d.opts.Daemon.StartSystemd
+	}
+	c, st, err := start(ctx, d.opts.Runner)
+	if err != nil {
+		return err
+	}
+	d.client, d.undo.daemonStarted = c, st.PID
+	d.Daemon.PID = st.PID
+	return nil
+}
+
+func (d *Deployment) loadApp() error {
+	app := d.App
+	if d.Daemon.AppRunning {
+		apps, err := d.client.Apps()
+		if err != nil {
+			return err
+		}
+		if a, ok := findApp(apps.Apps, *app); ok {
+			_, err := d.client.Reload(a.ID)
+			return appError(err)
+		}
+	}
+	st, err := d.client.Load(control.LoadRequest{Pyhome: app.Venv, Chdir: app.AppDir, Script: app.Module})
+	if st.ID != "" {
+		d.undo.loadedID = st.ID
+	}
+	return appError(err)
+}
+
+// appError adds the last line of an import traceback to the daemon's
+// answer.
+func appError(err error) error {
+	var ae *control.APIError
+	if errors.As(err, &ae) && ae.Traceback != "" {
+		lines := strings.Split(strings.TrimSpace(ae.Traceback), "\n")
+		return fmt.Errorf("%s: %s", ae.Msg, lines[len(lines)-1])
+	}
+	return err
+}
+
+// recordReleases stores the site's new config as a release; the first
+// time pyvhost records this site, the config it replaced goes first, so
+// rollback can return to it.
+func recordReleases(stateDir string, sc *nginxconf.SiteChanges) error {
+	all, err := Releases(stateDir, sc.Spec.Domain)
+	if err != nil {
+		return err
+	}
+	for _, c := range sc.Changes {
+		if c.Path != sc.SitePath {
+			continue
+		}
+		if len(all) == 0 && c.Kind == nginxconf.Modify {
+			old, err := nginxconf.SpecFromFile(c.Path, c.Old)
+			if err != nil {
+				return err
+			}
+			if _, err := RecordRelease(stateDir, Release{Spec: old, File: c.Path, Config: c.Old}); err != nil {
+				return err
+			}
+		}
+		_, err := RecordRelease(stateDir, Release{Spec: sc.Spec, File: c.Path, Config: c.New})
+		return err
+	}
+	return nil
+}
+
+// rollback undoes what Apply did, newest first.
+func (d *Deployment) rollback(ctx context.Context) error {
+	var errs []error
+	u := &d.undo
+	if u.loadedID != "" && !d.Daemon.AppRunning && u.daemonStarted == 0 {
+		if _, err := d.client.Stop(u.loadedID); err != nil {
+			errs = append(errs, fmt.Errorf("stop the app: %w", err))
+		}
+	}
+	if u.tx != nil {
+		errs = append(errs, restoreNginx(ctx, d.opts.Nginx, u.tx, u.nginxReloaded))
+	}
+	if u.daemonStarted != 0 {
+		errs = append(errs, StopDaemon(d.client, u.daemonStarted, 35*time.Second))
+	} else if u.daemonReread {
+		if err := d.client.ReloadConfig(); err != nil {
+			errs = append(errs, fmt.Errorf("the daemon could not re-read the restored config: %w", err))
+		}
+	}
+	if u.venvCreated {
+		if err := os.RemoveAll(d.App.Venv); err != nil {
+			errs = append(errs, fmt.Errorf("remove the venv this deploy created: %w", err))
+		}
+	}
+	if u.chowned != nil {
+		if err := os.Chown(d.App.AppDir, u.chowned.UID, u.chowned.GID); err != nil {
+			errs = append(errs, fmt.Errorf("give the app dir back: %w", err))
+		}
+	}
+	if u.appDirTop != "" {
+		if err := os.RemoveAll(u.appDirTop); err != nil {
+			errs = append(errs, fmt.Errorf("remove the app dir this deploy created: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// restoreNginx puts the files back, checks them, and reloads nginx when
+// it had loaded the new ones.
+func restoreNginx(ctx context.Context, n *Nginx, tx *Transaction, reload bool) error {
+	if err := tx.Rollback(); err != nil {
+		return fmt.Errorf("restore the nginx files: %w", err)
+	}
+	if r, err := n.Test(ctx); err != nil || !r.OK {
+		return fmt.Errorf("nginx -t on the restored files: %v %s", err, strings.Join(r.Errors, "; "))
+	}
+	if reload {
+		if err := n.Reload(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,210 @@
+package deployer
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/templates"
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
+	"github.com/pyvhost/pyvhost/uwsgictl/pool"
+)
+
+// DaemonSetup is how deploy starts the daemon when none answers: the
+// binary, and what the daemon must read and serve.
+type DaemonSetup struct {
+	Exe        string // pyvhost itself
+	Ctl        string // control socket
+	StateDir   string // log, pid file and status token go here
+	NginxConf  string
+	AppSockets string   // per-app socket dir ("" = nginxconf.DefaultAppSocketDir)
+	Listen     []string // -s sockets: the uwsgi_pass addresses that are not per-app sockets
+}
+
+// LogFile is the daemon's log when deploy starts it.
+func (s DaemonSetup) LogFile() string { return filepath.Join(s.StateDir, "uwsgi.log") }
+
+// PIDFile is where the daemon deploy started records its pid.
+func (s DaemonSetup) PIDFile() string { return filepath.Join(s.StateDir, "uwsgi.pid") }
+
+func (s DaemonSetup) appSockets() string {
+	if s.AppSockets == "" {
+		return nginxconf.DefaultAppSocketDir
+	}
+	return s.AppSockets
+}
+
+// args are the daemon's flags: uWSGI's classic ones plus where its apps
+// are declared. Workers start on demand, so -p costs nothing until used.
+func (s DaemonSetup) args() []string {
+	a := []string{"uwsgi", "--vhost", "-M", "-p", strconv.Itoa(max(2, runtime.NumCPU())),
+		"--nginx-conf", s.NginxConf, "--app-sockets", s.appSockets(), "--ctl", s.Ctl, "--state-dir", s.StateDir}
+	for _, l := range s.Listen {
+		a = append(a, "-s", l)
+	}
+	return a
+}
+
+// StartArgs is the command line (after the binary) that starts the
+// daemon in the background.
+func (s DaemonSetup) StartArgs() []string {
+	return append(s.args(), "-d", s.LogFile(), "--pidfile", s.PIDFile())
+}
+
+// Start runs the daemon in the background and waits until its control
+// socket answers.
+func (s DaemonSetup) Start(ctx context.Context, r Runner) (*control.Client, control.Status, error) {
+	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
+		return nil, control.Status{}, fmt.Errorf("state dir: %w", err)
+	}
+	if _, stderr, err := r.Run(ctx, s.Exe, s.StartArgs()...); err != nil {
+		return nil, control.Status{}, fmt.Errorf("start the daemon: %v: %s (log: %s)", err, strings.TrimSpace(lastLines(string(stderr), 3)), s.LogFile())
+	}
+	return waitForDaemon(ctx, s.Ctl, 10*time.Second)
+}
+
+// StartSystemd installs the pyvhost unit and starts it: where systemd
+// runs, it restarts the daemon after a crash or a reboot.
+func (s DaemonSetup) StartSystemd(ctx context.Context, r Runner) (*control.Client, control.Status, error) {
+	unit, err := templates.SystemdUnit(s.Exe, s.args())
+	if err != nil {
+		return nil, control.Status{}, err
+	}
+	if err := writeFileAtomic(SystemdUnitPath, unit, 0o644); err != nil {
+		return nil, control.Status{}, fmt.Errorf("install the systemd unit: %w", err)
+	}
+	for _, args := range [][]string{{"daemon-reload"}, {"enable", "--now", "pyvhost.service"}} {
+		if _, stderr, err := r.Run(ctx, "systemctl", args...); err != nil {
+			return nil, control.Status{}, fmt.Errorf("systemctl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(stderr)))
+		}
+	}
+	return waitForDaemon(ctx, s.Ctl, 10*time.Second)
+}
+
+// SystemdUnitPath is where deploy installs the daemon's unit.
+const SystemdUnitPath = "/etc/systemd/system/pyvhost.service"
+
+// SystemdRunning reports whether systemd is this machine's init.
+func SystemdRunning() bool {
+	_, err := os.Stat("/run/systemd/system")
+	return err == nil
+}
+
+func waitForDaemon(ctx context.Context, ctl string, timeout time.Duration) (*control.Client, control.Status, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := control.Dial(ctl)
+		if err == nil {
+			st, err := c.Status()
+			if err == nil {
+				return c, st, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, control.Status{}, fmt.Errorf("the daemon did not answer on %s within %s: %v", ctl, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, control.Status{}, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// StopDaemon shuts down a daemon deploy started (on a failed deploy) and
+// waits for its pid to go.
+func StopDaemon(c *control.Client, pid int, timeout time.Duration) error {
+	if err := c.Shutdown(); err != nil {
+		return fmt.Errorf("shut down the daemon: %w", err)
+	}
+	deadline := time.Now().Add(timeout)
+	for processAlive(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the daemon (pid %d) did not exit within %s", pid, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// A zombie has exited; its parent just has not reaped it yet.
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(fields) == 0 || fields[0] != "Z"
+}
+
+// checkDaemonServes makes sure a running daemon will see the site deploy
+// writes and can serve its socket, before anything is written.
+func checkDaemonServes(st control.Status, ctl, nginxConf, socket string) error {
+	if st.NginxConf != "" && resolvedPath(st.NginxConf) != resolvedPath(nginxConf) {
+		return fmt.Errorf("the daemon at %s reads its apps from %s, not %s: deploy with --nginx-conf %s, or restart the daemon with --nginx-conf %s",
+			ctl, st.NginxConf, nginxConf, st.NginxConf, nginxConf)
+	}
+	if socketServed(socket, st) {
+		return nil
+	}
+	return fmt.Errorf("the daemon at %s (pid %d) does not serve --socket %s (it listens on %s and makes per-app sockets in %s): use one of those, or restart it with -s %s",
+		ctl, st.PID, socket, strings.Join(st.Sockets, ", "), st.AppSockets, strings.TrimPrefix(socket, "unix:"))
+}
+
+// socketServed reports whether the daemon accepts on an nginx uwsgi_pass
+// address: a unix socket in its per-app dir (it creates those when it
+// re-reads the config) or one of its -s sockets.
+func socketServed(socket string, st control.Status) bool {
+	if path, ok := strings.CutPrefix(socket, "unix:"); ok {
+		if st.AppSockets != "" && filepath.Dir(path) == filepath.Clean(st.AppSockets) {
+			return true
+		}
+		return slices.Contains(st.Sockets, path)
+	}
+	host, port, err := net.SplitHostPort(socket)
+	if err != nil {
+		return false
+	}
+	for _, s := range st.Sockets {
+		h, p, err := net.SplitHostPort(s)
+		if err != nil || p != port {
+			continue
+		}
+		// ":9090" and "0.0.0.0:9090" accept on every address.
+		if h == host || h == "" || h == "0.0.0.0" || h == "::" || (host == "localhost" && h == "127.0.0.1") {
+			return true
+		}
+	}
+	return false
+}
+
+func resolvedPath(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return filepath.Clean(p)
+}
+
+// findApp is the daemon's app with this identity, if it knows it.
+func findApp(apps []pool.AppStats, app nginxconf.AppSpec) (pool.AppStats, bool) {
+	for _, a := range apps {
+		if a.Pyhome == app.Venv && a.Chdir == app.AppDir && a.Script == app.Module {
+			return a, true
+		}
+	}
+	return pool.AppStats{}, false
+}
+
+// running reports whether an app has processes (or is starting them).
+func running(a pool.AppStats) bool { return a.State == pool.Ready || a.State == pool.Starting }

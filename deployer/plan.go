@@ -1,0 +1,139 @@
+package deployer
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pyvhost/pyvhost/nginxconf"
+)
+
+// StepID names what a step does; Apply dispatches on it.
+type StepID string
+
+const (
+	StepAppDir       StepID = "app-dir"
+	StepVenv         StepID = "venv"
+	StepRequirements StepID = "requirements"
+	StepPreflight    StepID = "preflight"
+	StepWrite        StepID = "write"
+	StepNginxTest    StepID = "nginx-test"
+	StepDaemon       StepID = "daemon"
+	StepLoad         StepID = "load"
+	StepNginxReload  StepID = "nginx-reload"
+	StepSmoke        StepID = "smoke"
+	StepRelease      StepID = "release"
+	StepPurge        StepID = "purge"
+)
+
+// Step is one line of a deploy's plan.
+type Step struct {
+	ID    StepID
+	Title string
+}
+
+// Facts are what Prepare found before anything changed. Plan turns them
+// into steps without looking at the machine, so the plan (and --dry-run)
+// is a pure function of them and golden-tested.
+type Facts struct {
+	Site    *nginxconf.SiteChanges // the merged spec and the files to write
+	App     *nginxconf.AppSpec     // the app this deploy names; nil for a static-only change
+	Python  string                 // interpreter that creates the venv
+	SysSite bool                   // --system-site-packages
+
+	AppDirExists bool
+	AppDirUser   string // owner to create the app dir as, or to chown it to; "" leaves it
+	VenvExists   bool
+	Requirements string // requirements file to install; "" when none or unchanged since the last install
+	RunAs        string // user the daemon will run the app as (preflight imports as it); "" = us
+
+	Daemon     DaemonFacts
+	SmokeAddr  string // host:port nginx listens on for the site
+	SmokePath  string
+	ConfigSame bool // the nginx files already say this: no write, no reload
+}
+
+// DaemonFacts is what the running daemon (if any) said.
+type DaemonFacts struct {
+	Running    bool
+	PID        int
+	Ctl        string
+	StartArgs  []string // how Apply starts it when it is not running
+	Systemd    bool     // start it as the pyvhost systemd unit
+	AppRunning bool     // the app already runs: redeploy reloads it with zero downtime
+}
+
+// Plan lists a deploy's steps in order.
+func Plan(f Facts) []Step {
+	var steps []Step
+	add := func(id StepID, format string, a ...any) {
+		steps = append(steps, Step{id, fmt.Sprintf(format, a...)})
+	}
+	app := f.App
+	if app != nil {
+		switch {
+		case !f.AppDirExists:
+			add(StepAppDir, "create the app dir %s, owned by %s", app.AppDir, orUs(f.AppDirUser))
+		case f.AppDirUser != "":
+			add(StepAppDir, "give the app dir %s to %s (the daemon runs the app as its owner)", app.AppDir, f.AppDirUser)
+		}
+		if !f.VenvExists {
+			sys := ""
+			if f.SysSite {
+				sys = " --system-site-packages"
+			}
+			add(StepVenv, "create the virtualenv %s (%s -m venv%s)", app.Venv, f.Python, sys)
+		}
+		if f.Requirements != "" {
+			add(StepRequirements, "pip install -r %s into %s", f.Requirements, app.Venv)
+		}
+		add(StepPreflight, "import %s in %s as %s, as the daemon will", app.Module, app.Venv, orUs(f.RunAs))
+	}
+	if !f.ConfigSame {
+		var files []string
+		for _, c := range f.Site.Changes {
+			files = append(files, fmt.Sprintf("%s %s", c.Kind, c.Path))
+		}
+		add(StepWrite, "write the nginx config (%s), keeping the old bytes to roll back to", strings.Join(files, ", "))
+		add(StepNginxTest, "nginx -t: an error or a new warning fails the deploy")
+	}
+	if app != nil {
+		switch {
+		case f.Daemon.Running && !f.ConfigSame:
+			add(StepDaemon, "the daemon (pid %d) re-reads the nginx config", f.Daemon.PID)
+		case f.Daemon.Running:
+		case f.Daemon.Systemd:
+			add(StepDaemon, "start the daemon as the systemd unit pyvhost.service")
+		default:
+			add(StepDaemon, "start the daemon: pyvhost %s", strings.Join(f.Daemon.StartArgs, " "))
+		}
+		if f.Daemon.AppRunning {
+			add(StepLoad, "reload %s in the daemon: new workers first, the old ones drain (zero downtime)", app.Module)
+		} else {
+			add(StepLoad, "load %s in the daemon and wait for its import", app.Module)
+		}
+	}
+	if !f.ConfigSame {
+		add(StepNginxReload, "reload nginx")
+	}
+	add(StepSmoke, "GET http://%s%s with Host: %s must answer below 500", f.SmokeAddr, f.SmokePath, f.Site.Spec.Domain)
+	if !f.ConfigSame {
+		add(StepRelease, "record the release (config, spec, time); keep the last %d", KeepReleases)
+	}
+	return steps
+}
+
+func orUs(user string) string {
+	if user == "" {
+		return "the current user"
+	}
+	return user
+}
+
+// FormatPlan is the plan as numbered lines, for the terminal and goldens.
+func FormatPlan(steps []Step) string {
+	var b strings.Builder
+	for i, s := range steps {
+		fmt.Fprintf(&b, "%2d. %s\n", i+1, s.Title)
+	}
+	return b.String()
+}

@@ -1,0 +1,300 @@
+package deployer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
+)
+
+// Options is a deploy as the user asked for it.
+type Options struct {
+	Spec         nginxconf.SiteSpec // from the flags; at most one app
+	Python       string             // creates the venv; "" = python3
+	SysSite      bool               // --system-site-packages
+	Requirements string             // "" = APP-DIR/requirements.txt when present
+	User         string             // --user; "" = www-data for a new app dir, when root and it exists
+	Runner       Runner
+	Nginx        *Nginx
+	StateDir     string
+	Daemon       DaemonSetup // Ctl, Exe, AppSockets… (Listen and NginxConf are filled in)
+}
+
+// Deployment is a prepared deploy: what was found, the plan, and (once
+// Apply runs) what it changed, to undo.
+type Deployment struct {
+	opts Options
+	Facts
+	Steps  []Step
+	before TestResult
+	client *control.Client
+	undo   undoLog
+}
+
+// Prepare checks everything that can be checked without changing a byte
+// and works out the plan: nginx's current config passes `nginx -t`, the
+// inputs are valid, no other server block has the name, the running
+// daemon (if any) reads the same config and serves the socket.
+func Prepare(ctx context.Context, o Options) (*Deployment, error) {
+	d := &Deployment{opts: o}
+	if d.opts.Python == "" {
+		d.opts.Python = "python3"
+	}
+	var err error
+	if d.before, err = currentConfigPasses(ctx, o.Nginx); err != nil {
+		return nil, err
+	}
+	tree, err := nginxconf.Load(o.Nginx.Conf)
+	if err != nil {
+		return nil, fmt.Errorf("read nginx config: %w", err)
+	}
+	spec := o.Spec
+	spec.SocketDir = o.Daemon.AppSockets
+	if d.Site, err = tree.PlanSite(spec); err != nil {
+		return nil, err
+	}
+	d.Python, d.SysSite = d.opts.Python, o.SysSite
+	d.ConfigSame = len(d.Site.Changes) == 0
+	d.SmokeAddr = smokeAddr(d.Site.Spec.Listen)
+	d.SmokePath = "/"
+	if len(o.Spec.Apps) > 0 {
+		if err := d.prepareApp(ctx, tree); err != nil {
+			return nil, err
+		}
+	} else if len(o.Spec.Statics) > 0 {
+		d.SmokePath = strings.TrimSuffix(o.Spec.Statics[0].URL, "/") + "/"
+	}
+	d.Steps = Plan(d.Facts)
+	return d, nil
+}
+
+// currentConfigPasses refuses to build on a config nginx already rejects:
+// every later `nginx -t` would fail for a reason that is not ours.
+func currentConfigPasses(ctx context.Context, n *Nginx) (TestResult, error) {
+	r, err := n.Test(ctx)
+	if err != nil {
+		return r, fmt.Errorf("check nginx: %w", err)
+	}
+	if !r.OK {
+		return r, fmt.Errorf("the current nginx config already fails `nginx -t` (%s): fix it first, pyvhost changes nothing on a broken config", strings.Join(r.Errors, "; "))
+	}
+	return r, nil
+}
+
+func (d *Deployment) prepareApp(ctx context.Context, tree *nginxconf.Tree) error {
+	want := d.opts.Spec
+	want.Normalize()
+	for i := range d.Site.Spec.Apps {
+		if d.Site.Spec.Apps[i].Mount == want.Apps[0].Mount {
+			d.App = &d.Site.Spec.Apps[i]
+		}
+	}
+	app := d.App
+	if app.Mount != "/" {
+		d.SmokePath = app.Mount + "/"
+	}
+	if err := d.prepareAppDir(); err != nil {
+		return err
+	}
+	_, err := os.Stat(VenvPython(app.Venv))
+	d.VenvExists = err == nil
+	if !d.VenvExists {
+		if _, err := exec.LookPath(d.opts.Python); err != nil {
+			return fmt.Errorf("--python %s: not found; it creates the venv %s", d.opts.Python, app.Venv)
+		}
+	}
+	if err := d.prepareRequirements(); err != nil {
+		return err
+	}
+	return d.prepareDaemon(tree)
+}
+
+// prepareAppDir decides who owns the app dir: the daemon runs the app as
+// that user, never as root.
+func (d *Deployment) prepareAppDir() error {
+	dir := d.App.AppDir
+	st, err := os.Stat(dir)
+	switch {
+	case err == nil && !st.IsDir():
+		return &nginxconf.InvalidError{Err: fmt.Errorf("--app-dir %s is not a directory", dir)}
+	case err != nil && !os.IsNotExist(err):
+		return fmt.Errorf("--app-dir: %w", err)
+	}
+	d.AppDirExists = err == nil
+	root := os.Geteuid() == 0
+	name := d.opts.User
+	if name == "" && !d.AppDirExists && root {
+		name = "www-data"
+		if _, err := LookupOwner(name); err != nil {
+			return fmt.Errorf("no www-data user to own the new app dir %s: say which user runs the app with --user", dir)
+		}
+	}
+	var owner Owner
+	if name != "" {
+		if owner, err = LookupOwner(name); err != nil {
+			return &nginxconf.InvalidError{Err: err}
+		}
+		if !root && owner.UID != os.Geteuid() {
+			return fmt.Errorf("--user %s: only root can give the app dir to another user", name)
+		}
+	}
+	switch {
+	case !d.AppDirExists:
+		d.AppDirUser = name
+	case name != "":
+		if cur, err := ownerOf(dir); err == nil && cur.UID != owner.UID {
+			d.AppDirUser = name
+		}
+	default:
+		if owner, err = ownerOf(dir); err != nil {
+			return fmt.Errorf("--app-dir: %w", err)
+		}
+	}
+	if root {
+		d.RunAs = owner.Name
+	}
+	return nil
+}
+
+// errRootApp: the daemon drops to the app dir's owner and refuses root.
+func errRootApp(dir string) error {
+	return fmt.Errorf("--app-dir %s is owned by root and the daemon never runs apps as root: pass --user www-data (or the app's own user) to give it to that user", dir)
+}
+
+// requirementsStamp, in the venv, is the hash of the requirements file
+// last installed there: an unchanged file is not re-installed, which keeps
+// a redeploy fast.
+const requirementsStamp = ".pyvhost-requirements.sha256"
+
+func (d *Deployment) prepareRequirements() error {
+	file := d.opts.Requirements
+	if file == "" {
+		file = filepath.Join(d.App.AppDir, "requirements.txt")
+		if _, err := os.Stat(file); err != nil {
+			return nil
+		}
+	} else if _, err := os.Stat(file); err != nil {
+		return &nginxconf.InvalidError{Err: fmt.Errorf("--requirements %s: %v", file, errors.Unwrap(err))}
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return err
+	}
+	if d.VenvExists && stampOf(abs) == readStamp(d.App.Venv) {
+		return nil
+	}
+	d.Requirements = abs
+	return nil
+}
+
+func stampOf(file string) string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func readStamp(venv string) string {
+	b, _ := os.ReadFile(filepath.Join(venv, requirementsStamp))
+	return strings.TrimSpace(string(b))
+}
+
+// prepareDaemon asks the running daemon (if any) whether it will see and
+// serve the site, or works out how to start one.
+func (d *Deployment) prepareDaemon(tree *nginxconf.Tree) error {
+	setup := &d.opts.Daemon
+	setup.NginxConf = d.opts.Nginx.Conf
+	setup.Listen = daemonListens(tree, d.Site.Spec, setup.appSockets())
+	d.Daemon.Ctl = setup.Ctl
+	c, err := control.Dial(setup.Ctl)
+	if errors.Is(err, control.ErrNoDaemon) {
+		d.Daemon.Systemd = SystemdRunning() && os.Geteuid() == 0 && d.opts.Nginx.Prefix == "" && setup.Ctl == control.DefaultSocket()
+		d.Daemon.StartArgs = setup.StartArgs()
+		if d.RunAs == "root" {
+			return errRootApp(d.App.AppDir)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st, err := c.Status()
+	if err != nil {
+		return fmt.Errorf("ask the daemon: %w", err)
+	}
+	if err := checkDaemonServes(st, setup.Ctl, d.opts.Nginx.Conf, d.App.Socket); err != nil {
+		return err
+	}
+	if d.RunAs == "root" && !st.AllowRootApps {
+		return errRootApp(d.App.AppDir)
+	}
+	apps, err := c.Apps()
+	if err != nil {
+		return fmt.Errorf("ask the daemon: %w", err)
+	}
+	a, ok := findApp(apps.Apps, *d.App)
+	d.client = c
+	d.Daemon.Running, d.Daemon.PID = true, st.PID
+	d.Daemon.AppRunning = ok && running(a)
+	return nil
+}
+
+// daemonListens are the -s sockets a daemon deploy starts needs: every
+// uwsgi_pass of pyvhost's sites (and this one) that is not a per-app
+// socket the daemon makes itself.
+func daemonListens(tree *nginxconf.Tree, spec nginxconf.SiteSpec, appSockets string) []string {
+	var out []string
+	add := func(pass string) {
+		path, unix := strings.CutPrefix(pass, "unix:")
+		if unix && filepath.Dir(path) == filepath.Clean(appSockets) {
+			return
+		}
+		if unix {
+			pass = path
+		}
+		for _, o := range out {
+			if o == pass {
+				return
+			}
+		}
+		out = append(out, pass)
+	}
+	for _, b := range tree.Sites() {
+		if b.Managed {
+			for _, a := range b.Apps {
+				add(a.UwsgiPass)
+			}
+		}
+	}
+	for _, a := range spec.Apps {
+		add(a.Socket)
+	}
+	return out
+}
+
+// smokeAddr is where to reach nginx for a listen value: its address, or
+// loopback for a wildcard one.
+func smokeAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return net.JoinHostPort("127.0.0.1", listen)
+	}
+	switch host {
+	case "", "*", "0.0.0.0":
+		host = "127.0.0.1"
+	case "[::]", "::":
+		host = "::1"
+	}
+	return net.JoinHostPort(strings.Trim(host, "[]"), port)
+}
