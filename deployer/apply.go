@@ -100,7 +100,7 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		d.undo.nginxReloaded = true
 		return d.opts.Nginx.Reload(ctx)
 	case StepSmoke:
-		_, err := SmokeTest(ctx, d.SmokeAddr, d.Site.Spec.Domain, d.SmokePath, 15*time.Second)
+		_, err := SmokeTest(ctx, d.SmokeAddr, d.Site.Spec.Domain, d.SmokePath, 15*time.Second, servedBy(d.client, *app))
 		return err
 	case StepRelease:
 		if err := recordReleases(d.opts.StateDir, d.Site); err != nil {
@@ -191,6 +191,21 @@ func (d *Deployment) loadApp() error {
 		d.undo.loadedID = st.ID
 	}
 	return appError(err)
+}
+
+// servedBy counts the requests the daemon's app has served.
+func servedBy(c *control.Client, app nginxconf.AppSpec) ServedCount {
+	return func() (uint64, error) {
+		apps, err := c.Apps()
+		if err != nil {
+			return 0, err
+		}
+		a, ok := findApp(apps.Apps, app)
+		if !ok {
+			return 0, fmt.Errorf("the daemon does not know %s", app.Module)
+		}
+		return a.Requests, nil
+	}
 }
 
 // appError adds the last line of an import traceback to the daemon's

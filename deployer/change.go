@@ -56,7 +56,9 @@ func PrepareUndeploy(ctx context.Context, env Env, domain, mount string, purge b
 	if err != nil {
 		return nil, err
 	}
-	cc := &ConfigChange{env: env, Site: sc}
+	// A site that keeps other apps is a new release of it, to roll back
+	// from; a site removed whole keeps its releases for a rollback.
+	cc := &ConfigChange{env: env, Site: sc, record: len(sc.Changes) == 1 && sc.Changes[0].Kind == nginxconf.Modify}
 	removed := sc.Spec.Apps
 	if mount != "" {
 		removed = nil
@@ -81,9 +83,12 @@ func PrepareUndeploy(ctx context.Context, env Env, domain, mount string, purge b
 		}
 		if purge {
 			for _, dir := range []string{a.Venv, a.AppDir} {
-				if used[dir] {
-					cc.Kept = append(cc.Kept, dir)
-				} else if !contains(cc.Purge, dir) {
+				switch {
+				case used[dir]:
+					cc.Kept = append(cc.Kept, dir+": another deployed site uses it")
+				case !purgeable(dir, dir == a.Venv):
+					cc.Kept = append(cc.Kept, dir+": pyvhost removes only a venv (with pyvenv.cfg) or an app dir below a top-level dir")
+				case !contains(cc.Purge, dir):
 					cc.Purge = append(cc.Purge, dir)
 				}
 			}
@@ -183,6 +188,24 @@ func mountOf(m string) string {
 	return s.Apps[0].Mount
 }
 
+// purgeable guards --purge against a typo'd or system path: a venv must
+// be one (pyvenv.cfg), and nothing at the top of the tree or a home dir
+// goes.
+func purgeable(dir string, venv bool) bool {
+	dir = filepath.Clean(dir)
+	if strings.Count(dir, "/") < 2 {
+		return false
+	}
+	if home, err := os.UserHomeDir(); err == nil && filepath.Clean(home) == dir {
+		return false
+	}
+	if venv {
+		_, err := os.Stat(filepath.Join(dir, "pyvenv.cfg"))
+		return err == nil
+	}
+	return true
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -218,7 +241,7 @@ func (cc *ConfigChange) plan(before TestResult) {
 		add(StepPurge, "remove %s", strings.Join(cc.Purge, ", "))
 	}
 	if cc.record {
-		add(StepRelease, "record the rollback as a new release")
+		add(StepRelease, "record the new config as a release")
 	}
 }
 
@@ -265,7 +288,11 @@ func (cc *ConfigChange) run(ctx context.Context, s Step) error {
 	case StepLoad:
 		return cc.stopApps()
 	case StepSmoke:
-		_, err := SmokeTest(ctx, smokeAddr(cc.Site.Spec.Listen), cc.Site.Spec.Domain, cc.Smoke, 15*time.Second)
+		var served ServedCount
+		if cc.client != nil && len(cc.Site.Spec.Apps) > 0 {
+			served = servedBy(cc.client, cc.Site.Spec.Apps[0])
+		}
+		_, err := SmokeTest(ctx, smokeAddr(cc.Site.Spec.Listen), cc.Site.Spec.Domain, cc.Smoke, 15*time.Second, served)
 		return err
 	case StepPurge:
 		for _, dir := range cc.Purge {
@@ -275,7 +302,13 @@ func (cc *ConfigChange) run(ctx context.Context, s Step) error {
 		}
 		return nil
 	case StepRelease:
-		_, err := RecordRelease(cc.env.StateDir, Release{Spec: cc.Site.Spec, File: cc.Site.SitePath, Config: changeBytes(cc.Site)})
+		config := changeBytes(cc.Site)
+		spec, err := nginxconf.SpecFromFile(cc.Site.SitePath, config)
+		if err != nil {
+			return err
+		}
+		spec.Normalize()
+		_, err = RecordRelease(cc.env.StateDir, Release{Spec: spec, File: cc.Site.SitePath, Config: config})
 		return err
 	}
 	return fmt.Errorf("unknown step %q", s.ID)

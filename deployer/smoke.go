@@ -9,31 +9,48 @@ import (
 	"time"
 )
 
-// SmokeTest requests http://addr/ with Host: host through nginx until it
-// answers with a status below 500, or timeout passes. nginx applies a
-// reload asynchronously, so the first tries may still see the old config.
-func SmokeTest(ctx context.Context, addr, host, path string, timeout time.Duration) (int, error) {
+// ServedCount reads how many requests the deployed app has served (from
+// the daemon); nil when there is no app to ask about (a static site).
+type ServedCount func() (uint64, error)
+
+// SmokeTest requests http://addr/path with Host: host through nginx until
+// it answers with a status below 500 — and, when served is given, until
+// the answer came from the deployed app: nginx applies a reload
+// asynchronously (the first tries may reach old workers), and a request
+// that another server block catches (a default_server, a wildcard) also
+// answers 200 without proving anything.
+func SmokeTest(ctx context.Context, addr, host, path string, timeout time.Duration, served ServedCount) (int, error) {
 	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
-	}}
+	}, Transport: &http.Transport{DisableKeepAlives: true}}
+	var base uint64
+	if served != nil {
+		n, err := served()
+		if err != nil {
+			return 0, fmt.Errorf("smoke test: ask the daemon: %w", err)
+		}
+		base = n
+	}
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
-		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addr+path, nil)
-		if err != nil {
-			return 0, err
-		}
-		req.Host = host
-		resp, err := client.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
-			resp.Body.Close()
-			if resp.StatusCode < 500 {
-				return resp.StatusCode, nil
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(body)))
-		} else {
+		code, body, err := get(ctx, client, "http://"+addr+path, host)
+		switch {
+		case err != nil:
 			last = err.Error()
+		case code >= 500:
+			last = fmt.Sprintf("%d %s", code, body)
+		case served == nil:
+			return code, nil
+		default:
+			n, err := served()
+			if err != nil {
+				return 0, fmt.Errorf("smoke test: ask the daemon: %w", err)
+			}
+			if n > base {
+				return code, nil
+			}
+			last = fmt.Sprintf("%d from something other than the app (is another server block catching Host %s?)", code, host)
 		}
 		if time.Now().After(deadline) {
 			return 0, fmt.Errorf("smoke test: http://%s%s with Host %s answered %s", addr, path, host, last)
@@ -41,7 +58,22 @@ func SmokeTest(ctx context.Context, addr, host, path string, timeout time.Durati
 		select {
 		case <-ctx.Done():
 			return 0, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+func get(ctx context.Context, client *http.Client, url, host string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = host
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+	return resp.StatusCode, strings.TrimSpace(string(body)), nil
 }

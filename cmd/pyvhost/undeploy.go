@@ -49,7 +49,7 @@ func runUndeploy(c *cli.Context) error {
 		return err
 	}
 	for _, k := range cc.Kept {
-		fmt.Fprintf(c.App.Writer, "kept %s: another deployed site uses it\n", k)
+		fmt.Fprintf(c.App.Writer, "kept %s\n", k)
 	}
 	if err := confirm(c, "Undeploy "+cc.Site.Spec.Domain+"?"); err != nil {
 		return err
