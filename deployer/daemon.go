@@ -65,8 +65,9 @@ func (s DaemonSetup) Start(ctx context.Context, r Runner) (*control.Client, cont
 	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
 		return nil, control.Status{}, fmt.Errorf("state dir: %w", err)
 	}
-	if _, stderr, err := r.Run(ctx, s.Exe, s.StartArgs()...); err != nil {
-		return nil, control.Status{}, fmt.Errorf("start the daemon: %v: %s (log: %s)", err, strings.TrimSpace(lastLines(string(stderr), 3)), s.LogFile())
+	if _, _, err := r.Run(ctx, s.Exe, s.StartArgs()...); err != nil {
+		log, _ := os.ReadFile(s.LogFile())
+		return nil, control.Status{}, fmt.Errorf("start the daemon (%v): %s (log: %s)", err, lastLines(string(log), 2), s.LogFile())
 	}
 	return waitForDaemon(ctx, s.Ctl, 10*time.Second)
 }

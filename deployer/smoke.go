@@ -40,6 +40,13 @@ func SmokeTest(ctx context.Context, addr, host, path string, timeout time.Durati
 			last = err.Error()
 		case code >= 500:
 			last = fmt.Sprintf("%d %s", code, body)
+			// The app itself answered 5xx: a verdict, not a reload still
+			// under way.
+			if served != nil {
+				if n, err := served(); err == nil && n > base {
+					return code, fmt.Errorf("smoke test: the app answered http://%s%s (Host %s) with %s", addr, path, host, last)
+				}
+			}
 		case served == nil:
 			return code, nil
 		default:

@@ -130,12 +130,19 @@ func isIdentifier(s string) bool {
 	return true
 }
 
+// MaxUnixPath is the longest unix socket path Linux takes (sun_path is 108
+// bytes with its NUL); nginx -t rejects a longer uwsgi_pass.
+const MaxUnixPath = 107
+
 // ValidateSocket checks a uwsgi_pass address: unix:/abs/path or host:port.
 func ValidateSocket(what, s string) error {
 	if err := checkSafe(what, s); err != nil {
 		return err
 	}
 	if path, ok := strings.CutPrefix(s, "unix:"); ok {
+		if len(path) > MaxUnixPath {
+			return fmt.Errorf("%s %s: a unix socket path may be at most %d bytes (this one is %d): use a shorter domain, --app-sockets dir or --socket", what, path, MaxUnixPath, len(path))
+		}
 		return ValidatePath(what+" path", path)
 	}
 	host, port, err := net.SplitHostPort(s)

@@ -45,6 +45,12 @@ type Daemon struct {
 	apps    map[pool.Key]*pool.App
 	nextNum int
 	single  *pool.App
+	// retired are apps whose per-app socket left the nginx config: closed,
+	// still supervised until their processes are gone. Their listeners are
+	// closed by the supervise loop, the only one polling them, so a closed
+	// fd number is never polled or accepted on after reuse.
+	retired          []*pool.App
+	retiredListeners []*listener
 
 	sigs                 chan os.Signal // caught from New on: a signal before Run must not kill the daemon
 	toMasterR, toMasterW *os.File
@@ -91,10 +97,17 @@ func New(cfg Config) (d *Daemon, err error) {
 		started: time.Now(), stopping: make(chan struct{}), traffic: map[*pool.App][2]uint64{}, sigs: sigs,
 		shutdownReq: make(chan struct{}, 1),
 	}
+	// A failed start releases what it took. The daemon is captured here:
+	// `return nil, err` sets the named result d to nil before this runs.
+	built := d
 	defer func() {
 		if err != nil {
 			signal.Stop(sigs)
-			d.closeSockets()
+			built.closeSockets()
+			if built.toMasterR != nil {
+				built.toMasterR.Close()
+				built.toMasterW.Close()
+			}
 			lg.close()
 		}
 	}()
@@ -211,7 +224,35 @@ func (d *Daemon) sharedFiles() []*os.File {
 func (d *Daemon) syncAppSockets() error {
 	_, sockets, nginxUser := d.policy.snapshot()
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	var closing []*pool.App
+	for path, l := range d.appSockets {
+		if _, ok := sockets[path]; ok {
+			continue
+		}
+		// The config no longer routes here (undeploy, a failed deploy put
+		// back): stop taking connections and let the app's processes finish
+		// what they have.
+		os.Remove(path)
+		a := d.sockApp[l]
+		delete(d.appSockets, path)
+		delete(d.sockApp, l)
+		d.retiredListeners = append(d.retiredListeners, l)
+		if a != nil {
+			delete(d.apps, a.Key)
+			d.retired = append(d.retired, a)
+			closing = append(closing, a)
+			d.log.logf("app %s (%s): %s left the nginx config: socket closed, processes stopping", a.ID, a.Name, path)
+		}
+	}
+	err := d.addAppSocketsLocked(sockets, nginxUser)
+	d.mu.Unlock()
+	for _, a := range closing {
+		a.Close(true)
+	}
+	return err
+}
+
+func (d *Daemon) addAppSocketsLocked(sockets map[string]pool.Key, nginxUser string) error {
 	for path, k := range sockets {
 		if _, ok := d.appSockets[path]; ok {
 			continue
@@ -237,6 +278,24 @@ func (d *Daemon) syncAppSockets() error {
 		d.log.logf("app %s (%s): per-app socket %s", a.ID, a.Name, path)
 	}
 	return nil
+}
+
+// pruneRetired closes the listeners of retired apps and forgets the
+// retired apps whose processes are gone. Only the supervise loop calls it.
+func (d *Daemon) pruneRetired() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, l := range d.retiredListeners {
+		l.file.Close()
+	}
+	d.retiredListeners = nil
+	kept := d.retired[:0]
+	for _, a := range d.retired {
+		if !a.Done() {
+			kept = append(kept, a)
+		}
+	}
+	d.retired = kept
 }
 
 // Run serves until ctx ends or a signal says stop: SIGTERM or SIGINT
@@ -325,11 +384,11 @@ func (d *Daemon) Reload() {
 func (d *Daemon) appList() []*pool.App {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]*pool.App, 0, len(d.apps))
+	out := make([]*pool.App, 0, len(d.apps)+len(d.retired))
 	for _, a := range d.apps {
 		out = append(out, a)
 	}
-	return out
+	return append(out, d.retired...)
 }
 
 // shutdown stops every app (gracefully: in-flight requests finish, for at

@@ -1,7 +1,9 @@
 package daemon_test
 
 import (
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -178,5 +180,26 @@ func TestSharedUnixSocket(t *testing.T) {
 		if err != nil || st.Mode().Perm() != 0o600 {
 			t.Fatalf("socket mode %v, want 0600 (owned by nginx's user)", st.Mode().Perm())
 		}
+	}
+}
+
+// TestPortTaken: a -s port another program holds is a one-line error and
+// exit 1, with nothing left behind (it once panicked releasing what the
+// failed start had taken).
+func TestPortTaken(t *testing.T) {
+	slow(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := daemontest.Dir(t)
+	cmd := exec.Command(daemontest.Binary(t), "uwsgi", "-s", taken.Addr().String(), "--vhost-root", dir, "--ctl", filepath.Join(dir, "ctl.sock"))
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "address already in use") || strings.Contains(string(out), "panic") {
+		t.Fatalf("exit %v:\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ctl.sock")); !os.IsNotExist(err) {
+		t.Fatalf("the control socket was left behind: %v", err)
 	}
 }

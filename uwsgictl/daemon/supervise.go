@@ -26,6 +26,7 @@ func (d *Daemon) supervise() {
 			return
 		default:
 		}
+		d.pruneRetired()
 		ws := d.watchSet()
 		fds := make([]unix.PollFd, len(ws))
 		for i, w := range ws {
