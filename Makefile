@@ -33,6 +33,7 @@ test-short:
 # Rewrite the golden files after an intended change; review the git diff.
 golden:
 	$(GO) test ./nginxconf/ -run 'Golden|Corpus' -update
+	$(GO) test ./deployer/ -run 'Golden' -update
 
 fuzz:
 	@set -e; for f in $(FUZZ); do \

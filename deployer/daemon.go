@@ -27,6 +27,7 @@ type DaemonSetup struct {
 	NginxConf  string
 	AppSockets string   // per-app socket dir ("" = nginxconf.DefaultAppSocketDir)
 	Listen     []string // -s sockets: the uwsgi_pass addresses that are not per-app sockets
+	Processes  int      // -p; 0 = one per CPU, at least 2 (workers start on demand)
 }
 
 // LogFile is the daemon's log when deploy starts it.
@@ -45,7 +46,11 @@ func (s DaemonSetup) appSockets() string {
 // args are the daemon's flags: uWSGI's classic ones plus where its apps
 // are declared. Workers start on demand, so -p costs nothing until used.
 func (s DaemonSetup) args() []string {
-	a := []string{"uwsgi", "--vhost", "-M", "-p", strconv.Itoa(max(2, runtime.NumCPU())),
+	p := s.Processes
+	if p == 0 {
+		p = max(2, runtime.NumCPU())
+	}
+	a := []string{"uwsgi", "--vhost", "-M", "-p", strconv.Itoa(p),
 		"--nginx-conf", s.NginxConf, "--app-sockets", s.appSockets(), "--ctl", s.Ctl, "--state-dir", s.StateDir}
 	for _, l := range s.Listen {
 		a = append(a, "-s", l)

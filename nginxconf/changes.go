@@ -178,7 +178,7 @@ func (t *Tree) PlanRemove(domain, mount string) (*SiteChanges, error) {
 		}
 	}
 	if sc.Layout.Kind == LayoutDebian {
-		link := sc.Layout.LoadedPath(domain)
+		link := sc.Layout.LoadedPath(strings.ToLower(domain))
 		if resolved(link) == resolved(sc.SitePath) {
 			sc.Changes = append(sc.Changes, Change{Kind: Delete, Path: link})
 		}
@@ -190,6 +190,7 @@ func (t *Tree) PlanRemove(domain, mount string) (*SiteChanges, error) {
 // PlanRestore works out how to put content (an earlier release's exact
 // bytes) back as the domain's file, enabled.
 func (t *Tree) PlanRestore(domain string, content []byte) (*SiteChanges, error) {
+	domain = strings.ToLower(domain)
 	layout, err := t.Layout()
 	if err != nil {
 		return nil, err

@@ -1,0 +1,94 @@
+package deployer
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/templates"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/golden")
+
+func checkGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run `make golden` to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (run `make golden` if the change is intended)\n--- got:\n%s\n--- want:\n%s", path, got, want)
+	}
+}
+
+// TestPlanGolden: the plan (what --dry-run prints) is a pure function of
+// what Prepare found; one golden file per situation.
+func TestPlanGolden(t *testing.T) {
+	app := nginxconf.AppSpec{Mount: "/", Socket: "unix:/run/pyvhost/apps/app1.example.com.sock", Venv: "/var/www/myenv", AppDir: "/var/www/myappdir1", Module: "myapp1"}
+	blog := nginxconf.AppSpec{Mount: "/blog", Socket: "127.0.0.1:9090", Venv: "/srv/blog/.venv", AppDir: "/srv/blog", Module: "blog.wsgi"}
+	newSite := &nginxconf.SiteChanges{
+		Spec:     nginxconf.SiteSpec{Domain: "app1.example.com", Listen: "80", Apps: []nginxconf.AppSpec{app}},
+		SitePath: "/etc/nginx/sites-available/app1.example.com.conf",
+		Changes: []nginxconf.Change{
+			{Kind: nginxconf.Create, Path: "/etc/nginx/sites-available/app1.example.com.conf"},
+			{Kind: nginxconf.Symlink, Path: "/etc/nginx/sites-enabled/app1.example.com.conf", Target: "/etc/nginx/sites-available/app1.example.com.conf"},
+		},
+	}
+	sameSite := &nginxconf.SiteChanges{Spec: newSite.Spec, SitePath: newSite.SitePath}
+	addMount := &nginxconf.SiteChanges{
+		Spec:     nginxconf.SiteSpec{Domain: "example.com", Listen: "80", Apps: []nginxconf.AppSpec{app, blog}},
+		SitePath: "/etc/nginx/conf.d/example.com.conf",
+		Changes:  []nginxconf.Change{{Kind: nginxconf.Modify, Path: "/etc/nginx/conf.d/example.com.conf"}},
+	}
+	staticOnly := &nginxconf.SiteChanges{
+		Spec:     nginxconf.SiteSpec{Domain: "example.com", Listen: "80", Statics: []nginxconf.StaticSpec{{URL: "/media", Dir: "/srv/media"}}},
+		SitePath: "/etc/nginx/conf.d/example.com.conf",
+		Changes:  []nginxconf.Change{{Kind: nginxconf.Modify, Path: "/etc/nginx/conf.d/example.com.conf"}},
+	}
+	start := DaemonSetup{Exe: "/usr/bin/pyvhost", Ctl: "/run/pyvhost/ctl.sock", StateDir: "/var/lib/pyvhost", NginxConf: "/etc/nginx/nginx.conf", Processes: 4}
+	tests := []struct {
+		name  string
+		facts Facts
+	}{
+		{"first-site-from-nothing", Facts{Site: newSite, App: &newSite.Spec.Apps[0], Python: "python3", SysSite: true,
+			AppDirUser: "www-data", Requirements: "/var/www/myappdir1/requirements.txt", RunAs: "www-data",
+			Daemon: DaemonFacts{StartArgs: start.StartArgs()}, SmokeAddr: "127.0.0.1:80", SmokePath: "/"}},
+		{"first-site-systemd", Facts{Site: newSite, App: &newSite.Spec.Apps[0], Python: "python3", AppDirExists: true, VenvExists: true,
+			RunAs: "www-data", Daemon: DaemonFacts{Systemd: true}, SmokeAddr: "127.0.0.1:80", SmokePath: "/"}},
+		{"second-site-daemon-running", Facts{Site: newSite, App: &newSite.Spec.Apps[0], AppDirExists: true, VenvExists: true, RunAs: "www-data",
+			Daemon: DaemonFacts{Running: true, PID: 4242}, SmokeAddr: "127.0.0.1:80", SmokePath: "/"}},
+		{"redeploy-changed-code", Facts{Site: sameSite, App: &sameSite.Spec.Apps[0], AppDirExists: true, VenvExists: true, RunAs: "www-data",
+			Daemon: DaemonFacts{Running: true, PID: 4242, AppRunning: true}, SmokeAddr: "127.0.0.1:80", SmokePath: "/", ConfigSame: true}},
+		{"add-mount-give-dir", Facts{Site: addMount, App: &addMount.Spec.Apps[1], AppDirExists: true, AppDirUser: "blog", VenvExists: true, RunAs: "blog",
+			Daemon: DaemonFacts{Running: true, PID: 4242}, SmokeAddr: "10.0.0.1:8080", SmokePath: "/blog/"}},
+		{"static-only", Facts{Site: staticOnly, SmokeAddr: "127.0.0.1:80", SmokePath: "/media/"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			checkGolden(t, filepath.Join("../testdata/golden/plan", tc.name+".txt"), []byte(FormatPlan(Plan(tc.facts))))
+		})
+	}
+}
+
+// TestSystemdUnitGolden: the unit deploy installs where systemd runs.
+func TestSystemdUnitGolden(t *testing.T) {
+	setup := DaemonSetup{Exe: "/usr/local/bin/pyvhost", Ctl: "/run/pyvhost/ctl.sock", StateDir: "/var/lib/pyvhost",
+		NginxConf: "/etc/nginx/nginx.conf", Listen: []string{"127.0.0.1:9090", "/run/my app.sock"}, Processes: 4}
+	unit, err := templates.SystemdUnit(setup.Exe, setup.args())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "../testdata/golden/pyvhost.service", unit)
+}
