@@ -25,7 +25,7 @@ func TestVersionAndHelp(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "pyvhost version ") {
 		t.Fatalf("--version: code %d, %q", code, out)
 	}
-	for _, cmd := range []string{"sites", "render", "diff", "uwsgi", "ctl"} {
+	for _, cmd := range []string{"deploy", "undeploy", "rollback", "sites", "render", "diff", "uwsgi", "ctl"} {
 		code, out, _ := pyvhost(t, cmd, "--help")
 		if code != 0 || !strings.Contains(out, "Example") || !strings.Contains(out, "pyvhost "+cmd) {
 			t.Errorf("%s --help: code %d, missing an example:\n%s", cmd, code, out)
@@ -61,9 +61,22 @@ func TestBadInputIsOneLineAndExit2(t *testing.T) {
 		{"diff", "app.example.com", "--app-dir", "/srv/app", "--module", "app", "--listen", "80 default_server"},
 		{"render", "app.example.com", "--no-such-flag"},
 		{"sites", "extra-arg"},
+		{"deploy", "bad domain", "--app-dir", "/srv/app", "--module", "app"},
+		{"deploy", "app.example.com", "--app-dir", "/srv/app", "--module", "app;evil", "--yes"},
+		{"deploy", "app.example.com", "--app-dir", "/srv/app"},
+		{"deploy", "app.example.com", "--app-dir", "/srv/app", "--module", "app", "--socket", "unix:/" + strings.Repeat("x", 120)},
+		{"deploy"},
+		{"undeploy"},
+		{"rollback", "a.example.com", "b.example.com"},
+		{"undeploy", "bad;domain"},
+		{"rollback", "-x.example.com"},
 	}
+	state := os.Getenv("PYVHOST_STATE_DIR")
 	for _, args := range tests {
 		code, out, errOut := pyvhost(t, args...)
+		if _, err := os.Stat(state); !os.IsNotExist(err) {
+			t.Errorf("%q: bad input created the state dir %s", args, state)
+		}
 		if code != 2 {
 			t.Errorf("%q: exit %d, want 2 (stderr %q)", args, code, errOut)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pyvhost/pyvhost/deployer"
+	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/pyvhost/pyvhost/uwsgictl/control"
 	"github.com/urfave/cli/v2"
 )
@@ -39,6 +40,13 @@ func deployCommand() *cli.Command {
 func runDeploy(c *cli.Context) error {
 	spec, err := specFromFlags(c)
 	if err != nil {
+		return err
+	}
+	// Bad input is refused before anything is touched, the lock included.
+	check := spec
+	check.Apps = append([]nginxconf.AppSpec(nil), spec.Apps...)
+	check.Normalize()
+	if err := check.Validate(); err != nil {
 		return err
 	}
 	env, err := changeEnv(c)

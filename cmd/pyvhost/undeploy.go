@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/pyvhost/pyvhost/deployer"
+	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/urfave/cli/v2"
 )
 
@@ -30,6 +31,9 @@ func undeployCommand() *cli.Command {
 func runUndeploy(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usagef("undeploy needs exactly one DOMAIN, e.g. pyvhost undeploy app.example.com")
+	}
+	if err := nginxconf.ValidateDomain("domain", c.Args().First()); err != nil {
+		return &nginxconf.InvalidError{Err: err}
 	}
 	env, err := changeEnv(c)
 	if err != nil {
