@@ -80,6 +80,8 @@ bench: build deps deps-bench
 	bash $(SHARED_BENCH)/many-apps.sh $(BIN) 20 5
 	@echo "== cold start"
 	testdata/bench/first-request.sh $(BIN)
+	@echo "== redeploy of a hello site with its venv in place"
+	testdata/bench/redeploy.sh $(BIN) 7
 
 demo: build deps
 	@testdata/demo/demo.sh

@@ -70,12 +70,16 @@ func (p *progress) Done(s deployer.Step, took time.Duration, err error) {
 	if err != nil {
 		mark = p.u.err.Render("✗")
 	}
-	fmt.Fprintf(p.w, "\r\033[K%s %s %s\n", mark, s.Title, p.u.dim.Render(round(took).String()))
+	fmt.Fprintf(p.w, "\r\033[K%s %s %s\n", mark, s.Title, p.u.dim.Render(round(took)))
 }
 
-func round(d time.Duration) time.Duration {
-	if d < time.Second {
-		return d.Round(time.Millisecond)
+// round is how long a step took, as people read it: 0.4ms, 38ms, 3.16s.
+func round(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
 	}
-	return d.Round(10 * time.Millisecond)
+	return d.Round(10 * time.Millisecond).String()
 }

@@ -1,33 +1,27 @@
 #!/usr/bin/env bash
-# make demo: a private nginx on a free loopback port, pyvhost's uwsgi daemon
-# started with uWSGI's classic flags, the example apps' server blocks
-# written by `pyvhost render` (`pyvhost deploy` will do every step), listed
-# by `pyvhost sites`, and requests answered through nginx.
+# make demo: from nothing to two live sites with `pyvhost deploy`. A private
+# nginx config on a free loopback port (nginx is not running yet: the first
+# deploy starts it), the example apps copied from testdata/apps, and two
+# deploys: the first creates the shared virtualenv and starts pyvhost's
+# uwsgi daemon, the second adds a site to the running daemon. Then the
+# sites are listed and curled. `make demo-stop` stops everything.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$ROOT/bin/pyvhost
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 if [ -f "$ROOT/.demo-dir" ]; then
   echo "a demo is already running in $(cat "$ROOT/.demo-dir"): run 'make demo-stop' first" >&2
   exit 1
 fi
-# Under /tmp so the apps' user (nobody, when run as root) can reach them.
+# Under /tmp so the apps' user (www-data, when run as root) can reach them.
 D=$(mktemp -d /tmp/pyvhost-demo.XXXXXX)
 chmod 755 "$D"
 echo "$D" > "$ROOT/.demo-dir"
 mkdir -p "$D"/{sites-available,sites-enabled,tmp,apps}
 cp /etc/nginx/uwsgi_params "$D/"
 cp -r "$ROOT/testdata/apps/hello" "$ROOT/testdata/apps/flaskapp" "$D/apps/"
-# As root, each app runs as the owner of its directory: give them to nobody.
-[ "$(id -u)" = 0 ] && chown -R nobody:nogroup "$D/apps"/*
 
-read -r PORT UPORT < <(/usr/bin/python3 -c 'import socket
-ps=[]
-for _ in range(2):
-    s=socket.socket(); s.bind(("127.0.0.1",0)); ps.append(s.getsockname()[1]); s.close()
-print(*ps)')
-
+PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$D/nginx.conf" <<CONF
 pid $D/nginx.pid;
 error_log $D/nginx-error.log;
@@ -44,40 +38,29 @@ http {
 }
 CONF
 
-echo "== one virtualenv shared by both apps (Flask from Debian's python3-flask)"
-/usr/bin/python3 -m venv --system-site-packages "$D/venv"
+# Where this demo's nginx, state, control socket and per-app sockets are:
+# on a real server these are /etc/nginx/nginx.conf, /var/lib/pyvhost,
+# /run/pyvhost/ctl.sock and /run/pyvhost/apps, and none of this is needed.
+export PYVHOST_NGINX_CONF=$D/nginx.conf PYVHOST_NGINX_PREFIX=$D PYVHOST_STATE_DIR=$D/state \
+       PYVHOST_CTL=$D/run/ctl.sock PYVHOST_APP_SOCKETS=$D/socks
+USER_FLAG=()
+[ "$(id -u)" = 0 ] && USER_FLAG=(--user www-data)
 
-site() { # domain module app-dir
-  "$BIN" render "$1" --app-dir "$D/apps/$3" --module "$2" --venv "$D/venv" \
-    --socket "127.0.0.1:$UPORT" --listen "127.0.0.1:$PORT" > "$D/sites-available/$1.conf"
-  ln -s "$D/sites-available/$1.conf" "$D/sites-enabled/$1.conf"
-}
-site hello.localhost hello hello
-site flask.localhost flaskapp:app flaskapp
-echo "== pyvhost render wrote:"
-cat "$D/sites-available/hello.localhost.conf"
+run() { echo; echo "\$ $*"; "$@"; }
+# Debian's interpreter: its python3-flask is what --system-site-packages shares.
+run "$BIN" deploy hello.localhost --app-dir "$D/apps/hello" --module hello \
+  --venv "$D/venv" --python /usr/bin/python3 --system-site-packages \
+  --listen "127.0.0.1:$PORT" "${USER_FLAG[@]}" --yes
+run "$BIN" deploy flask.localhost --app-dir "$D/apps/flaskapp" --module flaskapp:app \
+  --venv "$D/venv" --listen "127.0.0.1:$PORT" "${USER_FLAG[@]}" --yes
 
-echo
-echo "== pyvhost uwsgi -s 127.0.0.1:$UPORT -M -p 2 -t 30 --limit-as 512 -R 10000 -d uwsgi.log --vhost --nginx-conf nginx.conf"
-"$BIN" uwsgi -s "127.0.0.1:$UPORT" -M -p 2 -t 30 --limit-as 512 -R 10000 -d "$D/uwsgi.log" --vhost \
-  --nginx-conf "$D/nginx.conf" --pidfile "$D/uwsgi.pid" --ctl "$D/ctl/ctl.sock"
-"$NGINX" -t -q -p "$D" -c "$D/nginx.conf"
-"$NGINX" -p "$D" -c "$D/nginx.conf"
-
-echo
-echo "== pyvhost sites --nginx-conf $D/nginx.conf"
-"$BIN" sites --nginx-conf "$D/nginx.conf"
-echo
+run "$BIN" sites
 for h in hello.localhost flask.localhost; do
-  echo "== curl -H 'Host: $h' http://127.0.0.1:$PORT/"
-  for _ in $(seq 50); do
-    out=$(curl -s -H "Host: $h" "http://127.0.0.1:$PORT/") && [ -n "$out" ] && break
-    sleep 0.1
-  done
-  echo "$out"
+  run curl -s -H "Host: $h" "http://127.0.0.1:$PORT/"
 done
+run "$BIN" ctl apps
 echo
-echo "== the daemon's log ($D/uwsgi.log):"
-tail -n 4 "$D/uwsgi.log"
-echo
-echo "The demo runs in $D (nginx on 127.0.0.1:$PORT). Stop it with: make demo-stop"
+echo "The demo runs in $D: nginx on 127.0.0.1:$PORT, the daemon's log in $D/state/uwsgi.log."
+echo "Try:  export PYVHOST_NGINX_CONF=$D/nginx.conf PYVHOST_NGINX_PREFIX=$D PYVHOST_STATE_DIR=$D/state PYVHOST_CTL=$D/run/ctl.sock PYVHOST_APP_SOCKETS=$D/socks"
+echo "      $BIN ctl top"
+echo "Stop it with: make demo-stop"
