@@ -113,7 +113,7 @@ func Plan(f Facts) []Step {
 		}
 	}
 	if !f.ConfigSame {
-		add(StepNginxReload, "reload nginx")
+		add(StepNginxReload, "reload nginx (start it if it is not running)")
 	}
 	add(StepSmoke, "GET http://%s%s with Host: %s must answer below 500", f.SmokeAddr, f.SmokePath, f.Site.Spec.Domain)
 	if !f.ConfigSame {
