@@ -70,9 +70,15 @@ func (s DaemonSetup) Start(ctx context.Context, r Runner) (*control.Client, cont
 	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
 		return nil, control.Status{}, fmt.Errorf("state dir: %w", err)
 	}
-	if _, _, err := r.Run(ctx, s.Exe, s.StartArgs()...); err != nil {
-		log, _ := os.ReadFile(s.LogFile())
-		return nil, control.Status{}, fmt.Errorf("start the daemon (%v): %s (log: %s)", err, lastLines(string(log), 2), s.LogFile())
+	if _, stderr, err := r.Run(ctx, s.Exe, s.StartArgs()...); err != nil {
+		// The reason is on stderr (the daemon reports a failed start to the
+		// waiting parent); the log has the rest, if it got that far.
+		why := strings.TrimPrefix(lastLines(string(stderr), 2), "pyvhost: ")
+		if why == "" {
+			log, _ := os.ReadFile(s.LogFile())
+			why = lastLines(string(log), 2)
+		}
+		return nil, control.Status{}, fmt.Errorf("start the daemon (%v): %s (log: %s)", err, why, s.LogFile())
 	}
 	return waitForDaemon(ctx, s.Ctl, 10*time.Second)
 }
