@@ -85,6 +85,9 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		}
 		return os.WriteFile(filepath.Join(app.Venv, requirementsStamp), []byte(stampOf(d.Requirements)+"\n"), 0o644)
 	case StepPreflight:
+		if err := clearBytecode(app.AppDir); err != nil {
+			return fmt.Errorf("clear stale bytecode: %w", err)
+		}
 		return Preflight(ctx, d.opts.Runner, VenvPython(app.Venv), app.AppDir, app.Module, d.RunAs)
 	case StepWrite:
 		tx, err := Begin(d.opts.StateDir, d.Site.Changes)

@@ -80,3 +80,28 @@ server { listen %s; server_name broken.test; location / { uwsgi_pass unix:%s/non
 		t.Fatalf("answer from the app: %v", err)
 	}
 }
+
+// TestClearBytecode: the app's __pycache__ dirs go; the venv's, dot-dirs'
+// and node_modules' stay.
+func TestClearBytecode(t *testing.T) {
+	app := t.TempDir()
+	for _, d := range []string{"__pycache__", "pkg/__pycache__", ".venv/lib/__pycache__", "env/lib/__pycache__", "node_modules/x/__pycache__"} {
+		if err := os.MkdirAll(filepath.Join(app, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(app, d, "m.cpython-311.pyc"), []byte("stale"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(app, "env", "pyvenv.cfg"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := clearBytecode(app); err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[string]bool{"__pycache__": false, "pkg/__pycache__": false, ".venv/lib/__pycache__": true, "env/lib/__pycache__": true, "node_modules/x/__pycache__": true} {
+		if _, err := os.Stat(filepath.Join(app, d)); (err == nil) != want {
+			t.Errorf("%s: present=%v, want %v", d, err == nil, want)
+		}
+	}
+}

@@ -114,6 +114,20 @@ func TestDeploySeedScenario(t *testing.T) {
 		t.Fatalf("%d of %d requests failed during the redeploy", failed.Load(), done.Load())
 	}
 	t.Logf("redeploy of a changed app with its venv in place: %v wall, %d requests served meanwhile", took, done.Load())
+
+	// A change of the same size with the same mtime (a checkout and a
+	// deploy within one second): Python would trust its stale .pyc.
+	src := filepath.Join(app1, "myapp1.py")
+	st, err := os.Stat(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, src, strings.Replace(helloPy, "hello from", "V2 hello from", 1))
+	if err := os.Chtimes(src, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	e.deploy("app1.example.com", "--app-dir", app1, "--module", "myapp1", "--venv", venv, "--socket", shared)
+	e.want("app1.example.com", "/", 200, "V2 hello from app1.example.com")
 }
 
 // TestDeployTwoAppsDryRunRollbackUndeploy: one server with apps at / and
