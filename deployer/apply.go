@@ -103,7 +103,11 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		d.undo.nginxReloaded = true
 		return d.opts.Nginx.Reload(ctx)
 	case StepSmoke:
-		_, err := SmokeTest(ctx, d.SmokeAddr, d.Site.Spec.Domain, d.SmokePath, 15*time.Second, servedBy(d.client, *app))
+		var served ServedCount
+		if app != nil && d.client != nil {
+			served = servedBy(d.client, *app)
+		}
+		_, err := SmokeTest(ctx, d.SmokeAddr, d.Site.Spec.Domain, d.SmokePath, 15*time.Second, served)
 		return err
 	case StepRelease:
 		if err := recordReleases(d.opts.StateDir, d.Site); err != nil {

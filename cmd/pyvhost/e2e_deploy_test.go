@@ -166,6 +166,7 @@ func TestDeployTwoAppsDryRunRollbackUndeploy(t *testing.T) {
 		t.Fatalf("/blog: %d, want the 301 to /blog/", code)
 	}
 
+
 	code, out, errOut = e.run("rollback", "example.com", "--yes")
 	if code != 0 || !strings.Contains(out, "back to release 1") {
 		t.Fatalf("rollback: %d\n%s\n%s", code, out, errOut)
@@ -199,6 +200,26 @@ func TestDeployTwoAppsDryRunRollbackUndeploy(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "no app at --mount /nope") {
 		t.Fatalf("undeploy of an absent mount: %d %s", code, errOut)
 	}
+	// A static directory added to the site on its own: no app steps.
+	files := filepath.Join(e.dir, "files")
+	if err := os.MkdirAll(files, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(files, "f.txt"), "a static file\n")
+	out = e.deploy("example.com", "--static", "/files/="+files)
+	if strings.Contains(out, "daemon") || !strings.Contains(out, "+    location /files/ {") {
+		t.Fatalf("static-only deploy:\n%s", out)
+	}
+	e.want("example.com", "/files/f.txt", 200, "a static file")
+	code, out, errOut = e.run("undeploy", "example.com", "--mount", "/files", "--yes")
+	if code != 2 {
+		t.Fatalf("undeploy --mount of a static URL: %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut = e.run("rollback", "example.com", "--yes"); code != 0 {
+		t.Fatalf("rollback of the static dir: %s", errOut)
+	}
+	e.want("example.com", "/files/f.txt", 200, "hello from example.com") // / catches it again
+
 	// Undeploy keeps the site's releases: rollback brings it back.
 	if code, _, errOut = e.run("undeploy", "example.com", "--yes"); code != 0 {
 		t.Fatalf("undeploy: %s", errOut)
