@@ -69,6 +69,22 @@ func TestDeploySeedScenario(t *testing.T) {
 		t.Fatalf("the third site's own socket: %v", err)
 	}
 
+	// The same site redeployed with another venv: the same socket path now
+	// belongs to another app (the daemon swaps it; the old one retires).
+	e.deploy("app3.example.com", "--app-dir", app3, "--module", "app3", "--venv", venv)
+	e.want("app3.example.com", "/", 200, "hello from app3.example.com")
+	apps, err := c.Apps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := false
+	for _, a := range apps.Apps {
+		served = served || (a.Chdir == app3 && a.Pyhome == venv && a.Requests > 0)
+	}
+	if !served {
+		t.Fatalf("app3 under its new venv served nothing: %+v", apps.Apps)
+	}
+
 	code, out, errOut := e.run("sites", "--json")
 	var sites []nginxconf.ServerBlock
 	if code != 0 || json.Unmarshal([]byte(out), &sites) != nil || len(sites) != 3 {
@@ -165,7 +181,6 @@ func TestDeployTwoAppsDryRunRollbackUndeploy(t *testing.T) {
 	if code, _ := e.get("example.com", "/blog"); code != 301 {
 		t.Fatalf("/blog: %d, want the 301 to /blog/", code)
 	}
-
 
 	code, out, errOut = e.run("rollback", "example.com", "--yes")
 	if code != 0 || !strings.Contains(out, "back to release 1") {

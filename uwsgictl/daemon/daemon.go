@@ -45,10 +45,8 @@ type Daemon struct {
 	apps    map[pool.Key]*pool.App
 	nextNum int
 	single  *pool.App
-	// retired are apps whose per-app socket left the nginx config: closed,
-	// still supervised until their processes are gone. Their listeners are
-	// closed by the supervise loop, the only one polling them, so a closed
-	// fd number is never polled or accepted on after reuse.
+	// Apps whose per-app socket left the nginx config (appsockets.go).
+	retiring         []retiring
 	retired          []*pool.App
 	retiredListeners []*listener
 
@@ -219,85 +217,6 @@ func (d *Daemon) sharedFiles() []*os.File {
 	return fs
 }
 
-// syncAppSockets creates the per-app socket of every app the nginx
-// configuration points at --app-sockets, with its (cold) pool.
-func (d *Daemon) syncAppSockets() error {
-	_, sockets, nginxUser := d.policy.snapshot()
-	d.mu.Lock()
-	var closing []*pool.App
-	for path, l := range d.appSockets {
-		if _, ok := sockets[path]; ok {
-			continue
-		}
-		// The config no longer routes here (undeploy, a failed deploy put
-		// back): stop taking connections and let the app's processes finish
-		// what they have.
-		os.Remove(path)
-		a := d.sockApp[l]
-		delete(d.appSockets, path)
-		delete(d.sockApp, l)
-		d.retiredListeners = append(d.retiredListeners, l)
-		if a != nil {
-			delete(d.apps, a.Key)
-			d.retired = append(d.retired, a)
-			closing = append(closing, a)
-			d.log.logf("app %s (%s): %s left the nginx config: socket closed, processes stopping", a.ID, a.Name, path)
-		}
-	}
-	err := d.addAppSocketsLocked(sockets, nginxUser)
-	d.mu.Unlock()
-	for _, a := range closing {
-		a.Close(true)
-	}
-	return err
-}
-
-func (d *Daemon) addAppSocketsLocked(sockets map[string]pool.Key, nginxUser string) error {
-	for path, k := range sockets {
-		if _, ok := d.appSockets[path]; ok {
-			continue
-		}
-		if _, ok := d.apps[k]; ok {
-			continue // one socket per app; a second location reaches it through the daemon
-		}
-		l, err := listen(path, d.cfg.Backlog)
-		if err != nil {
-			return err
-		}
-		grantNginx(path, nginxUser, d.log.logf)
-		name, _ := d.policy.allowed(k)
-		a, err := pool.New(d.pcfg, k, d.nextNum, name, []*os.File{l.file}, nil)
-		if err != nil {
-			l.file.Close()
-			return err
-		}
-		d.nextNum++
-		d.appSockets[path] = l
-		d.sockApp[l] = a
-		d.apps[k] = a
-		d.log.logf("app %s (%s): per-app socket %s", a.ID, a.Name, path)
-	}
-	return nil
-}
-
-// pruneRetired closes the listeners of retired apps and forgets the
-// retired apps whose processes are gone. Only the supervise loop calls it.
-func (d *Daemon) pruneRetired() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, l := range d.retiredListeners {
-		l.file.Close()
-	}
-	d.retiredListeners = nil
-	kept := d.retired[:0]
-	for _, a := range d.retired {
-		if !a.Done() {
-			kept = append(kept, a)
-		}
-	}
-	d.retired = kept
-}
-
 // Run serves until ctx ends or a signal says stop: SIGTERM or SIGINT
 // finish in-flight requests, SIGQUIT stops at once, SIGHUP reloads every
 // app and re-reads the nginx config, SIGUSR1 reopens the log.
@@ -384,9 +303,14 @@ func (d *Daemon) Reload() {
 func (d *Daemon) appList() []*pool.App {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]*pool.App, 0, len(d.apps)+len(d.retired))
+	out := make([]*pool.App, 0, len(d.apps)+len(d.retiring)+len(d.retired))
 	for _, a := range d.apps {
 		out = append(out, a)
+	}
+	for _, r := range d.retiring {
+		if d.apps[r.app.Key] != r.app {
+			out = append(out, r.app)
+		}
 	}
 	return append(out, d.retired...)
 }
