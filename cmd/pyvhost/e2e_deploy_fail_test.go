@@ -64,6 +64,8 @@ func TestDeployFailuresLeaveEverythingAsItWas(t *testing.T) {
 		{name: "invalid domain", files: map[string]string{"x.py": helloPy},
 			args: []string{"--module", "x", "--venv", venv}, code: 2,
 			stderr: []string{"domain"}},
+		{name: "new app dir without code", args: []string{"--app-dir", filepath.Join(e.dir, "apps", "new", "empty"), "--module", "absent", "--venv", venv}, code: 1,
+			stderr: []string{`step "preflight" failed`, "No module named 'absent'"}},
 		{name: "root-owned app dir", args: []string{"--app-dir", rootOwned, "--module", "rootowned", "--venv", venv}, code: 1,
 			stderr: []string{"is owned by root", "--user"}},
 	}
@@ -105,6 +107,9 @@ func TestDeployFailuresLeaveEverythingAsItWas(t *testing.T) {
 					t.Errorf("the venv the failed deploy created is still there: %v", err)
 				}
 			}
+			if _, err := os.Stat(filepath.Join(e.dir, "apps", "new")); !os.IsNotExist(err) {
+				t.Errorf("the app dir a failed deploy created is still there: %v", err)
+			}
 			if _, err := os.Stat(filepath.Join(e.socks, domain+".sock")); !os.IsNotExist(err) {
 				t.Errorf("the failed site's socket is still there: %v", err)
 			}
@@ -138,6 +143,17 @@ func TestDeployStartsNginxAndRefusesABrokenConfig(t *testing.T) {
 		t.Errorf("deploy did not start the daemon:\n%s", out)
 	}
 	e.want("first.test", "/", 200, "hello from first.test")
+
+	// An app dir that does not exist yet is created, owned by the app's
+	// user (www-data as root); the module may come from the venv alone.
+	fresh := filepath.Join(e.dir, "apps", "fresh")
+	e.deploy("fresh.test", "--app-dir", fresh, "--module", "wsgiref.simple_server:demo_app", "--venv", daemontest.Venv(t), "--listen", e.listen)
+	e.want("fresh.test", "/", 200, "Hello world!")
+	if os.Geteuid() == 0 {
+		if o, err := os.Stat(fresh); err != nil || o.Sys().(*syscall.Stat_t).Uid != 33 {
+			t.Fatalf("the new app dir should belong to www-data (uid 33): %v", err)
+		}
+	}
 
 	write(t, filepath.Join(e.dir, "sites-enabled", "zz-broken.conf"), "server { listen 1.2.3.4:80; bogus_directive on; }\n")
 	before := e.snapshot(false)

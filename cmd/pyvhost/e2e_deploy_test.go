@@ -300,9 +300,21 @@ func TestDeployDjangoWithStatic(t *testing.T) {
 		t.Fatal(err)
 	}
 	static := filepath.Join(strings.TrimSpace(admin), "static", "admin")
-	e.deploy("django.test", "--app-dir", proj, "--module", "mysite.wsgi", "--venv", venv, "--python", "/usr/bin/python3",
+	// The pip path runs for real (no index here: Django is Debian's).
+	write(t, filepath.Join(proj, "requirements.txt"), "--no-index\n# django: Debian's python3-django, seen through --system-site-packages\n")
+	out := e.deploy("django.test", "--app-dir", proj, "--module", "mysite.wsgi", "--venv", venv, "--python", "/usr/bin/python3",
 		"--system-site-packages", "--static", "/static/admin/="+static, "--listen", e.listen)
+	if !strings.Contains(out, "pip install -r "+filepath.Join(proj, "requirements.txt")) {
+		t.Errorf("the requirements were not installed:\n%s", out)
+	}
+	if log, err := os.ReadFile(filepath.Join(e.state, "logs", "django.test-pip.log")); err != nil {
+		t.Errorf("no pip log: %v (%s)", err, log)
+	}
 	e.want("django.test", "/admin/login/", 200, "Django")
+	// Unchanged requirements are not installed again.
+	if out := e.deploy("django.test", "--app-dir", proj, "--module", "mysite.wsgi", "--venv", venv); strings.Contains(out, "pip install") {
+		t.Errorf("unchanged requirements installed again:\n%s", out)
+	}
 	e.want("django.test", "/static/admin/css/base.css", 200, "DJANGO Admin styles")
 	code, _ := e.get("django.test", "/admin/")
 	if code != 302 {
