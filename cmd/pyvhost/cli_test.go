@@ -46,6 +46,14 @@ func TestRenderMatchesGolden(t *testing.T) {
 	if code != 0 || out != string(want) {
 		t.Fatalf("render: code %d, stderr %q\n%s\n--- want:\n%s", code, errOut, out, want)
 	}
+	// A whole deploy line works too: deploy's own flags change nothing here.
+	code, out2, errOut := pyvhost(t, "render", "app1.example.com", "--app-dir", "/var/www/myappdir1",
+		"--module", "myapp1", "--venv", "/var/www/myenv", "--socket", "127.0.0.1:9090",
+		"--nginx-conf", "../../testdata/nginx/debian-seed/nginx.conf",
+		"--python", "/usr/bin/python3", "--system-site-packages", "--user", "www-data", "--yes", "--state-dir", "/nonexistent")
+	if code != 0 || out2 != out {
+		t.Fatalf("render with deploy's flags: code %d, stderr %q\n%s", code, errOut, out2)
+	}
 }
 
 func TestBadInputIsOneLineAndExit2(t *testing.T) {

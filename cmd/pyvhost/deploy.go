@@ -26,13 +26,7 @@ func deployCommand() *cli.Command {
 			"   pyvhost deploy example.com --app-dir /srv/blog --module blog.wsgi --mount /blog --yes\n" +
 			"   pyvhost deploy app2.example.com --app-dir /var/www/myappdir2 --module myapp2 \\\n" +
 			"       --venv /var/www/myenv --socket 127.0.0.1:9090    # the classic shared port",
-		Flags: append(append(siteFlags(),
-			&cli.StringFlag{Name: "python", Usage: "interpreter `BIN` that creates the venv (default python3)"},
-			&cli.BoolFlag{Name: "system-site-packages", Usage: "let the venv see the system's Python packages (Debian's python3-django, …)"},
-			&cli.StringFlag{Name: "requirements", Usage: "pip requirements `FILE` (default: APP-DIR/requirements.txt when present)"},
-			&cli.StringFlag{Name: "user", Usage: "`USER` the app runs as: owns the app dir (default www-data for a new dir)"},
-			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and the diff; change nothing"},
-		), changeFlags()...),
+		Flags:  append(append(siteFlags(), provisionFlags()...), changeFlags()...),
 		Action: runDeploy,
 	}
 }
@@ -113,4 +107,36 @@ func showTraceback(c *cli.Context, err error) {
 	if tb != "" {
 		fmt.Fprintln(c.App.ErrWriter, strings.TrimRight(tb, "\n"))
 	}
+}
+
+// provisionFlags are deploy's own: how to provision the app.
+func provisionFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "python", Usage: "interpreter `BIN` that creates the venv (default python3)"},
+		&cli.BoolFlag{Name: "system-site-packages", Usage: "let the venv see the system's Python packages (Debian's python3-django, …)"},
+		&cli.StringFlag{Name: "requirements", Usage: "pip requirements `FILE` (default: APP-DIR/requirements.txt when present)"},
+		&cli.StringFlag{Name: "user", Usage: "`USER` the app runs as: owns the app dir (default www-data for a new dir)"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and the diff; change nothing"},
+	}
+}
+
+// deployLineFlags lets render and diff take a whole deploy command line
+// unchanged (`pyvhost diff` + the line you are about to run): deploy's
+// own flags are accepted there, hidden, and change nothing.
+func deployLineFlags() []cli.Flag {
+	var out []cli.Flag
+	for _, f := range append(provisionFlags(), changeFlags()...) {
+		switch f := f.(type) {
+		case *cli.StringFlag:
+			if f.Name == "nginx-conf" {
+				continue // render and diff have their own
+			}
+			f.Hidden = true
+			out = append(out, f)
+		case *cli.BoolFlag:
+			f.Hidden = true
+			out = append(out, f)
+		}
+	}
+	return out
 }

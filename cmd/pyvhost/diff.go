@@ -17,7 +17,7 @@ func diffCommand() *cli.Command {
 			"already manages, e.g. a new --mount or --static.\n\n" +
 			"Example:\n" +
 			"   pyvhost diff example.com --app-dir /srv/blog --module blog.wsgi --mount /blog",
-		Flags:  append(siteFlags(), nginxConfFlag()),
+		Flags:  append(append(siteFlags(), nginxConfFlag()), deployLineFlags()...),
 		Action: runDiff,
 	}
 }

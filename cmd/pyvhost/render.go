@@ -18,7 +18,7 @@ func renderCommand() *cli.Command {
 		Description: "Example:\n" +
 			"   pyvhost render app1.example.com --app-dir /var/www/myappdir1 --module myapp1 \\\n" +
 			"       --venv /var/www/myenv --socket 127.0.0.1:9090",
-		Flags:  append(siteFlags(), nginxConfFlag()),
+		Flags:  append(append(siteFlags(), nginxConfFlag()), deployLineFlags()...),
 		Action: runRender,
 	}
 }
