@@ -737,15 +737,30 @@ def finish_environ_py(env, key, static):
     return 0
 
 
-def die_with_parent():
-    """Ask the kernel to kill this worker if its zygote dies."""
+_prctl = None
+
+
+def prepare_fork():
+    """Import, in the zygote, what every worker needs right after fork
+    (mmap for the scoreboard, ctypes for prctl): imported before fork, their
+    pages stay shared; imported after, every worker pays ~0.3 MB for them."""
+    global _prctl
+    import mmap  # noqa: F401 (open_scoreboard's)
     try:
         import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _prctl = ctypes.CDLL(None, use_errno=True).prctl
     except Exception:
-        pass  # the worker loop also notices a changed parent pid
+        _prctl = None
+
+
+def die_with_parent():
+    """Ask the kernel to kill this worker if its zygote dies."""
+    PR_SET_PDEATHSIG = 1
+    if _prctl is not None:
+        try:
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except Exception:
+            pass  # the worker loop also notices a changed parent pid
 
 
 # --------------------------------------------------------------------------
@@ -765,6 +780,7 @@ def zygote():
             os._exit(EXIT_IMPORT_FAILED)
     elif CFG.get("chdir"):
         os.chdir(CFG["chdir"])
+    prepare_fork()
     gc.collect()
     if hasattr(gc, "freeze"):
         gc.freeze()  # keep the imported objects' pages shared with the workers

@@ -126,7 +126,7 @@ func runUwsgi(c *cli.Context) error {
 	// Start-up (reading the nginx config, building the C speedups) leaves
 	// garbage; a long-running daemon should not keep it resident.
 	debug.SetGCPercent(25)
-	debug.FreeOSMemory()
+	daemon.ReleaseStartupMemory()
 	return d.Run(context.Background())
 }
 
