@@ -54,22 +54,27 @@ REFUSED_VARS = ("UWSGI_FILE", "UWSGI_SETENV", "UWSGI_POSTFILE")
 
 def load_speedups():
     """The daemon's compiled hot path (csrc/speedups.c), when it could
-    build one: (parse_vars, finish_environ, send_response), else Nones."""
+    build one: the module, else None (the pure-Python twins run)."""
     d = CFG.get("speedups_dir")
     if not d:
-        return None, None, None
+        return None
     sys.path.insert(0, d)
     try:
-        from _pyvhost_speedups import parse_vars, finish_environ, send_response
-        return parse_vars, finish_environ, send_response
+        import _pyvhost_speedups
+        return _pyvhost_speedups
     except ImportError as e:
         log("C speedups not loaded (%s): using the pure-Python parser" % e)
-        return None, None, None
+        return None
     finally:
         sys.path.remove(d)
 
 
-parse_vars_c, finish_environ_c, send_response_c = load_speedups()
+_c = load_speedups()
+parse_vars_c = getattr(_c, "parse_vars", None)
+finish_environ_c = getattr(_c, "finish_environ", None)
+send_response_c = getattr(_c, "send_response", None)
+# The scoreboard writers (a build from before they existed has none).
+sb_c = _c if hasattr(_c, "sb_finish") else None
 
 
 def log(msg):
@@ -370,9 +375,37 @@ class Worker(object):
         import mmap
         size = APP_HEADER + SLOT_SIZE * CFG["slots"]
         self.sb = mmap.mmap(SCOREBOARD_FD, size)
+        if sb_c is not None:
+            sb_c.sb_map(SCOREBOARD_FD, size)
+            self.mark_busy = self.mark_busy_c
+            self.mark_request = self.mark_request_c
+            self.finish_stats = self.finish_stats_c
 
     def mark(self, state, start_ns):
         SLOT_MARK.pack_into(self.sb, self.slot_off, self.pid, state, start_ns)
+
+    # The per-request scoreboard writes, in C when the speedups have them
+    # (open_scoreboard picks), else with struct.
+
+    def mark_busy(self, start_ns):
+        SLOT_MARK.pack_into(self.sb, self.slot_off, self.pid, ST_BUSY, start_ns)
+
+    def mark_busy_c(self, start_ns):
+        sb_c.sb_begin(self.slot_off, self.pid, start_ns)
+
+    def mark_request(self, env):
+        # What the worker is busy with, for ctl and the status page: method
+        # and path only (a query string can carry secrets).
+        SLOT_REQ.pack_into(self.sb, self.slot_off + REQ_OFF,  # truncated or NUL-padded to 64 bytes
+                           (env.get("REQUEST_METHOD", "") + " " + env.get("PATH_INFO", "")).encode("latin-1", "replace"))
+
+    def mark_request_c(self, env):
+        sb_c.sb_request(self.slot_off, env)
+
+    def finish_stats_c(self, dur_ns):
+        if dur_ns >= 0:
+            self.total_ns += dur_ns
+        sb_c.sb_finish(self.slot_off, self.pid, self.requests, self.total_ns, self.errors, self.tx, self.forwarded, dur_ns)
 
     def finish_stats(self, dur_ns):
         if dur_ns >= 0:
@@ -497,7 +530,7 @@ class Worker(object):
 
     def handle(self, conn, data, from_shared):
         start = time.monotonic_ns()
-        self.mark(ST_BUSY, start)
+        self.mark_busy(start)
         served = self.requests
         try:
             self.serve(conn, data, from_shared, start)
@@ -559,10 +592,7 @@ class Worker(object):
             self.errors += 1
             return
         nvars = len(env)
-        # What the worker is busy with, for ctl and the status page: method
-        # and path only (a query string can carry secrets).
-        SLOT_REQ.pack_into(self.sb, self.slot_off + REQ_OFF,  # truncated or NUL-padded to 64 bytes
-                           (env.get("REQUEST_METHOD", "") + " " + env.get("PATH_INFO", "")).encode("latin-1", "replace"))
+        self.mark_request(env)
         key = None if self.single else self.key
         if finish_environ_c is not None:
             rc = finish_environ_c(env, key, self.wsgi_static)

@@ -99,4 +99,41 @@ for bad in ([("X",)], [(1, "a")], "notalist"):
         pass
     else:
         raise AssertionError("bad headers accepted: %r" % (bad,))
+# The scoreboard writers against the struct-based ones: two workers' slots
+# in two mappings of one file, written the same way, must hold the same
+# bytes (but for the wall-clock millisecond, which the Python twin takes
+# itself).
+import mmap  # noqa: E402
+import tempfile  # noqa: E402
+
+with tempfile.TemporaryFile() as f:
+    size = w.APP_HEADER + 2 * w.SLOT_SIZE
+    f.truncate(size)
+    c.sb_map(f.fileno(), size)
+    sb = mmap.mmap(f.fileno(), size)
+    offs = (w.APP_HEADER, w.APP_HEADER + w.SLOT_SIZE)
+    py_hist = [0] * w.HIST_BUCKETS
+    for env in ({"REQUEST_METHOD": "GET", "PATH_INFO": "/x"}, {"REQUEST_METHOD": "POST", "PATH_INFO": "/\xe9" + "p" * 80},
+                {"PATH_INFO": "/no-method"}, {"REQUEST_METHOD": "GET", "PATH_INFO": "/\u20ac"}, {}):
+        for dur in (-1, 0, 999, 1000, 1500, 3 * 10 ** 6, 10 ** 18):
+            c.sb_begin(offs[0], 4242, 77)
+            w.SLOT_MARK.pack_into(sb, offs[1], 4242, w.ST_BUSY, 77)
+            c.sb_request(offs[0], env)
+            w.SLOT_REQ.pack_into(sb, offs[1] + w.REQ_OFF,
+                                 (env.get("REQUEST_METHOD", "") + " " + env.get("PATH_INFO", "")).encode("latin-1", "replace"))
+            assert sb[offs[0]:offs[0] + 128] == sb[offs[1]:offs[1] + 128], (env, sb[offs[0]:offs[0] + 128], sb[offs[1]:offs[1] + 128])
+            c.sb_finish(offs[0], 4242, 5, 6, 7, 8, 9, dur)
+            ms = struct.unpack_from("<Q", sb, offs[0] + 40)[0]
+            w.SLOT_HEAD.pack_into(sb, offs[1], 4242, w.ST_IDLE, 0, 5, 6, 7, ms, 8, 9)
+            if dur >= 0:
+                b = min((dur // 1000).bit_length(), w.HIST_BUCKETS - 1)
+                py_hist[b] += 1
+                struct.pack_into("<I", sb, offs[1] + w.HIST_OFF + 4 * b, py_hist[b])
+            assert sb[offs[0]:offs[0] + w.SLOT_SIZE] == sb[offs[1]:offs[1] + w.SLOT_SIZE], (env, dur)
+    try:
+        c.sb_begin(size, 1, 1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a slot past the scoreboard was written")
 print("ok %d packets" % n)

@@ -18,6 +18,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 static PyObject *parse_vars(PyObject *self, PyObject *args) {
@@ -71,7 +73,7 @@ error:
 static PyObject *s_UWSGI_PYHOME, *s_UWSGI_HOME, *s_UWSGI_CHDIR, *s_UWSGI_SCRIPT, *s_UWSGI_MODULE,
     *s_UWSGI_CALLABLE, *s_UWSGI_FILE, *s_UWSGI_SETENV, *s_UWSGI_POSTFILE, *s_HTTP_CONTENT_LENGTH,
     *s_HTTP_CONTENT_TYPE, *s_SCRIPT_NAME, *s_PATH_INFO, *s_HTTPS, *s_UWSGI_SCHEME, *s_REQUEST_SCHEME,
-    *s_url_scheme, *s_empty, *s_http, *s_https, *s_colon;
+    *s_url_scheme, *s_empty, *s_http, *s_https, *s_colon, *s_REQUEST_METHOD;
 
 static int intern_all(void) {
 #define I(name, text) if (!(name = PyUnicode_InternFromString(text))) return -1;
@@ -81,7 +83,7 @@ static int intern_all(void) {
     I(s_HTTP_CONTENT_LENGTH, "HTTP_CONTENT_LENGTH") I(s_HTTP_CONTENT_TYPE, "HTTP_CONTENT_TYPE")
     I(s_SCRIPT_NAME, "SCRIPT_NAME") I(s_PATH_INFO, "PATH_INFO") I(s_HTTPS, "HTTPS")
     I(s_UWSGI_SCHEME, "UWSGI_SCHEME") I(s_REQUEST_SCHEME, "REQUEST_SCHEME") I(s_url_scheme, "wsgi.url_scheme")
-    I(s_empty, "") I(s_http, "http") I(s_https, "https") I(s_colon, ":")
+    I(s_empty, "") I(s_http, "http") I(s_https, "https") I(s_colon, ":") I(s_REQUEST_METHOD, "REQUEST_METHOD")
 #undef I
     return 0;
 }
@@ -340,10 +342,129 @@ error:
     return NULL;
 }
 
+/*
+ * The worker's slot in the scoreboard (uwsgictl/pool/scoreboard.go has the
+ * layout): written on every request, so in C, through this process's own
+ * mapping of the shared memory. Only this worker writes its slot.
+ */
+static unsigned char *sb_base;
+static Py_ssize_t sb_len;
+
+enum { SLOT_SIZE = 256, REQ_OFF = 64, REQ_LEN = 64, HIST_OFF = 128, HIST_BUCKETS = 32, ST_IDLE = 1, ST_BUSY = 2 };
+
+static void put32(unsigned char *p, unsigned long v) {
+    p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24;
+}
+
+static void put64(unsigned char *p, unsigned long long v) {
+    int i;
+    for (i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static unsigned long get32(const unsigned char *p) {
+    return (unsigned long)p[0] | (unsigned long)p[1] << 8 | (unsigned long)p[2] << 16 | (unsigned long)p[3] << 24;
+}
+
+static unsigned char *slot_at(Py_ssize_t off) {
+    if (!sb_base || off < 0 || off + SLOT_SIZE > sb_len) {
+        PyErr_SetString(PyExc_ValueError, "scoreboard slot out of range");
+        return NULL;
+    }
+    return sb_base + off;
+}
+
+/* sb_map(fd, size): map the scoreboard for the sb_* writers. */
+static PyObject *sb_map(PyObject *self, PyObject *args) {
+    int fd;
+    Py_ssize_t size;
+    void *p;
+    if (!PyArg_ParseTuple(args, "in", &fd, &size)) return NULL;
+    p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) return PyErr_SetFromErrno(PyExc_OSError);
+    sb_base = p;
+    sb_len = size;
+    Py_RETURN_NONE;
+}
+
+/* sb_begin(off, pid, start_ns): the worker is busy with a request. */
+static PyObject *sb_begin(PyObject *self, PyObject *args) {
+    Py_ssize_t off;
+    unsigned long pid;
+    unsigned long long start;
+    unsigned char *s;
+    if (!PyArg_ParseTuple(args, "nkK", &off, &pid, &start)) return NULL;
+    if (!(s = slot_at(off))) return NULL;
+    put32(s, pid);
+    put32(s + 4, ST_BUSY);
+    put64(s + 8, start);
+    Py_RETURN_NONE;
+}
+
+/* sb_request(off, env): "METHOD /path" of the request in progress (no
+ * query string: it can carry secrets), latin-1, cut or NUL-padded. */
+static PyObject *sb_request(PyObject *self, PyObject *args) {
+    Py_ssize_t off, n = 0;
+    PyObject *env, *parts[2];
+    unsigned char *s, *req;
+    int i;
+    if (!PyArg_ParseTuple(args, "nO", &off, &env)) return NULL;
+    if (!(s = slot_at(off))) return NULL;
+    req = s + REQ_OFF;
+    parts[0] = get(env, s_REQUEST_METHOD);
+    parts[1] = get(env, s_PATH_INFO);
+    for (i = 0; i < 2; i++) {
+        Py_ssize_t len, j;
+        if (i == 1 && n < REQ_LEN) req[n++] = ' ';
+        if (!parts[i] || !PyUnicode_Check(parts[i])) continue;
+        len = PyUnicode_GetLength(parts[i]);
+        for (j = 0; j < len && n < REQ_LEN; j++) {
+            Py_UCS4 c = PyUnicode_ReadChar(parts[i], j);
+            req[n++] = c < 256 ? (unsigned char)c : '?';
+        }
+    }
+    memset(req + n, 0, REQ_LEN - n);
+    Py_RETURN_NONE;
+}
+
+/* sb_finish(off, pid, requests, total_ns, errors, tx, forwarded, dur_ns):
+ * the worker is idle again; dur_ns < 0 means no latency to count. */
+static PyObject *sb_finish(PyObject *self, PyObject *args) {
+    Py_ssize_t off;
+    unsigned long pid;
+    unsigned long long requests, total, errors, tx, forwarded;
+    long long dur;
+    struct timespec now;
+    unsigned char *s;
+    if (!PyArg_ParseTuple(args, "nkKKKKKL", &off, &pid, &requests, &total, &errors, &tx, &forwarded, &dur)) return NULL;
+    if (!(s = slot_at(off))) return NULL;
+    clock_gettime(CLOCK_REALTIME, &now);
+    put32(s, pid);
+    put32(s + 4, ST_IDLE);
+    put64(s + 8, 0);
+    put64(s + 16, requests);
+    put64(s + 24, total);
+    put64(s + 32, errors);
+    put64(s + 40, (unsigned long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    put64(s + 48, tx);
+    put64(s + 56, forwarded);
+    if (dur >= 0) {
+        unsigned long long us = (unsigned long long)dur / 1000;
+        int b = 0;
+        while (us) { b++; us >>= 1; }
+        if (b >= HIST_BUCKETS) b = HIST_BUCKETS - 1;
+        put32(s + HIST_OFF + 4 * b, (get32(s + HIST_OFF + 4 * b) + 1) & 0xFFFFFFFFUL);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"send_response", send_response, METH_VARARGS, "send_response(fd, proto, status, headers, body) -> (head bytes, header count)"},
     {"parse_vars", parse_vars, METH_VARARGS, "parse_vars(data, end) -> dict or None"},
     {"finish_environ", finish_environ, METH_VARARGS, "finish_environ(env, key, static) -> 0 ready, 1 another app, 2 refused"},
+    {"sb_map", sb_map, METH_VARARGS, "sb_map(fd, size): map the scoreboard for the sb_* writers"},
+    {"sb_begin", sb_begin, METH_VARARGS, "sb_begin(off, pid, start_ns)"},
+    {"sb_request", sb_request, METH_VARARGS, "sb_request(off, env)"},
+    {"sb_finish", sb_finish, METH_VARARGS, "sb_finish(off, pid, requests, total_ns, errors, tx, forwarded, dur_ns)"},
     {NULL, NULL, 0, NULL},
 };
 
