@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
 	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
 	"github.com/pyvhost/pyvhost/uwsgictl/wire"
 )
@@ -350,4 +352,50 @@ func zombie(pid int) bool {
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndex(s, ")")+1:])
 	return len(f) > 0 && f[0] == "Z"
+}
+
+// TestSharedPortScalesOnlyTheBusyApp: on the shared port, every app's
+// workers accept; a quiet app whose workers mostly hand another app's
+// requests to the daemon must not grow workers for that traffic.
+func TestSharedPortScalesOnlyTheBusyApp(t *testing.T) {
+	slow(t)
+	dir := daemontest.Dir(t)
+	venv := daemontest.Venv(t)
+	hello := daemontest.App(t, dir, "hello")
+	quiet := daemontest.App(t, dir, "envecho")
+	sock := freeAddr(t)
+	ctl := filepath.Join(dir, "ctl.sock")
+	d := daemontest.Start(t, sock, "-s", sock, "-p", "3", "--ctl", ctl, "--vhost-root", dir, "--vhost-root", filepath.Dir(venv))
+	e := startNginx(t, dir,
+		site{"hello.test", []nginxconf.AppSpec{{Socket: sock, Venv: venv, AppDir: hello, Module: "hello"}}},
+		site{"quiet.test", []nginxconf.AppSpec{{Socket: sock, Venv: venv, AppDir: quiet, Module: "envecho"}}},
+	)
+	for _, h := range []string{"hello.test", "quiet.test"} {
+		if code, _ := e.get(t, h, "/"); code != 200 {
+			t.Fatalf("%s: %d", h, code)
+		}
+	}
+	l := startLoad(e, "hello.test", 12)
+	time.Sleep(2 * time.Second)
+	l.end(t, d, "under load on one app")
+	c, err := control.Dial(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps, err := c.Apps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range apps.Apps {
+		switch a.Script {
+		case "hello":
+			if len(a.Workers) < 2 {
+				t.Errorf("the busy app has %d workers, want it scaled up", len(a.Workers))
+			}
+		case "envecho":
+			if len(a.Workers) > 1 {
+				t.Errorf("the quiet app grew to %d workers for another app's traffic", len(a.Workers))
+			}
+		}
+	}
 }

@@ -20,7 +20,7 @@ func (a *App) Tick() {
 	}
 	a.flushQueueLocked()
 	live, busy, spawning := 0, 0, 0
-	var newest uint64
+	var newest, own, forwarded uint64
 	for i, s := range a.slots {
 		if s.gen == nil {
 			continue
@@ -33,6 +33,8 @@ func (a *App) Tick() {
 			continue
 		}
 		live++
+		own += st.Requests
+		forwarded += st.Forwarded
 		if s.spawning {
 			spawning++
 			continue
@@ -48,7 +50,12 @@ func (a *App) Tick() {
 			}
 		}
 	}
-	if spawning == 0 && live < a.cfg.Processes && (live == 0 || busy >= live) && (live == 0 || a.pendingLocked()) {
+	// Connections waiting on a shared socket are a reason to add a worker
+	// only when most of what this app takes from it is its own: workers
+	// busy handing other apps' requests to the daemon are no sign that
+	// this app needs more of them.
+	sharedCounts := own >= forwarded
+	if spawning == 0 && live < a.cfg.Processes && (live == 0 || busy >= live) && (live == 0 || a.pendingLocked(sharedCounts)) {
 		a.spawnLocked(g)
 	}
 	if a.cfg.Idle > 0 && busy == 0 && len(a.queue) == 0 {
@@ -59,7 +66,7 @@ func (a *App) Tick() {
 		if a.started.After(last) {
 			last = a.started
 		}
-		if time.Since(last) > a.cfg.Idle && !a.pendingLocked() {
+		if time.Since(last) > a.cfg.Idle && !a.pendingLocked(true) {
 			a.cfg.logf("app %s (%s): no request for %s, stopping its processes (--idle)", a.ID, a.Name, a.cfg.Idle)
 			a.stopAllLocked(true, IdleStopped)
 		}
@@ -68,7 +75,7 @@ func (a *App) Tick() {
 
 // pendingLocked reports whether requests wait for this app's workers: on
 // its own sockets, in the handoff socket, or held by the daemon.
-func (a *App) pendingLocked() bool {
+func (a *App) pendingLocked(includeShared bool) bool {
 	if len(a.queue) > 0 {
 		return true
 	}
@@ -77,7 +84,7 @@ func (a *App) pendingLocked() bool {
 	for _, f := range a.own {
 		fds = append(fds, unix.PollFd{Fd: int32(FD(f)), Events: unix.POLLIN})
 	}
-	if a.sb.listenShared() {
+	if includeShared && a.sb.listenShared() {
 		for _, f := range a.shared {
 			fds = append(fds, unix.PollFd{Fd: int32(FD(f)), Events: unix.POLLIN})
 		}
