@@ -375,6 +375,7 @@ static unsigned char *slot_at(Py_ssize_t off) {
 
 /* sb_map(fd, size): map the scoreboard for the sb_* writers. */
 static PyObject *sb_map(PyObject *self, PyObject *args) {
+    (void)self;
     int fd;
     Py_ssize_t size;
     void *p;
@@ -388,6 +389,7 @@ static PyObject *sb_map(PyObject *self, PyObject *args) {
 
 /* sb_begin(off, pid, start_ns): the worker is busy with a request. */
 static PyObject *sb_begin(PyObject *self, PyObject *args) {
+    (void)self;
     Py_ssize_t off;
     unsigned long pid;
     unsigned long long start;
@@ -403,6 +405,7 @@ static PyObject *sb_begin(PyObject *self, PyObject *args) {
 /* sb_request(off, env): "METHOD /path" of the request in progress (no
  * query string: it can carry secrets), latin-1, cut or NUL-padded. */
 static PyObject *sb_request(PyObject *self, PyObject *args) {
+    (void)self;
     Py_ssize_t off, n = 0;
     PyObject *env, *parts[2];
     unsigned char *s, *req;
@@ -429,6 +432,7 @@ static PyObject *sb_request(PyObject *self, PyObject *args) {
 /* sb_finish(off, pid, requests, total_ns, errors, tx, forwarded, dur_ns):
  * the worker is idle again; dur_ns < 0 means no latency to count. */
 static PyObject *sb_finish(PyObject *self, PyObject *args) {
+    (void)self;
     Py_ssize_t off;
     unsigned long pid;
     unsigned long long requests, total, errors, tx, forwarded;
