@@ -28,6 +28,7 @@ type DaemonSetup struct {
 	AppSockets string   // per-app socket dir ("" = nginxconf.DefaultAppSocketDir)
 	Listen     []string // -s sockets: the uwsgi_pass addresses that are not per-app sockets
 	Processes  int      // -p; 0 = one per CPU, at least 2 (workers start on demand)
+	UnitPath   string   // where StartSystemd installs the unit; "" = SystemdUnitPath
 }
 
 // LogFile is the daemon's log when deploy starts it.
@@ -90,7 +91,11 @@ func (s DaemonSetup) StartSystemd(ctx context.Context, r Runner) (*control.Clien
 	if err != nil {
 		return nil, control.Status{}, err
 	}
-	if err := writeFileAtomic(SystemdUnitPath, unit, 0o644); err != nil {
+	path := s.UnitPath
+	if path == "" {
+		path = SystemdUnitPath
+	}
+	if err := writeFileAtomic(path, unit, 0o644); err != nil {
 		return nil, control.Status{}, fmt.Errorf("install the systemd unit: %w", err)
 	}
 	for _, args := range [][]string{{"daemon-reload"}, {"enable", "--now", "pyvhost.service"}} {

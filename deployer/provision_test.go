@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
 )
 
 var (
@@ -34,11 +36,12 @@ func sharedVenv(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if venvDir != "" {
-		os.RemoveAll(venvDir)
-	}
-	os.Exit(code)
+	// daemontest.Main removes the binary it built for the daemon tests.
+	daemontest.Main(m, func() {
+		if venvDir != "" {
+			os.RemoveAll(venvDir)
+		}
+	})
 }
 
 func TestEnsureVenvCreatesOnce(t *testing.T) {
