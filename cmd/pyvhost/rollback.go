@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/pyvhost/pyvhost/deployer"
 	"github.com/pyvhost/pyvhost/nginxconf"
@@ -41,7 +42,7 @@ func runRollback(c *cli.Context) error {
 	}
 	out := newUI(c.App.Writer, c.Bool("no-color"))
 	if c.Bool("list") {
-		all, err := deployer.Releases(env.StateDir, c.Args().First())
+		all, err := deployer.Releases(env.StateDir, strings.ToLower(c.Args().First()))
 		if err != nil {
 			return err
 		}
