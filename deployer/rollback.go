@@ -71,4 +71,3 @@ func PrepareRollback(ctx context.Context, env Env, domain string, to int) (*Conf
 	cc.plan(before)
 	return cc, rel, nil
 }
-

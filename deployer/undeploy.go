@@ -117,4 +117,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-
