@@ -32,6 +32,19 @@ func TestDeployFailuresLeaveEverythingAsItWas(t *testing.T) {
 	}
 	write(t, filepath.Join(rootOwned, "rootowned.py"), helloPy)
 
+	// The same config at another path: nginx accepts it, but the running
+	// daemon would never see a site deployed there.
+	otherConf := filepath.Join(t.TempDir(), "nginx.conf")
+	conf, err := os.ReadFile(e.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, otherConf, strings.ReplaceAll(string(conf), "include sites-enabled/*;", "include "+filepath.Join(e.dir, "sites-enabled")+"/*;"))
+	params, err := os.ReadFile(filepath.Join(e.dir, "uwsgi_params"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(filepath.Dir(otherConf), "uwsgi_params"), string(params))
 	cases := []struct {
 		name    string
 		files   map[string]string // the app's files; nil: no app dir of its own
@@ -66,6 +79,12 @@ func TestDeployFailuresLeaveEverythingAsItWas(t *testing.T) {
 			stderr: []string{"domain"}},
 		{name: "new app dir without code", args: []string{"--app-dir", filepath.Join(e.dir, "apps", "new", "empty"), "--module", "absent", "--venv", venv}, code: 1,
 			stderr: []string{`step "preflight" failed`, "No module named 'absent'"}},
+		{name: "socket the daemon does not serve", files: map[string]string{"sock.py": helloPy},
+			args: []string{"--module", "sock", "--venv", venv, "--socket", "127.0.0.1:9"}, code: 1,
+			stderr: []string{"does not serve --socket 127.0.0.1:9", "restart it with -s 127.0.0.1:9"}},
+		{name: "other nginx config", files: map[string]string{"other.py": helloPy},
+			args: []string{"--module", "other", "--venv", venv, "--nginx-conf", otherConf}, code: 1,
+			stderr: []string{"reads its apps from " + e.conf}},
 		{name: "root-owned app dir", args: []string{"--app-dir", rootOwned, "--module", "rootowned", "--venv", venv}, code: 1,
 			stderr: []string{"is owned by root", "--user"}},
 	}
