@@ -48,7 +48,7 @@ func (t *Tree) PlanSite(spec SiteSpec) (*SiteChanges, error) {
 	raw := spec
 	raw.Apps = append([]AppSpec(nil), spec.Apps...)
 	spec.Normalize()
-	if err := spec.Validate(); err != nil {
+	if err := spec.ValidateChange(); err != nil {
 		return nil, err
 	}
 	layout, err := t.Layout()
@@ -60,6 +60,9 @@ func (t *Tree) PlanSite(spec SiteSpec) (*SiteChanges, error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		old = nil
+		if err := spec.Validate(); err != nil { // a new site must serve something
+			return nil, err
+		}
 	case err != nil:
 		return nil, fmt.Errorf("read %s: %w", sc.SitePath, err)
 	case !IsManaged(old):

@@ -124,13 +124,23 @@ func (e *InvalidError) Unwrap() error { return e.Err }
 
 // Validate checks every value before it can reach the template.
 func (s *SiteSpec) Validate() error {
-	if err := s.validate(); err != nil {
+	if err := s.validate(false); err != nil {
 		return &InvalidError{err}
 	}
 	return nil
 }
 
-func (s *SiteSpec) validate() error {
+// ValidateChange is Validate for a change to a site that may exist already:
+// a spec with nothing to serve is fine there (a new --alias or --listen
+// alone); whether the merged site serves something is checked after.
+func (s *SiteSpec) ValidateChange() error {
+	if err := s.validate(true); err != nil {
+		return &InvalidError{err}
+	}
+	return nil
+}
+
+func (s *SiteSpec) validate(allowEmpty bool) error {
 	if err := ValidateDomain("domain", s.Domain); err != nil {
 		return err
 	}
@@ -142,7 +152,7 @@ func (s *SiteSpec) validate() error {
 	if err := ValidateListen("--listen", s.Listen); err != nil {
 		return err
 	}
-	if len(s.Apps) == 0 && len(s.Statics) == 0 {
+	if len(s.Apps) == 0 && len(s.Statics) == 0 && !allowEmpty {
 		return fmt.Errorf("site %s has nothing to serve: give --app-dir and --module", s.Domain)
 	}
 	taken := map[string]string{} // nginx location -> what uses it

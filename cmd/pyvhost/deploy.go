@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 
@@ -40,7 +41,7 @@ func runDeploy(c *cli.Context) error {
 	check := spec
 	check.Apps = append([]nginxconf.AppSpec(nil), spec.Apps...)
 	check.Normalize()
-	if err := check.Validate(); err != nil {
+	if err := check.ValidateChange(); err != nil {
 		return err
 	}
 	env, err := changeEnv(c)
@@ -88,7 +89,7 @@ func runDeploy(c *cli.Context) error {
 		showTraceback(c, err)
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "%s http://%s%s is live\n", out.ok.Render("deployed:"), d.Site.Spec.Domain, d.SmokePath)
+	fmt.Fprintf(c.App.Writer, "%s %s is live\n", out.ok.Render("deployed:"), siteURL(d.Site.Spec, d.SmokePath))
 	return nil
 }
 
@@ -139,4 +140,18 @@ func deployLineFlags() []cli.Flag {
 		}
 	}
 	return out
+}
+
+// siteURL is where the site answers: its domain, with the port when nginx
+// does not listen on 80.
+func siteURL(spec nginxconf.SiteSpec, path string) string {
+	host := spec.Domain
+	port := spec.Listen
+	if _, p, err := net.SplitHostPort(spec.Listen); err == nil {
+		port = p
+	}
+	if port != "" && port != "80" {
+		host = net.JoinHostPort(host, port)
+	}
+	return "http://" + host + path
 }

@@ -248,6 +248,17 @@ func TestDeployTwoAppsDryRunRollbackUndeploy(t *testing.T) {
 	}
 	e.want("example.com", "/", 200, "hello from example.com")
 
+	// A flag alone changes an existing site: here one more name.
+	out = e.deploy("example.com", "--alias", "blog.example.com")
+	if !strings.Contains(out, "+    server_name example.com blog.example.com www.example.com;") ||
+		!strings.Contains(out, "deployed: http://"+strings.Replace(e.listen, "127.0.0.1", "example.com", 1)+"/ is live") {
+		t.Fatalf("alias-only deploy:\n%s", out)
+	}
+	e.want("blog.example.com", "/", 200, "hello from blog.example.com")
+	if code, _, errOut = e.run("deploy", "new.example.com", "--alias", "x.example.com", "--yes"); code != 2 || !strings.Contains(errOut, "has nothing to serve") {
+		t.Fatalf("a new site with nothing to serve: %d %s", code, errOut)
+	}
+
 	code, out, errOut = e.run("undeploy", "example.com", "--purge", "--yes")
 	if code != 0 || !strings.Contains(out, "kept "+venv+": another deployed site uses it") {
 		t.Fatalf("undeploy --purge: %d\n%s\n%s", code, out, errOut)
