@@ -40,7 +40,8 @@ func TestDeploySeedScenario(t *testing.T) {
 
 	out := e.deploy("app1.example.com", "--app-dir", app1, "--module", "myapp1", "--venv", venv,
 		"--python", "/usr/bin/python3", "--socket", shared, "--listen", e.listen)
-	for _, step := range []string{"create the virtualenv " + venv, "start the daemon", "deployed: http://app1.example.com/ is live"} {
+	live := "deployed: http://" + strings.Replace(e.listen, "127.0.0.1", "app1.example.com", 1) + "/ is live"
+	for _, step := range []string{"create the virtualenv " + venv, "start the daemon", live} {
 		if !strings.Contains(out, step) {
 			t.Errorf("first deploy's output lacks %q:\n%s", step, out)
 		}
