@@ -1,6 +1,7 @@
 package control
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,6 +93,11 @@ func Listen(path string, b Backend, page http.Handler) (*Server, error) {
 	mux.HandleFunc("POST /v1/reload-config", func(w http.ResponseWriter, r *http.Request) { answer(w, b.Status(), b.ReloadConfig()) })
 	mux.HandleFunc("POST /v1/shutdown", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusAccepted, b.Status())
+		// The answer goes out before the daemon starts closing, this socket
+		// included: a client must not see EOF for a shutdown it asked for.
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
 		go b.Shutdown()
 	})
 	if page != nil {
@@ -107,7 +113,14 @@ func Listen(path string, b Backend, page http.Handler) (*Server, error) {
 
 // Close stops the server and removes the socket.
 func (s *Server) Close() error {
-	err := s.srv.Close()
+	// Requests in progress (a shutdown's own answer, say) finish first, for
+	// a moment; then the connections close.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		err = s.srv.Close()
+	}
 	_ = os.Remove(s.path)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
