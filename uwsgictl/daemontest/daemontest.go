@@ -167,12 +167,17 @@ func Start(t testing.TB, readyAddr string, args ...string) *Daemon {
 		t.Fatal(err)
 	}
 	// Each test daemon gets its own control socket unless the test names one.
-	hasCtl := false
-	for _, a := range args {
-		hasCtl = hasCtl || a == "--ctl" || strings.HasPrefix(a, "--ctl=")
+	ctl := ""
+	for i, a := range args {
+		if a == "--ctl" && i+1 < len(args) {
+			ctl = args[i+1]
+		} else if v, ok := strings.CutPrefix(a, "--ctl="); ok {
+			ctl = v
+		}
 	}
-	if !hasCtl {
-		args = append(args, "--ctl", filepath.Join(Dir(t), "ctl", "ctl.sock"))
+	if ctl == "" {
+		ctl = filepath.Join(Dir(t), "ctl", "ctl.sock")
+		args = append(args, "--ctl", ctl)
 	}
 	cmd := exec.Command(bin, append([]string{"uwsgi"}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -185,29 +190,37 @@ func Start(t testing.TB, readyAddr string, args ...string) *Daemon {
 	go func() { d.exitErr = cmd.Wait(); close(d.done) }()
 	t.Cleanup(func() { d.Stop(t) })
 	if readyAddr != "" {
-		network := "tcp"
-		if strings.HasPrefix(readyAddr, "/") {
-			network = "unix"
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			c, err := net.DialTimeout(network, readyAddr, 100*time.Millisecond)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-d.done:
-				t.Fatalf("daemon exited during start-up (%v):\n%s", d.exitErr, d.Log())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("daemon not listening on %s:\n%s", readyAddr, d.Log())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		d.waitFor(t, readyAddr)
+		// The control socket opens a moment after the sockets are bound.
+		d.waitFor(t, ctl)
 	}
 	return d
+}
+
+// waitFor waits until addr (host:port, or a unix socket path) accepts.
+func (d *Daemon) waitFor(t testing.TB, addr string) {
+	t.Helper()
+	network := "tcp"
+	if strings.HasPrefix(addr, "/") {
+		network = "unix"
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout(network, addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-d.done:
+			t.Fatalf("daemon exited during start-up (%v):\n%s", d.exitErr, d.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not listening on %s:\n%s", addr, d.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // PID is the daemon's process id.
