@@ -389,6 +389,7 @@ class Worker(object):
 
     def mark_busy(self, start_ns):
         SLOT_MARK.pack_into(self.sb, self.slot_off, self.pid, ST_BUSY, start_ns)
+        SLOT_REQ.pack_into(self.sb, self.slot_off + REQ_OFF, b"")  # named once the vars are read
 
     def mark_busy_c(self, start_ns):
         sb_c.sb_begin(self.slot_off, self.pid, start_ns)

@@ -118,6 +118,8 @@ with tempfile.TemporaryFile() as f:
         for dur in (-1, 0, 999, 1000, 1500, 3 * 10 ** 6, 10 ** 18):
             c.sb_begin(offs[0], 4242, 77)
             w.SLOT_MARK.pack_into(sb, offs[1], 4242, w.ST_BUSY, 77)
+            w.SLOT_REQ.pack_into(sb, offs[1] + w.REQ_OFF, b"")
+            assert sb[offs[0]:offs[0] + 128] == sb[offs[1]:offs[1] + 128], "sb_begin"
             c.sb_request(offs[0], env)
             w.SLOT_REQ.pack_into(sb, offs[1] + w.REQ_OFF,
                                  (env.get("REQUEST_METHOD", "") + " " + env.get("PATH_INFO", "")).encode("latin-1", "replace"))

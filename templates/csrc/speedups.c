@@ -387,7 +387,8 @@ static PyObject *sb_map(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* sb_begin(off, pid, start_ns): the worker is busy with a request. */
+/* sb_begin(off, pid, start_ns): the worker is busy with a request (not
+ * yet known: sb_request names it once the vars are read). */
 static PyObject *sb_begin(PyObject *self, PyObject *args) {
     (void)self;
     Py_ssize_t off;
@@ -399,6 +400,7 @@ static PyObject *sb_begin(PyObject *self, PyObject *args) {
     put32(s, pid);
     put32(s + 4, ST_BUSY);
     put64(s + 8, start);
+    memset(s + REQ_OFF, 0, REQ_LEN); /* not the last request's, while this one is read */
     Py_RETURN_NONE;
 }
 

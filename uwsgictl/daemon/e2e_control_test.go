@@ -197,7 +197,7 @@ func TestControlCurrentRequestAndRate(t *testing.T) {
 		}
 		for _, a := range apps.Apps {
 			for _, w := range a.Workers {
-				if w.State == "busy" && w.RequestAgeMS > 0 {
+				if w.State == "busy" && w.RequestAgeMS > 0 && w.Request != "" {
 					busy = w.Request
 					return true
 				}
