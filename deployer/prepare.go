@@ -67,7 +67,7 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	d.SmokeAddr = smokeAddr(d.Site.Spec.Listen)
 	d.SmokePath = "/"
 	if len(o.Spec.Apps) > 0 {
-		if err := d.prepareApp(ctx, tree); err != nil {
+		if err := d.prepareApp(tree); err != nil {
 			return nil, err
 		}
 	} else if len(o.Spec.Statics) > 0 {
@@ -90,7 +90,7 @@ func currentConfigPasses(ctx context.Context, n *Nginx) (TestResult, error) {
 	return r, nil
 }
 
-func (d *Deployment) prepareApp(ctx context.Context, tree *nginxconf.Tree) error {
+func (d *Deployment) prepareApp(tree *nginxconf.Tree) error {
 	want := d.opts.Spec
 	want.Normalize()
 	for i := range d.Site.Spec.Apps {
