@@ -172,6 +172,10 @@ func checkDaemonServes(st control.Status, ctl, nginxConf, socket string) error {
 		return fmt.Errorf("the daemon at %s reads its apps from %s, not %s: deploy with --nginx-conf %s, or restart the daemon with --nginx-conf %s",
 			ctl, st.NginxConf, nginxConf, st.NginxConf, nginxConf)
 	}
+	if path, ok := strings.CutPrefix(socket, "unix:"); ok && st.NginxConf == "" && filepath.Dir(path) == filepath.Clean(st.AppSockets) {
+		return fmt.Errorf("the daemon at %s (pid %d) reads no nginx config, so it makes no per-app sockets: restart it with --nginx-conf %s, or deploy with --socket set to one of its -s sockets (%s)",
+			ctl, st.PID, nginxConf, strings.Join(st.Sockets, ", "))
+	}
 	if socketServed(socket, st) {
 		return nil
 	}

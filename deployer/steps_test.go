@@ -11,6 +11,7 @@ import (
 
 	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/pyvhost/pyvhost/nginxconf/nginxtest"
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
 )
 
 func TestLockExcludesASecondDeploy(t *testing.T) {
@@ -102,6 +103,34 @@ func TestClearBytecode(t *testing.T) {
 	for d, want := range map[string]bool{"__pycache__": false, "pkg/__pycache__": false, ".venv/lib/__pycache__": true, "env/lib/__pycache__": true, "node_modules/x/__pycache__": true} {
 		if _, err := os.Stat(filepath.Join(app, d)); (err == nil) != want {
 			t.Errorf("%s: present=%v, want %v", d, err == nil, want)
+		}
+	}
+}
+
+// TestCheckDaemonServes: deploy refuses, before changing anything, a
+// daemon that would never serve the site.
+func TestCheckDaemonServes(t *testing.T) {
+	st := control.Status{PID: 7, NginxConf: "/etc/nginx/nginx.conf", AppSockets: "/run/pyvhost/apps", Sockets: []string{":9090", "/run/x.sock"}}
+	noConf := st
+	noConf.NginxConf = ""
+	for _, tc := range []struct {
+		st     control.Status
+		conf   string
+		socket string
+		want   string // "" = fine
+	}{
+		{st, "/etc/nginx/nginx.conf", "unix:/run/pyvhost/apps/a.test.sock", ""},
+		{st, "/etc/nginx/nginx.conf", "127.0.0.1:9090", ""},
+		{st, "/etc/nginx/nginx.conf", "unix:/run/x.sock", ""},
+		{st, "/etc/nginx/nginx.conf", "127.0.0.1:9091", "does not serve --socket 127.0.0.1:9091"},
+		{st, "/etc/nginx/nginx.conf", "unix:/srv/other/a.sock", "does not serve --socket unix:/srv/other/a.sock"},
+		{st, "/srv/nginx.conf", "127.0.0.1:9090", "reads its apps from /etc/nginx/nginx.conf, not /srv/nginx.conf"},
+		{noConf, "/etc/nginx/nginx.conf", "unix:/run/pyvhost/apps/a.test.sock", "reads no nginx config"},
+		{noConf, "/etc/nginx/nginx.conf", "127.0.0.1:9090", ""},
+	} {
+		err := checkDaemonServes(tc.st, "/run/pyvhost/ctl.sock", tc.conf, tc.socket)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s with %s: %v, want %q", tc.socket, tc.conf, err, tc.want)
 		}
 	}
 }
