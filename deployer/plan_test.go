@@ -1,37 +1,13 @@
 package deployer
 
 import (
-	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/nginxconf/nginxtest"
 	"github.com/pyvhost/pyvhost/templates"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/golden")
-
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run `make golden` to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run `make golden` if the change is intended)\n--- got:\n%s\n--- want:\n%s", path, got, want)
-	}
-}
 
 // TestPlanGolden: the plan (what --dry-run prints) is a pure function of
 // what Prepare found; one golden file per situation.
@@ -77,7 +53,7 @@ func TestPlanGolden(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGolden(t, filepath.Join("../testdata/golden/plan", tc.name+".txt"), []byte(FormatPlan(Plan(tc.facts))))
+			nginxtest.CheckGolden(t, filepath.Join("../testdata/golden/plan", tc.name+".txt"), []byte(FormatPlan(Plan(tc.facts))))
 		})
 	}
 }
@@ -90,5 +66,5 @@ func TestSystemdUnitGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkGolden(t, "../testdata/golden/pyvhost.service", unit)
+	nginxtest.CheckGolden(t, "../testdata/golden/pyvhost.service", unit)
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pyvhost/pyvhost/nginxconf/nginxtest"
 )
 
 // copyTree copies testdata/nginx/NAME to a temporary directory, symlinks
@@ -116,7 +118,7 @@ func TestPlanSiteGolden(t *testing.T) {
 			}
 			text = strings.ReplaceAll(text, strings.TrimPrefix(root, "/"), "TREE")
 			text = strings.ReplaceAll(text, root, "/TREE")
-			checkGolden(t, filepath.Join("../testdata/golden/diff", tc.name+".diff"), []byte(text))
+			nginxtest.CheckGolden(t, filepath.Join("../testdata/golden/diff", tc.name+".diff"), []byte(text))
 
 			// Applied, the same spec plans no change, and the tree lists it.
 			apply(t, sc.Changes)

@@ -35,7 +35,7 @@ func TestPlanRemoveGolden(t *testing.T) {
 			}
 			text = strings.ReplaceAll(text, strings.TrimPrefix(root, "/"), "TREE")
 			text = strings.ReplaceAll(text, root, "/TREE")
-			checkGolden(t, filepath.Join("../testdata/golden/diff", tc.name+".diff"), []byte(text))
+			nginxtest.CheckGolden(t, filepath.Join("../testdata/golden/diff", tc.name+".diff"), []byte(text))
 			apply(t, sc.Changes)
 			if out, err := nginxTest(t, conf); err != nil {
 				t.Fatalf("nginx -t after the removal: %v\n%s", err, out)

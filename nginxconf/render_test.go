@@ -70,7 +70,7 @@ func TestRenderGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkGolden(t, filepath.Join("../testdata/golden/render", tc.name+".conf"), got)
+			nginxtest.CheckGolden(t, filepath.Join("../testdata/golden/render", tc.name+".conf"), got)
 			nginxtest.CheckBlock(t, got)
 		})
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pyvhost/pyvhost/nginxconf/nginxtest"
 )
 
 // TestSitesCorpus loads every config tree under testdata/nginx and compares
@@ -36,7 +38,7 @@ func TestSitesCorpus(t *testing.T) {
 				got = append(got, '\n')
 			}
 			got = []byte(strings.ReplaceAll(string(got), root, "TREE"))
-			checkGolden(t, filepath.Join("../testdata/golden/sites", name+".json"), got)
+			nginxtest.CheckGolden(t, filepath.Join("../testdata/golden/sites", name+".json"), got)
 		})
 	}
 }

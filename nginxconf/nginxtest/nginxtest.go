@@ -1,6 +1,7 @@
 // Package nginxtest runs a real, private nginx for tests: its own prefix,
 // pid file, logs and temp paths under t.TempDir(), on free loopback ports,
-// stopped when the test ends.
+// stopped when the test ends. It also checks golden files (-update rewrites
+// them) for every package whose output is golden-tested.
 package nginxtest
 
 import (

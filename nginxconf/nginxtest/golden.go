@@ -1,4 +1,4 @@
-package nginxconf
+package nginxtest
 
 import (
 	"bytes"
@@ -8,10 +8,12 @@ import (
 	"testing"
 )
 
+// update is `go test -update` (make golden): rewrite the golden files.
 var update = flag.Bool("update", false, "rewrite golden files under testdata/golden")
 
-// checkGolden compares got with the golden file, or rewrites it with -update.
-func checkGolden(t *testing.T, path string, got []byte) {
+// CheckGolden compares got with the golden file at path, or rewrites the
+// file with -update.
+func CheckGolden(t testing.TB, path string, got []byte) {
 	t.Helper()
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
