@@ -54,13 +54,19 @@ type undoLog struct {
 // the nginx files byte for byte (then nginx -t and a reload), the daemon's
 // config, a venv and app dir it created.
 func (d *Deployment) Apply(ctx context.Context, p Progress) error {
-	for _, s := range d.Steps {
+	return runSteps(ctx, d.Steps, p, d.run, d.rollback)
+}
+
+// runSteps runs steps in order, telling p about each; the first that fails
+// stops them, and rollback undoes what the earlier ones did.
+func runSteps(ctx context.Context, steps []Step, p Progress, run func(context.Context, Step) error, rollback func(context.Context) error) error {
+	for _, s := range steps {
 		p.Start(s)
 		start := time.Now()
-		err := d.run(ctx, s)
+		err := run(ctx, s)
 		p.Done(s, time.Since(start), err)
 		if err != nil {
-			return &StepError{Step: s, Err: err, Rollback: d.rollback(ctx)}
+			return &StepError{Step: s, Err: err, Rollback: rollback(ctx)}
 		}
 	}
 	return nil

@@ -77,14 +77,8 @@ func (cc *ConfigChange) Apply(ctx context.Context, p Progress) error {
 	} else if !errors.Is(err, control.ErrNoDaemon) {
 		return err
 	}
-	for _, s := range cc.Steps {
-		p.Start(s)
-		start := time.Now()
-		err := cc.run(ctx, s)
-		p.Done(s, time.Since(start), err)
-		if err != nil {
-			return &StepError{Step: s, Err: err, Rollback: cc.rollback(ctx)}
-		}
+	if err := runSteps(ctx, cc.Steps, p, cc.run, cc.rollback); err != nil {
+		return err
 	}
 	if cc.tx != nil {
 		return cc.tx.Commit()

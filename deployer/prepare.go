@@ -49,13 +49,10 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	if d.opts.Python == "" {
 		d.opts.Python = "python3"
 	}
+	var tree *nginxconf.Tree
 	var err error
-	if d.before, err = currentConfigPasses(ctx, o.Nginx); err != nil {
+	if d.before, tree, err = loadPassingConfig(ctx, o.Nginx); err != nil {
 		return nil, err
-	}
-	tree, err := nginxconf.Load(o.Nginx.Conf)
-	if err != nil {
-		return nil, fmt.Errorf("read nginx config: %w", err)
 	}
 	spec := o.Spec
 	spec.SocketDir = o.Daemon.AppSockets
@@ -77,24 +74,29 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	return d, nil
 }
 
-// currentConfigPasses refuses to build on a config nginx already rejects:
-// every later `nginx -t` would fail for a reason that is not ours.
-func currentConfigPasses(ctx context.Context, n *Nginx) (TestResult, error) {
+// loadPassingConfig reads nginx's configuration, refusing to build on one
+// nginx already rejects: every later `nginx -t` would fail for a reason
+// that is not ours. The test result is the baseline new warnings are
+// measured against.
+func loadPassingConfig(ctx context.Context, n *Nginx) (TestResult, *nginxconf.Tree, error) {
 	r, err := n.Test(ctx)
 	if err != nil {
-		return r, fmt.Errorf("check nginx: %w", err)
+		return r, nil, fmt.Errorf("check nginx: %w", err)
 	}
 	if !r.OK {
-		return r, fmt.Errorf("the current nginx config already fails `nginx -t` (%s): fix it first, pyvhost changes nothing on a broken config", strings.Join(r.Errors, "; "))
+		return r, nil, fmt.Errorf("the current nginx config already fails `nginx -t` (%s): fix it first, pyvhost changes nothing on a broken config", strings.Join(r.Errors, "; "))
 	}
-	return r, nil
+	tree, err := nginxconf.Load(n.Conf)
+	if err != nil {
+		return r, nil, fmt.Errorf("read nginx config: %w", err)
+	}
+	return r, tree, nil
 }
 
 func (d *Deployment) prepareApp(tree *nginxconf.Tree) error {
-	want := d.opts.Spec
-	want.Normalize()
+	mount := nginxconf.NormalizeMount(d.opts.Spec.Apps[0].Mount)
 	for i := range d.Site.Spec.Apps {
-		if d.Site.Spec.Apps[i].Mount == want.Apps[0].Mount {
+		if d.Site.Spec.Apps[i].Mount == mount {
 			d.App = &d.Site.Spec.Apps[i]
 		}
 	}

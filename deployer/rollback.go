@@ -14,13 +14,9 @@ import (
 // whose config differs from the current file) of a site.
 func PrepareRollback(ctx context.Context, env Env, domain string, to int) (*ConfigChange, *Release, error) {
 	domain = strings.ToLower(domain)
-	before, err := currentConfigPasses(ctx, env.Nginx)
+	before, tree, err := loadPassingConfig(ctx, env.Nginx)
 	if err != nil {
 		return nil, nil, err
-	}
-	tree, err := nginxconf.Load(env.Nginx.Conf)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read nginx config: %w", err)
 	}
 	all, err := Releases(env.StateDir, domain)
 	if err != nil {

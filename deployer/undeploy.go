@@ -2,9 +2,9 @@ package deployer
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
@@ -14,13 +14,9 @@ import (
 // purge, the app dirs and venvs of the removed apps go too, unless another
 // deployed site still uses them.
 func PrepareUndeploy(ctx context.Context, env Env, domain, mount string, purge bool) (*ConfigChange, error) {
-	before, err := currentConfigPasses(ctx, env.Nginx)
+	before, tree, err := loadPassingConfig(ctx, env.Nginx)
 	if err != nil {
 		return nil, err
-	}
-	tree, err := nginxconf.Load(env.Nginx.Conf)
-	if err != nil {
-		return nil, fmt.Errorf("read nginx config: %w", err)
 	}
 	sc, err := tree.PlanRemove(domain, mount)
 	if err != nil {
@@ -33,7 +29,7 @@ func PrepareUndeploy(ctx context.Context, env Env, domain, mount string, purge b
 	if mount != "" {
 		removed = nil
 		for _, a := range sc.Spec.Apps {
-			if a.Mount == mountOf(mount) {
+			if a.Mount == nginxconf.NormalizeMount(mount) {
 				removed = append(removed, a)
 			} else {
 				remaining = append(remaining, a)
@@ -52,7 +48,7 @@ func PrepareUndeploy(ctx context.Context, env Env, domain, mount string, purge b
 					cc.Kept = append(cc.Kept, dir+": another deployed site uses it")
 				case !purgeable(dir, dir == a.Venv):
 					cc.Kept = append(cc.Kept, dir+": pyvhost removes only a venv (with pyvenv.cfg) or an app dir below a top-level dir")
-				case !contains(cc.Purge, dir):
+				case !slices.Contains(cc.Purge, dir):
 					cc.Purge = append(cc.Purge, dir)
 				}
 			}
@@ -85,12 +81,6 @@ func usedElsewhere(tree *nginxconf.Tree, sc *nginxconf.SiteChanges, remaining []
 
 func appKey(a nginxconf.AppSpec) string { return a.Venv + "\x00" + a.AppDir + "\x00" + a.Module }
 
-func mountOf(m string) string {
-	s := nginxconf.SiteSpec{Apps: []nginxconf.AppSpec{{Mount: m}}}
-	s.Normalize()
-	return s.Apps[0].Mount
-}
-
 // purgeable guards --purge against a typo'd or system path: a venv must
 // be one (pyvenv.cfg), and nothing at the top of the tree or a home dir
 // goes.
@@ -107,13 +97,4 @@ func purgeable(dir string, venv bool) bool {
 		return err == nil
 	}
 	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

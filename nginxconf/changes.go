@@ -45,12 +45,12 @@ type SiteChanges struct {
 func (t *Tree) PlanSite(spec SiteSpec) (*SiteChanges, error) {
 	// An update merges what the user gave, before defaults are filled in:
 	// an unset listen, socket or venv keeps the site's current one.
-	raw := spec
-	raw.Apps = append([]AppSpec(nil), spec.Apps...)
-	spec.Normalize()
 	if err := spec.ValidateChange(); err != nil {
 		return nil, err
 	}
+	raw := spec
+	raw.Apps = append([]AppSpec(nil), spec.Apps...)
+	spec.Normalize()
 	layout, err := t.Layout()
 	if err != nil {
 		return nil, err

@@ -95,10 +95,7 @@ func (s *SiteSpec) Normalize() {
 	}
 	for i := range s.Apps {
 		a := &s.Apps[i]
-		a.Mount = cleanURLPath(a.Mount)
-		if a.Mount == "" {
-			a.Mount = "/"
-		}
+		a.Mount = NormalizeMount(a.Mount)
 		if a.Socket == "" {
 			a.Socket = AppSocketIn(s.SocketDir, s.Domain, a.Mount)
 		}
@@ -130,10 +127,14 @@ func (s *SiteSpec) Validate() error {
 	return nil
 }
 
-// ValidateChange is Validate for a change to a site that may exist already:
-// a spec with nothing to serve is fine there (a new --alias or --listen
-// alone); whether the merged site serves something is checked after.
-func (s *SiteSpec) ValidateChange() error {
+// ValidateChange checks a spec as the user gave it (a normalized copy) for
+// a change to a site that may exist already: nothing to serve is fine there
+// (a new --alias or --listen alone); whether the merged site serves
+// something is checked after.
+func (s SiteSpec) ValidateChange() error {
+	s.Apps = append([]AppSpec(nil), s.Apps...) // Normalize rewrites them in place
+	s.Statics = append([]StaticSpec(nil), s.Statics...)
+	s.Normalize()
 	if err := s.validate(true); err != nil {
 		return &InvalidError{err}
 	}
@@ -226,7 +227,7 @@ func (s *SiteSpec) Merge(other SiteSpec) {
 		replaced := false
 		for i := range s.Apps {
 			old := s.Apps[i]
-			if mountKey(old.Mount) != mountKey(a.Mount) {
+			if NormalizeMount(old.Mount) != NormalizeMount(a.Mount) {
 				continue
 			}
 			if a.Socket == "" {
@@ -258,7 +259,7 @@ func (s *SiteSpec) Merge(other SiteSpec) {
 // whether there was one.
 func (s *SiteSpec) Remove(mount string) bool {
 	for i, a := range s.Apps {
-		if mountKey(a.Mount) == mountKey(mount) {
+		if NormalizeMount(a.Mount) == NormalizeMount(mount) {
 			s.Apps = append(s.Apps[:i:i], s.Apps[i+1:]...)
 			return true
 		}
@@ -266,8 +267,9 @@ func (s *SiteSpec) Remove(mount string) bool {
 	return false
 }
 
-// mountKey is a mount in its normalized form ("/", "/blog").
-func mountKey(m string) string {
+// NormalizeMount is a --mount in its normalized form: "/" or "/blog"
+// (no trailing slash).
+func NormalizeMount(m string) string {
 	if m = cleanURLPath(m); m == "" {
 		return "/"
 	}

@@ -38,10 +38,7 @@ func runDeploy(c *cli.Context) error {
 		return err
 	}
 	// Bad input is refused before anything is touched, the lock included.
-	check := spec
-	check.Apps = append([]nginxconf.AppSpec(nil), spec.Apps...)
-	check.Normalize()
-	if err := check.ValidateChange(); err != nil {
+	if err := spec.ValidateChange(); err != nil {
 		return err
 	}
 	env, err := changeEnv(c)

@@ -5,7 +5,6 @@ import (
 
 	"github.com/pyvhost/pyvhost/deployer"
 	"github.com/pyvhost/pyvhost/nginxconf"
-	"github.com/pyvhost/pyvhost/uwsgictl/control"
 	"github.com/pyvhost/pyvhost/uwsgictl/daemon"
 	"github.com/urfave/cli/v2"
 )
@@ -18,7 +17,7 @@ func changeFlags() []cli.Flag {
 		nginxConfFlag(),
 		&cli.StringFlag{Name: "nginx-prefix", EnvVars: []string{"PYVHOST_NGINX_PREFIX"}, Usage: "nginx's -p `DIR`, when it runs with a private prefix"},
 		&cli.StringFlag{Name: "state-dir", EnvVars: []string{"PYVHOST_STATE_DIR"}, Usage: "`DIR` for releases, the deploy lock, logs (default " + daemon.DefaultStateDir() + ")"},
-		&cli.StringFlag{Name: "ctl", EnvVars: []string{"PYVHOST_CTL"}, Usage: "the daemon's control socket `PATH` (default " + control.DefaultSocket() + ")"},
+		ctlFlag(),
 		&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask for confirmation (needed when there is no terminal)"},
 	}
 }

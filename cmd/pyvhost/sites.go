@@ -23,7 +23,7 @@ func sitesCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print a JSON array, one element per server block"},
 			nginxConfFlag(),
-			&cli.StringFlag{Name: "ctl", EnvVars: []string{"PYVHOST_CTL"}, Usage: "the daemon's control socket `PATH`, for live state"},
+			ctlFlag(), // for each app's live state
 		},
 		Action: runSites,
 	}
