@@ -112,13 +112,7 @@ func TestPlanSiteGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			text, err := sc.Diff()
-			if err != nil {
-				t.Fatal(err)
-			}
-			text = strings.ReplaceAll(text, strings.TrimPrefix(root, "/"), "TREE")
-			text = strings.ReplaceAll(text, root, "/TREE")
-			nginxtest.CheckGolden(t, filepath.Join("../testdata/golden/diff", tc.name+".diff"), []byte(text))
+			checkDiffGolden(t, sc, root, tc.name)
 
 			// Applied, the same spec plans no change, and the tree lists it.
 			apply(t, sc.Changes)
@@ -240,4 +234,17 @@ func writeFile(t *testing.T, path, s string) {
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil && !errors.Is(err, fs.ErrExist) {
 		t.Fatal(err)
 	}
+}
+
+// checkDiffGolden compares a plan's diff with testdata/golden/diff/NAME.diff,
+// the temporary tree's path written as TREE.
+func checkDiffGolden(t *testing.T, sc *SiteChanges, root, name string) {
+	t.Helper()
+	text, err := sc.Diff()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = strings.ReplaceAll(text, strings.TrimPrefix(root, "/"), "TREE")
+	text = strings.ReplaceAll(text, root, "/TREE")
+	nginxtest.CheckGolden(t, filepath.Join("../testdata/golden/diff", name+".diff"), []byte(text))
 }

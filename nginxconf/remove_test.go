@@ -29,13 +29,7 @@ func TestPlanRemoveGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			text, err := sc.Diff()
-			if err != nil {
-				t.Fatal(err)
-			}
-			text = strings.ReplaceAll(text, strings.TrimPrefix(root, "/"), "TREE")
-			text = strings.ReplaceAll(text, root, "/TREE")
-			nginxtest.CheckGolden(t, filepath.Join("../testdata/golden/diff", tc.name+".diff"), []byte(text))
+			checkDiffGolden(t, sc, root, tc.name)
 			apply(t, sc.Changes)
 			if out, err := nginxTest(t, conf); err != nil {
 				t.Fatalf("nginx -t after the removal: %v\n%s", err, out)

@@ -67,12 +67,23 @@ func newDeployEnv(t *testing.T, startNginx bool) *deployEnv {
 	return e
 }
 
+// vars are the environment that points pyvhost at the env's paths.
+func (e *deployEnv) vars() []string {
+	return []string{"PYVHOST_NGINX_CONF=" + e.conf, "PYVHOST_NGINX_PREFIX=" + e.dir, "PYVHOST_STATE_DIR=" + e.state,
+		"PYVHOST_CTL=" + e.ctl, "PYVHOST_APP_SOCKETS=" + e.socks}
+}
+
+// command is the pyvhost binary with args and the env's paths, colourless.
+func (e *deployEnv) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(daemontest.Binary(e.t), args...)
+	cmd.Env = append(append(os.Environ(), e.vars()...), "NO_COLOR=1")
+	return cmd
+}
+
 // run runs the pyvhost binary with the env's paths.
 func (e *deployEnv) run(args ...string) (code int, stdout, stderr string) {
 	e.t.Helper()
-	cmd := exec.Command(daemontest.Binary(e.t), args...)
-	cmd.Env = append(os.Environ(), "PYVHOST_NGINX_CONF="+e.conf, "PYVHOST_NGINX_PREFIX="+e.dir, "PYVHOST_STATE_DIR="+e.state,
-		"PYVHOST_CTL="+e.ctl, "PYVHOST_APP_SOCKETS="+e.socks, "NO_COLOR=1")
+	cmd := e.command(args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -234,6 +245,16 @@ func (e *deployEnv) snapshot(withState bool) string {
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
+}
+
+// unchanged fails the test unless the files are as they were in before
+// (a snapshot(withState) taken earlier): what must hold after every
+// failed or refused change.
+func (e *deployEnv) unchanged(before string, withState bool, what string) {
+	e.t.Helper()
+	if after := e.snapshot(withState); after != before {
+		e.t.Fatalf("%s changed files:\nbefore:\n%s\nafter:\n%s", what, before, after)
+	}
 }
 
 // app writes a Python app (files name → source) into dir/apps/NAME, owned

@@ -3,7 +3,6 @@ package main
 import (
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -112,9 +111,7 @@ func TestDeployFailuresLeaveEverythingAsItWas(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", s, errOut)
 				}
 			}
-			if after := e.snapshot(false); after != before {
-				t.Fatalf("files changed:\nbefore:\n%s\nafter:\n%s", before, after)
-			}
+			e.unchanged(before, false, "the failed deploy")
 			if _, err := os.Stat(filepath.Join(e.state, "nginx-transaction.json")); !os.IsNotExist(err) {
 				t.Errorf("a journal was left behind: %v", err)
 			}
@@ -181,9 +178,7 @@ func TestDeployStartsNginxAndRefusesABrokenConfig(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "already fails `nginx -t`") || !strings.Contains(errOut, "bogus_directive") {
 		t.Fatalf("deploy on a broken config: %d %s", code, errOut)
 	}
-	if after := e.snapshot(false); after != before {
-		t.Fatalf("files changed:\nbefore:\n%s\nafter:\n%s", before, after)
-	}
+	e.unchanged(before, false, "the failed deploy")
 	e.want("first.test", "/", 200, "hello from first.test")
 }
 
@@ -205,9 +200,7 @@ func TestDeployDaemonCannotStart(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, `step "daemon" failed`) || !strings.Contains(errOut, "address already in use") {
 		t.Fatalf("deploy with the port taken: %d\n%s\n%s", code, out, errOut)
 	}
-	if after := e.snapshot(false); after != before {
-		t.Fatalf("files changed:\nbefore:\n%s\nafter:\n%s", before, after)
-	}
+	e.unchanged(before, false, "the failed deploy")
 	if _, err := control.Dial(e.ctl); err == nil {
 		t.Fatal("a daemon answers after the failed start")
 	}
@@ -229,9 +222,7 @@ func TestDeployLockAndCrashRepair(t *testing.T) {
 	slow := e.app("slow", map[string]string{"slow.py": "import sys, time\nif sys.argv[0] != '-c':\n    time.sleep(4)\n" + helloPy})
 	before := e.snapshot(false)
 
-	first := exec.Command(daemontest.Binary(t), "deploy", "slow.test", "--app-dir", slow, "--module", "slow", "--venv", venv, "--listen", e.listen, "--yes")
-	first.Env = append(os.Environ(), "PYVHOST_NGINX_CONF="+e.conf, "PYVHOST_NGINX_PREFIX="+e.dir, "PYVHOST_STATE_DIR="+e.state,
-		"PYVHOST_CTL="+e.ctl, "PYVHOST_APP_SOCKETS="+e.socks, "NO_COLOR=1")
+	first := e.command("deploy", "slow.test", "--app-dir", slow, "--module", "slow", "--venv", venv, "--listen", e.listen, "--yes")
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -170,9 +170,7 @@ func TestDeployTwoAppsDryRunRollbackUndeploy(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "+    location /blog/ {") || !strings.Contains(out, "nothing was changed") {
 		t.Fatalf("--dry-run: %d\n%s\n%s", code, out, errOut)
 	}
-	if after := e.snapshot(true); after != before {
-		t.Fatalf("--dry-run changed files:\nbefore:\n%s\nafter:\n%s", before, after)
-	}
+	e.unchanged(before, true, "--dry-run")
 
 	e.deploy("example.com", "--app-dir", blog, "--module", "envecho", "--venv", venv, "--mount", "/blog")
 	e.want("example.com", "/", 200, "hello from example.com")
@@ -284,9 +282,7 @@ func TestDeployTwoAppsDryRunRollbackUndeploy(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, `step "smoke" failed`) || !strings.Contains(errOut, "everything was put back") {
 		t.Fatalf("rollback to a purged app: %d %s", code, errOut)
 	}
-	if after := e.snapshot(false); after != before {
-		t.Fatalf("a failed rollback changed files:\nbefore:\n%s\nafter:\n%s", before, after)
-	}
+	e.unchanged(before, false, "a failed rollback")
 	e.want("example.com", "/", 200, "other site")
 }
 

@@ -31,13 +31,10 @@ func TestDeployAsksOnATerminal(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "pass --yes (there is no terminal to ask on)") || !strings.Contains(out, "Plan for tty.test") {
 		t.Fatalf("no terminal, no --yes: %d\n%s\n%s", code, out, errOut)
 	}
-	if after := e.snapshot(true); after != before {
-		t.Fatalf("a refused deploy changed files:\n%s\n%s", before, after)
-	}
+	e.unchanged(before, true, "a refused deploy")
 
 	done := filepath.Join(t.TempDir(), "done")
-	env := fmt.Sprintf("PYVHOST_NGINX_CONF=%s PYVHOST_NGINX_PREFIX=%s PYVHOST_STATE_DIR=%s PYVHOST_CTL=%s PYVHOST_APP_SOCKETS=%s",
-		e.conf, e.dir, e.state, e.ctl, e.socks)
+	env := strings.Join(e.vars(), " ")
 	session := "pyvhost-deploy-" + strconv.Itoa(os.Getpid())
 	answer := func(key, want string) string {
 		os.Remove(done)
@@ -77,9 +74,7 @@ func TestDeployAsksOnATerminal(t *testing.T) {
 	if screen := answer("n", "1"); !strings.Contains(screen, "cancelled: nothing was changed") {
 		t.Fatalf("answered n:\n%s", screen)
 	}
-	if after := e.snapshot(true); after != before {
-		t.Fatalf("a cancelled deploy changed files:\n%s\n%s", before, after)
-	}
+	e.unchanged(before, true, "a cancelled deploy")
 	screen := answer("y", "0")
 	if !strings.Contains(screen, "✓ import tty") || !strings.Contains(screen, "✓ reload nginx") || !strings.Contains(screen, "is live") {
 		t.Fatalf("answered y:\n%s", screen)
