@@ -109,14 +109,9 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		d.undo.nginxReloaded = true
 		return d.opts.Nginx.Reload(ctx)
 	case StepSmoke:
-		var served ServedCount
-		if app != nil && d.client != nil {
-			served = servedBy(d.client, *app)
-		}
-		_, err := SmokeTest(ctx, d.SmokeAddr, d.Site.Spec.Domain, d.SmokePath, 15*time.Second, served)
-		return err
+		return smokeSite(ctx, d.client, app, d.SmokeAddr, d.Site.Spec.Domain, d.SmokePath)
 	case StepRelease:
-		if err := recordReleases(d.opts.StateDir, d.Site); err != nil {
+		if err := recordChange(d.opts.StateDir, d.Site); err != nil {
 			return err
 		}
 		err := d.undo.tx.Commit()
@@ -206,21 +201,6 @@ func (d *Deployment) loadApp() error {
 	return appError(err)
 }
 
-// servedBy counts the requests the daemon's app has served.
-func servedBy(c *control.Client, app nginxconf.AppSpec) ServedCount {
-	return func() (uint64, error) {
-		apps, err := c.Apps()
-		if err != nil {
-			return 0, err
-		}
-		a, ok := findApp(apps.Apps, app)
-		if !ok {
-			return 0, fmt.Errorf("the daemon does not know %s", app.Module)
-		}
-		return a.Requests, nil
-	}
-}
-
 // appError adds the last line of an import traceback to the daemon's
 // answer.
 func appError(err error) error {
@@ -230,33 +210,6 @@ func appError(err error) error {
 		return fmt.Errorf("%s: %s", ae.Msg, lines[len(lines)-1])
 	}
 	return err
-}
-
-// recordReleases stores the site's new config as a release; the first
-// time pyvhost records this site, the config it replaced goes first, so
-// rollback can return to it.
-func recordReleases(stateDir string, sc *nginxconf.SiteChanges) error {
-	all, err := Releases(stateDir, sc.Spec.Domain)
-	if err != nil {
-		return err
-	}
-	for _, c := range sc.Changes {
-		if c.Path != sc.SitePath {
-			continue
-		}
-		if len(all) == 0 && c.Kind == nginxconf.Modify {
-			old, err := nginxconf.SpecFromFile(c.Path, c.Old)
-			if err != nil {
-				return err
-			}
-			if _, err := RecordRelease(stateDir, Release{Spec: old, File: c.Path, Config: c.Old}); err != nil {
-				return err
-			}
-		}
-		_, err := RecordRelease(stateDir, Release{Spec: sc.Spec, File: c.Path, Config: c.New})
-		return err
-	}
-	return nil
 }
 
 // rollback undoes what Apply did, newest first.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/pyvhost/pyvhost/uwsgictl/control"
@@ -106,12 +105,11 @@ func (cc *ConfigChange) run(ctx context.Context, s Step) error {
 	case StepLoad:
 		return cc.stopApps()
 	case StepSmoke:
-		var served ServedCount
-		if cc.client != nil && len(cc.Site.Spec.Apps) > 0 {
-			served = servedBy(cc.client, cc.Site.Spec.Apps[0])
+		var app *nginxconf.AppSpec
+		if len(cc.Site.Spec.Apps) > 0 {
+			app = &cc.Site.Spec.Apps[0]
 		}
-		_, err := SmokeTest(ctx, smokeAddr(cc.Site.Spec.Listen), cc.Site.Spec.Domain, cc.Smoke, 15*time.Second, served)
-		return err
+		return smokeSite(ctx, cc.client, app, smokeAddr(cc.Site.Spec.Listen), cc.Site.Spec.Domain, cc.Smoke)
 	case StepPurge:
 		for _, dir := range cc.Purge {
 			if err := os.RemoveAll(dir); err != nil {
@@ -120,14 +118,7 @@ func (cc *ConfigChange) run(ctx context.Context, s Step) error {
 		}
 		return nil
 	case StepRelease:
-		config := changeBytes(cc.Site)
-		spec, err := nginxconf.SpecFromFile(cc.Site.SitePath, config)
-		if err != nil {
-			return err
-		}
-		spec.Normalize()
-		_, err = RecordRelease(cc.env.StateDir, Release{Spec: spec, File: cc.Site.SitePath, Config: config})
-		return err
+		return recordChange(cc.env.StateDir, cc.Site)
 	}
 	return fmt.Errorf("unknown step %q", s.ID)
 }
@@ -151,16 +142,6 @@ func (cc *ConfigChange) stopApps() error {
 	}
 	cc.Stop = nil
 	return nil
-}
-
-func changeBytes(sc *nginxconf.SiteChanges) []byte {
-	for _, c := range sc.Changes {
-		if c.Path == sc.SitePath {
-			return c.New
-		}
-	}
-	b, _ := os.ReadFile(sc.SitePath)
-	return b
 }
 
 func (cc *ConfigChange) rollback(ctx context.Context) error {

@@ -83,3 +83,37 @@ func Releases(stateDir, domain string) ([]Release, error) {
 	}
 	return out, nil
 }
+
+// recordChange records the site's file as a change leaves it (a deploy,
+// rollback or undeploy of one mount). The first time pyvhost records a
+// site, the file it replaced goes first, so rollback can return to it.
+func recordChange(stateDir string, sc *nginxconf.SiteChanges) error {
+	for _, c := range sc.Changes {
+		if c.Path != sc.SitePath || (c.Kind != nginxconf.Create && c.Kind != nginxconf.Modify) {
+			continue
+		}
+		all, err := Releases(stateDir, sc.Spec.Domain)
+		if err != nil {
+			return err
+		}
+		if len(all) == 0 && c.Kind == nginxconf.Modify {
+			if err := recordConfig(stateDir, c.Path, c.Old); err != nil {
+				return err
+			}
+		}
+		return recordConfig(stateDir, c.Path, c.New)
+	}
+	return nil
+}
+
+// recordConfig records one version of a site's file, its spec read back
+// from the bytes.
+func recordConfig(stateDir, path string, config []byte) error {
+	spec, err := nginxconf.SpecFromFile(path, config)
+	if err != nil {
+		return err
+	}
+	spec.Normalize()
+	_, err = RecordRelease(stateDir, Release{Spec: spec, File: path, Config: config})
+	return err
+}

@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
 )
 
 // ServedCount reads how many requests the deployed app has served (from
@@ -83,4 +86,30 @@ func get(ctx context.Context, client *http.Client, url, host string) (int, strin
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
 	return resp.StatusCode, strings.TrimSpace(string(body)), nil
+}
+
+// smokeSite smoke-tests a site through nginx for deploy and rollback: when
+// the daemon answers and the site has an app, the answer must be the app's.
+func smokeSite(ctx context.Context, c *control.Client, app *nginxconf.AppSpec, addr, host, path string) error {
+	var served ServedCount
+	if c != nil && app != nil {
+		served = servedBy(c, *app)
+	}
+	_, err := SmokeTest(ctx, addr, host, path, 15*time.Second, served)
+	return err
+}
+
+// servedBy counts the requests the daemon's app has served.
+func servedBy(c *control.Client, app nginxconf.AppSpec) ServedCount {
+	return func() (uint64, error) {
+		apps, err := c.Apps()
+		if err != nil {
+			return 0, err
+		}
+		a, ok := findApp(apps.Apps, app)
+		if !ok {
+			return 0, fmt.Errorf("the daemon does not know %s", app.Module)
+		}
+		return a.Requests, nil
+	}
 }
