@@ -79,10 +79,7 @@ func runDeploy(c *cli.Context) error {
 		fmt.Fprintln(c.App.Writer, out.dim.Render("--dry-run: nothing was changed"))
 		return nil
 	}
-	if err := confirm(c, "Deploy "+d.Site.Spec.Domain+"?"); err != nil {
-		return err
-	}
-	if err := d.Apply(c.Context, newProgress(c.App.Writer, out, len(d.Steps))); err != nil {
+	if err := confirmAndApply(c, out, "Deploy "+d.Site.Spec.Domain+"?", d.Steps, d.Apply); err != nil {
 		showTraceback(c, err)
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/pyvhost/pyvhost/deployer"
@@ -27,4 +28,25 @@ func showPlan(c *cli.Context, out *ui, sc *nginxconf.SiteChanges, steps []deploy
 	}
 	fmt.Fprint(c.App.Writer, out.colorDiff(text))
 	return nil
+}
+
+// confirmAndApply asks (unless --yes), then runs a change's steps with a
+// progress display.
+func confirmAndApply(c *cli.Context, out *ui, question string, steps []deployer.Step, apply func(context.Context, deployer.Progress) error) error {
+	if err := confirm(c, question); err != nil {
+		return err
+	}
+	return apply(c.Context, newProgress(c.App.Writer, out, len(steps)))
+}
+
+// domainArg is the one DOMAIN undeploy and rollback take, checked before
+// anything is touched.
+func domainArg(c *cli.Context) (string, error) {
+	if c.NArg() != 1 {
+		return "", usagef("%s needs exactly one DOMAIN, e.g. pyvhost %s app.example.com", c.Command.Name, c.Command.Name)
+	}
+	if err := nginxconf.ValidateDomain("domain", c.Args().First()); err != nil {
+		return "", &nginxconf.InvalidError{Err: err}
+	}
+	return c.Args().First(), nil
 }

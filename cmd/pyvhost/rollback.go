@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/pyvhost/pyvhost/deployer"
-	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/urfave/cli/v2"
 )
 
@@ -30,11 +29,9 @@ func rollbackCommand() *cli.Command {
 }
 
 func runRollback(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usagef("rollback needs exactly one DOMAIN, e.g. pyvhost rollback app.example.com")
-	}
-	if err := nginxconf.ValidateDomain("domain", c.Args().First()); err != nil {
-		return &nginxconf.InvalidError{Err: err}
+	domain, err := domainArg(c)
+	if err != nil {
+		return err
 	}
 	env, err := changeEnv(c)
 	if err != nil {
@@ -42,7 +39,7 @@ func runRollback(c *cli.Context) error {
 	}
 	out := newUI(c.App.Writer, c.Bool("no-color"))
 	if c.Bool("list") {
-		all, err := deployer.Releases(env.StateDir, strings.ToLower(c.Args().First()))
+		all, err := deployer.Releases(env.StateDir, strings.ToLower(domain))
 		if err != nil {
 			return err
 		}
@@ -62,7 +59,7 @@ func runRollback(c *cli.Context) error {
 		return err
 	}
 	defer lock.Release()
-	cc, rel, err := deployer.PrepareRollback(c.Context, env, c.Args().First(), c.Int("to"))
+	cc, rel, err := deployer.PrepareRollback(c.Context, env, domain, c.Int("to"))
 	if err != nil {
 		return err
 	}
@@ -70,10 +67,7 @@ func runRollback(c *cli.Context) error {
 	if err := showPlan(c, out, cc.Site, cc.Steps); err != nil {
 		return err
 	}
-	if err := confirm(c, "Roll back "+cc.Site.Spec.Domain+"?"); err != nil {
-		return err
-	}
-	if err := cc.Apply(c.Context, newProgress(c.App.Writer, out, len(cc.Steps))); err != nil {
+	if err := confirmAndApply(c, out, "Roll back "+cc.Site.Spec.Domain+"?", cc.Steps, cc.Apply); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "%s %s is at release %d\n", out.ok.Render("rolled back:"), cc.Site.Spec.Domain, rel.N)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/pyvhost/pyvhost/deployer"
-	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/urfave/cli/v2"
 )
 
@@ -29,11 +28,9 @@ func undeployCommand() *cli.Command {
 }
 
 func runUndeploy(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usagef("undeploy needs exactly one DOMAIN, e.g. pyvhost undeploy app.example.com")
-	}
-	if err := nginxconf.ValidateDomain("domain", c.Args().First()); err != nil {
-		return &nginxconf.InvalidError{Err: err}
+	domain, err := domainArg(c)
+	if err != nil {
+		return err
 	}
 	env, err := changeEnv(c)
 	if err != nil {
@@ -44,7 +41,7 @@ func runUndeploy(c *cli.Context) error {
 		return err
 	}
 	defer lock.Release()
-	cc, err := deployer.PrepareUndeploy(c.Context, env, c.Args().First(), c.String("mount"), c.Bool("purge"))
+	cc, err := deployer.PrepareUndeploy(c.Context, env, domain, c.String("mount"), c.Bool("purge"))
 	if err != nil {
 		return err
 	}
@@ -55,10 +52,7 @@ func runUndeploy(c *cli.Context) error {
 	for _, k := range cc.Kept {
 		fmt.Fprintf(c.App.Writer, "kept %s\n", k)
 	}
-	if err := confirm(c, "Undeploy "+cc.Site.Spec.Domain+"?"); err != nil {
-		return err
-	}
-	if err := cc.Apply(c.Context, newProgress(c.App.Writer, out, len(cc.Steps))); err != nil {
+	if err := confirmAndApply(c, out, "Undeploy "+cc.Site.Spec.Domain+"?", cc.Steps, cc.Apply); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "%s %s\n", out.ok.Render("undeployed:"), cc.Site.Spec.Domain)
