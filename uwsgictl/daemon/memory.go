@@ -17,7 +17,7 @@ import (
 // start-up ran. The binary's pages are file-backed and clean, so the kernel
 // drops them (MADV_PAGEOUT) and faults them back in from the page cache if
 // some code runs again; the daemon's steady state touches a small part of
-// them. It is called after start-up and after each config re-read.
+// them. The daemon calls it once, when start-up is done.
 func ReleaseStartupMemory() {
 	debug.FreeOSMemory()
 	exe, err := os.Executable()
