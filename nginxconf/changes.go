@@ -56,17 +56,14 @@ func (t *Tree) PlanSite(spec SiteSpec) (*SiteChanges, error) {
 		return nil, err
 	}
 	sc := &SiteChanges{Layout: layout, SitePath: layout.SitePath(spec.Domain)}
-	old, err := os.ReadFile(sc.SitePath)
+	old, err := readOwnFile(sc.SitePath)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		old = nil
+	case err != nil:
+		return nil, err
+	case old == nil:
 		if err := spec.Validate(); err != nil { // a new site must serve something
 			return nil, err
 		}
-	case err != nil:
-		return nil, fmt.Errorf("read %s: %w", sc.SitePath, err)
-	case !IsManaged(old):
-		return nil, fmt.Errorf("%s exists and was not written by pyvhost: move it away, or deploy under another name", sc.SitePath)
 	default:
 		current, err := SpecFromFile(sc.SitePath, old)
 		if err != nil {
@@ -140,16 +137,26 @@ func (t *Tree) managedSite(domain string) (*SiteChanges, []byte, error) {
 	}
 	domain = strings.ToLower(domain)
 	sc := &SiteChanges{Layout: layout, SitePath: layout.SitePath(domain), Spec: SiteSpec{Domain: domain}}
-	old, err := os.ReadFile(sc.SitePath)
+	old, err := readOwnFile(sc.SitePath)
+	if err == nil && old == nil {
+		err = fmt.Errorf("%s is not deployed: there is no %s (see pyvhost sites)", domain, sc.SitePath)
+	}
+	return sc, old, err
+}
+
+// readOwnFile reads the file pyvhost owns for a domain: nil when there is
+// none yet, an error when someone else wrote the file at that path.
+func readOwnFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, nil, fmt.Errorf("%s is not deployed: there is no %s (see pyvhost sites)", domain, sc.SitePath)
+		return nil, nil
 	case err != nil:
-		return nil, nil, fmt.Errorf("read %s: %w", sc.SitePath, err)
-	case !IsManaged(old):
-		return nil, nil, fmt.Errorf("%s was not written by pyvhost: edit it by hand", sc.SitePath)
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	case !IsManaged(b):
+		return nil, fmt.Errorf("%s exists and was not written by pyvhost, which changes only its own files: move it away, or use another domain", path)
 	}
-	return sc, old, nil
+	return b, nil
 }
 
 // PlanRemove works out how to take a site down: its whole file (and
@@ -203,14 +210,9 @@ func (t *Tree) PlanRestore(domain string, content []byte) (*SiteChanges, error) 
 		return nil, err
 	}
 	sc.Spec.Normalize()
-	old, err := os.ReadFile(sc.SitePath)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		old = nil
-	case err != nil:
-		return nil, fmt.Errorf("read %s: %w", sc.SitePath, err)
-	case !IsManaged(old):
-		return nil, fmt.Errorf("%s exists and was not written by pyvhost: move it away first", sc.SitePath)
+	old, err := readOwnFile(sc.SitePath)
+	if err != nil {
+		return nil, err
 	}
 	if sc.Warnings, err = t.Conflicts(sc.Spec, sc.SitePath); err != nil {
 		return nil, err
