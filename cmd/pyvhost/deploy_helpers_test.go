@@ -44,16 +44,7 @@ func newDeployEnv(t *testing.T, startNginx bool) *deployEnv {
 	e := &deployEnv{t: t, dir: dir, conf: filepath.Join(dir, "nginx.conf"), state: filepath.Join(dir, "state"),
 		ctl: filepath.Join(dir, "run", "ctl.sock"), socks: filepath.Join(dir, "socks"),
 		listen: "127.0.0.1:" + strconv.Itoa(nginxtest.FreePort(t))}
-	for _, d := range []string{"sites-available", "sites-enabled", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	params, err := os.ReadFile(nginxtest.ParamsFile(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	write(t, filepath.Join(dir, "uwsgi_params"), string(params))
+	debianTree(t, dir, "tmp")
 	// A site that is not pyvhost's, as on a real server: every failed
 	// deploy must leave it serving.
 	write(t, e.conf, nginxtest.MainConf(dir, fmt.Sprintf(`    server { listen %s default_server; server_name other.test; location / { return 200 "other site\n"; } }
@@ -78,6 +69,23 @@ func (e *deployEnv) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(daemontest.Binary(e.t), args...)
 	cmd.Env = append(append(os.Environ(), e.vars()...), "NO_COLOR=1")
 	return cmd
+}
+
+// debianTree makes dir an nginx config tree in Debian's shape:
+// sites-available, sites-enabled (plus dirs) and uwsgi_params beside
+// where nginx.conf goes.
+func debianTree(t *testing.T, dir string, dirs ...string) {
+	t.Helper()
+	for _, d := range append([]string{"sites-available", "sites-enabled"}, dirs...) {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	params, err := os.ReadFile(nginxtest.ParamsFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "uwsgi_params"), string(params))
 }
 
 // run runs the pyvhost binary with the env's paths.

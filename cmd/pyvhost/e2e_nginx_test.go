@@ -24,16 +24,7 @@ func TestNginxRoutesRenderedSites(t *testing.T) {
 		t.Skip("end-to-end: runs a real nginx (make test runs it)")
 	}
 	dir := t.TempDir()
-	for _, d := range []string{"sites-available", "sites-enabled", "static"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	params, err := os.ReadFile(nginxtest.ParamsFile(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	write(t, filepath.Join(dir, "uwsgi_params"), string(params))
+	debianTree(t, dir, "static")
 	write(t, filepath.Join(dir, "static", "hello.txt"), "static hello\n")
 	conf := filepath.Join(dir, "nginx.conf")
 	write(t, conf, nginxtest.MainConf(dir, "    include sites-enabled/*;"))
