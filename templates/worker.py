@@ -37,8 +37,11 @@ FIRST_LISTEN_FD = 7
 # Scoreboard layout; keep in step with uwsgictl/pool/scoreboard.go.
 APP_HEADER = 64    # u32 listen_shared, u32 pad, u64 last_own_shared_ns
 SLOT_SIZE = 256
-SLOT_HEAD = struct.Struct("<IIQQQQQQQ")  # pid, state, start_ns, requests, total_ns, errors, last_unix_ms, tx, forwarded
 SLOT_MARK = struct.Struct("<IIQ")        # pid, state, start_ns
+# then u64 counters at these offsets in the slot
+SB_REQUESTS, SB_TOTAL, SB_ERRORS, SB_LAST_MS, SB_TX, SB_FORWARDED = 16, 24, 32, 40, 48, 56
+U64, U32 = struct.Struct("<Q"), struct.Struct("<I")
+U64_MASK = (1 << 64) - 1
 REQ_OFF = 64       # the request in progress: "METHOD /path" (no query string), NUL-padded
 SLOT_REQ = struct.Struct("64s")
 HIST_OFF = 128     # 32 x u32 latency buckets: bucket i counts requests < 2**i microseconds
@@ -70,11 +73,10 @@ def load_speedups():
 
 
 _c = load_speedups()
+if _c is not None and not hasattr(_c, "accept_serve"):
+    _c = None  # a build of an older speedups.c: its functions differ
 parse_vars_c = getattr(_c, "parse_vars", None)
 finish_environ_c = getattr(_c, "finish_environ", None)
-send_response_c = getattr(_c, "send_response", None)
-# The scoreboard writers (a build from before they existed has none).
-sb_c = _c if hasattr(_c, "sb_finish") else None
 
 
 def log(msg):
@@ -245,7 +247,8 @@ class ClientGone(Exception):
 
 class Response(object):
     """The response being written, one per worker and reset per request, so
-    start_response and write are made once, not per request."""
+    start_response and write are made once, not per request. The C
+    speedups' Responder is the same in C (and used when loaded)."""
 
     __slots__ = ("conn", "proto", "status", "headers", "sent", "nbytes", "hsize", "hcount")
 
@@ -269,6 +272,8 @@ class Response(object):
         return self.write
 
     def write(self, data):
+        if not isinstance(data, bytes):
+            raise TypeError("response data must be bytes")
         if not self.sent:
             self.send_headers(data, None)
         elif data:
@@ -279,6 +284,8 @@ class Response(object):
         status, headers = self.status, self.headers
         if status is None:
             raise AssertionError("the app did not call start_response")
+        if not isinstance(first_chunk, bytes):
+            raise TypeError("response data must be bytes")
         lines = [self.proto, " ", status, "\r\n"]
         has_cl = False
         for k, v in headers:
@@ -293,6 +300,10 @@ class Response(object):
         self.hsize = len(head)
         self.hcount = len(headers) + (0 if has_cl or content_length is None else 1)
         write_all(self.conn, head + first_chunk if first_chunk else head)
+
+
+# The response object the worker uses: the C one when the speedups are loaded.
+Responder = _c.Responder if _c is not None else Response
 
 
 def write_all(fd, data):
@@ -344,19 +355,16 @@ class Worker(object):
         self.max_requests = CFG.get("max_requests", 0)
         self.logging = CFG.get("logging", True)
         self.vhost = CFG.get("vhost", False)
-        self.requests = 0
-        self.forwarded = 0  # requests for other apps handed to the daemon
-        self.total_ns = 0
-        self.errors = 0
-        self.tx = 0
-        self.hist = [0] * HIST_BUCKETS
+        # The counters (requests, errors, bytes sent, requests handed to
+        # the daemon for another app, latency) live in the scoreboard slot
+        # only: the C path and this code both add to them there.
         self.in_request = False
         self.stopping = False
         self.sb = None
         self.slot_off = APP_HEADER + slot * SLOT_SIZE
         self.ppid = os.getppid()
         self.pid = os.getpid()
-        self.resp = Response()
+        self.resp = Responder()
         self.start_response = self.resp.start_response  # bound once
         # The environ keys that are the same on every request.
         self.wsgi_static = {
@@ -375,16 +383,18 @@ class Worker(object):
         import mmap
         size = APP_HEADER + SLOT_SIZE * CFG["slots"]
         self.sb = mmap.mmap(SCOREBOARD_FD, size)
-        if sb_c is not None:
-            sb_c.sb_map(SCOREBOARD_FD, size)
+        if _c is not None:
+            _c.sb_map(SCOREBOARD_FD, size)
             self.mark_busy = self.mark_busy_c
             self.mark_request = self.mark_request_c
+            self.count = self.count_c
+            self.served = self.served_c
             self.finish_stats = self.finish_stats_c
 
     def mark(self, state, start_ns):
         SLOT_MARK.pack_into(self.sb, self.slot_off, self.pid, state, start_ns)
 
-    # The per-request scoreboard writes, in C when the speedups have them
+    # The scoreboard writes, in C when the speedups are loaded
     # (open_scoreboard picks), else with struct.
 
     def mark_busy(self, start_ns):
@@ -392,7 +402,7 @@ class Worker(object):
         SLOT_REQ.pack_into(self.sb, self.slot_off + REQ_OFF, b"")  # named once the vars are read
 
     def mark_busy_c(self, start_ns):
-        sb_c.sb_begin(self.slot_off, self.pid, start_ns)
+        _c.sb_begin(self.slot_off, self.pid, start_ns)
 
     def mark_request(self, env):
         # What the worker is busy with, for ctl and the status page: method
@@ -401,25 +411,38 @@ class Worker(object):
                            (env.get("REQUEST_METHOD", "") + " " + env.get("PATH_INFO", "")).encode("latin-1", "replace"))
 
     def mark_request_c(self, env):
-        sb_c.sb_request(self.slot_off, env)
+        _c.sb_request(self.slot_off, env)
 
-    def finish_stats_c(self, dur_ns):
-        if dur_ns >= 0:
-            self.total_ns += dur_ns
-        sb_c.sb_finish(self.slot_off, self.pid, self.requests, self.total_ns, self.errors, self.tx, self.forwarded, dur_ns)
+    def count(self, requests=0, errors=0, tx=0, forwarded=0):
+        """Add to the worker's counters in its slot."""
+        for off, n in ((SB_REQUESTS, requests), (SB_ERRORS, errors), (SB_TX, tx), (SB_FORWARDED, forwarded)):
+            if n:
+                U64.pack_into(self.sb, self.slot_off + off, (U64.unpack_from(self.sb, self.slot_off + off)[0] + n) & U64_MASK)
+
+    def count_c(self, requests=0, errors=0, tx=0, forwarded=0):
+        _c.sb_count(self.slot_off, requests, errors, tx, forwarded)
+
+    def served(self):
+        """The requests this worker has answered."""
+        return U64.unpack_from(self.sb, self.slot_off + SB_REQUESTS)[0]
+
+    def served_c(self):
+        return _c.sb_served(self.slot_off)
 
     def finish_stats(self, dur_ns):
-        if dur_ns >= 0:
-            self.total_ns += dur_ns
-        SLOT_HEAD.pack_into(self.sb, self.slot_off, self.pid, ST_IDLE, 0, self.requests, self.total_ns,
-                            self.errors, int(time.time() * 1000), self.tx, self.forwarded)
+        """The worker is idle again; dur_ns < 0: no latency to count."""
+        SLOT_MARK.pack_into(self.sb, self.slot_off, self.pid, ST_IDLE, 0)
+        U64.pack_into(self.sb, self.slot_off + SB_LAST_MS, int(time.time() * 1000))
         if dur_ns < 0:
             return
-        b = (dur_ns // 1000).bit_length()
-        if b >= HIST_BUCKETS:
-            b = HIST_BUCKETS - 1
-        self.hist[b] += 1
-        struct.pack_into("<I", self.sb, self.slot_off + HIST_OFF + 4 * b, self.hist[b] & 0xFFFFFFFF)
+        total = U64.unpack_from(self.sb, self.slot_off + SB_TOTAL)[0]
+        U64.pack_into(self.sb, self.slot_off + SB_TOTAL, (total + dur_ns) & U64_MASK)
+        b = min((dur_ns // 1000).bit_length(), HIST_BUCKETS - 1)
+        at = self.slot_off + HIST_OFF + 4 * b
+        U32.pack_into(self.sb, at, (U32.unpack_from(self.sb, at)[0] + 1) & 0xFFFFFFFF)
+
+    def finish_stats_c(self, dur_ns):
+        _c.sb_finish(self.slot_off, self.pid, dur_ns)
 
     def listen_shared(self):
         return struct.unpack_from("<I", self.sb, 0)[0] != 0
@@ -431,13 +454,28 @@ class Worker(object):
 
     def on_stop(self, signum, frame):
         self.stopping = True
+        if _c is not None:
+            _c.request_stop()
         if not self.in_request:
             raise SystemExit(0)
 
     # -- main loop
 
+    def start_c_path(self):
+        """Hand the app and the Python helpers the C path calls back to the
+        speedups (when loaded): from now on they answer the common request."""
+        if _c is None:
+            return
+        _c.hot_init(app=self.app, key=None if self.single else self.key, static=self.wsgi_static,
+                    responder=self.resp, empty_input=EMPTY_INPUT, input_cls=Input, file_wrapper=FileWrapper,
+                    client_gone=ClientGone, report=self.report, error_page=error_response,
+                    send_file=self.send_file, log_request=self.log_request if self.logging else None,
+                    buffer_size=self.buffer_size, max_vars=self.max_vars, slot_off=self.slot_off,
+                    pid=self.pid, max_requests=self.max_requests)
+
     def run(self):
         self.open_scoreboard()
+        self.start_c_path()
         signal.signal(signal.SIGTERM, self.on_stop)
         signal.signal(signal.SIGHUP, self.on_stop)
         signal.signal(signal.SIGINT, self.on_stop)
@@ -489,22 +527,34 @@ class Worker(object):
                     if got is None:
                         continue
                     conn, prefix = got
-                    from_shared = True
-                else:
-                    lsock, from_shared = listeners[fd]
-                    try:
-                        conn, _ = lsock._accept()
-                    except (BlockingIOError, InterruptedError):
+                    if _c is not None:
+                        slow = _c.serve(conn, prefix, True)
+                        if slow is not None:
+                            handle(conn, slow[0], True, slow[1])
+                    else:
+                        handle(conn, prefix, True)
+                    continue
+                lsock, from_shared = listeners[fd]
+                try:
+                    if _c is not None:
+                        # Accept and answer in C until no connection waits.
+                        while not self.stopping:
+                            slow = _c.accept_serve(fd, from_shared, 64)
+                            if slow is None:
+                                break
+                            handle(slow[0], slow[1], from_shared, slow[2])
                         continue
-                    except OSError as e:
-                        if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                            time.sleep(0.01)
-                            continue
-                        raise
-                    prefix = b""
-                handle(conn, prefix, from_shared)
+                    conn, _ = lsock._accept()
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as e:
+                    if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                        time.sleep(0.01)
+                        continue
+                    raise
+                handle(conn, b"", from_shared)
             self.in_request = False
-            if self.stopping or (self.max_requests and self.requests >= self.max_requests):
+            if self.stopping or (self.max_requests and self.served() >= self.max_requests):
                 return
 
     def recv_handoff(self):
@@ -521,7 +571,7 @@ class Worker(object):
 
     def forward(self, conn, data):
         """Hand a request for another app to the daemon, with what was read."""
-        self.forwarded += 1
+        self.count(forwarded=1)
         try:
             self.tomaster.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [conn]))])
         except OSError as e:
@@ -529,10 +579,13 @@ class Worker(object):
             error_response(conn, 500)
         os.close(conn)
 
-    def handle(self, conn, data, from_shared):
-        start = time.monotonic_ns()
-        self.mark_busy(start)
-        served = self.requests
+    def handle(self, conn, data, from_shared, start=None):
+        """Answer a connection; data is what was read of it already. The C
+        path calls this, with the time it began, for what it leaves."""
+        if start is None:
+            start = time.monotonic_ns()
+            self.mark_busy(start)
+        served = self.served()
         try:
             self.serve(conn, data, from_shared, start)
         except Exception:
@@ -544,7 +597,7 @@ class Worker(object):
                 pass
             # Latency counts only requests this worker answered, not those
             # it handed to the daemon for another app.
-            dur = time.monotonic_ns() - start if self.requests != served else -1
+            dur = time.monotonic_ns() - start if self.served() != served else -1
             self.finish_stats(dur)
 
     def read_packet(self, conn, data):
@@ -575,12 +628,12 @@ class Worker(object):
         if end < 0:
             log("refused a request: uwsgi vars block larger than --buffer-size %d" % self.buffer_size)
             error_response(conn, 431)
-            self.errors += 1
+            self.count(errors=1)
             return
         if data[0] != 0:
             log("refused a request with uwsgi modifier1 %d" % data[0])
             error_response(conn, 400)
-            self.errors += 1
+            self.count(errors=1)
             return
         if parse_vars_c is not None:
             env = parse_vars_c(data, end)
@@ -590,7 +643,7 @@ class Worker(object):
         if pos != end:
             log("refused a malformed uwsgi packet")
             error_response(conn, 400)
-            self.errors += 1
+            self.count(errors=1)
             return
         nvars = len(env)
         self.mark_request(env)
@@ -606,7 +659,7 @@ class Worker(object):
             names = [k for k in REFUSED_VARS if k in env]
             log("refused a request carrying %s (pyvhost never loads code from request vars)" % ", ".join(names))
             error_response(conn, 403, env.get("SERVER_PROTOCOL") or "HTTP/1.0")
-            self.errors += 1
+            self.count(errors=1)
             return
         if from_shared and key is not None:
             self.note_shared_traffic()
@@ -631,14 +684,7 @@ class Worker(object):
             result = self.app(env, self.start_response)
             if type(result) in (list, tuple) and not r.sent:
                 body = result[0] if len(result) == 1 else b"".join(result)
-                if send_response_c is not None and r.status is not None:
-                    r.sent = True
-                    try:
-                        r.hsize, r.hcount = send_response_c(conn, proto, r.status, r.headers, body)
-                    except (BrokenPipeError, ConnectionResetError):
-                        raise ClientGone()
-                else:
-                    r.send_headers(body, len(body))
+                r.send_headers(body, len(body))
                 r.nbytes += len(body)
             elif isinstance(result, FileWrapper) and hasattr(result.filelike, "fileno") and not r.sent:
                 self.send_file(conn, result, r)
@@ -668,12 +714,18 @@ class Worker(object):
                 inp.drain()
             except OSError:
                 pass
-        self.requests += 1
-        self.tx += r.nbytes
-        if status_code >= 500:
-            self.errors += 1
+        self.count(requests=1, errors=int(status_code >= 500), tx=r.nbytes)
         if self.logging:
             self.log_request(env, status_code, r.nbytes, start, nvars, pktsize, proto)
+
+    def report(self, what, exc):
+        """Log an exception the C path caught: what the app did ("raised",
+        "close() raised") or "request failed"."""
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+        if what == "request failed":
+            log("request failed: %s" % tb)
+        else:
+            log("app %s %s:\n%s" % (CFG.get("name", self.app_id), what, tb))
 
     def send_file(self, conn, wrapper, r):
         f = wrapper.filelike
@@ -701,7 +753,7 @@ class Worker(object):
         if self.vhost:
             prefix = (env.get("HTTP_HOST") or env.get("SERVER_NAME", "")) + " "
         line = "%s[pid: %d|app: %d|req: %d/%d] %s () {%d vars in %d bytes} [%s] %s %s => generated %d bytes in %d msecs (%s %d) %d headers in %d bytes\n" % (
-            prefix, os.getpid(), self.app_num, self.requests, self.requests, env.get("REMOTE_ADDR", ""),
+            prefix, os.getpid(), self.app_num, self.served(), self.served(), env.get("REMOTE_ADDR", ""),
             nvars * 2, pktsize, time.ctime(), env.get("REQUEST_METHOD", ""), env.get("REQUEST_URI", ""),
             size, ms, proto, status, self.resp.hcount, self.resp.hsize)
         try:

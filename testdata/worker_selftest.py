@@ -10,7 +10,8 @@ import socket
 import struct
 import sys
 
-os.environ["PYVHOST_WORKER"] = json.dumps({"app_id": "selftest", "script": "x", "slots": 1})
+os.environ["PYVHOST_WORKER"] = json.dumps({"app_id": "selftest", "script": "m", "pyhome": "/v", "chdir": "/a",
+                                          "slots": 2, "speedups_dir": sys.argv[1], "logging": False})
 sys.path.insert(0, sys.argv[1])
 import _pyvhost_speedups as c  # noqa: E402
 
@@ -79,58 +80,186 @@ for i in range(20000):
             check_finish(env, key)
     n += 1
 
-# send_response against send_headers' output
-a, b = socket.socketpair()
-for status, headers, body in [("200 OK", [("Content-Type", "text/plain")], b"hi"),
-                              ("404 Not Found", [("content-length", "3"), ("X", "\xe9")], b"abc"),
-                              ("204 No Content", [], b"")]:
-    hsize, hcount = c.send_response(b.fileno(), "HTTP/1.1", status, headers, body)
-    out = a.recv(65536)
-    want = "HTTP/1.1 %s\r\n" % status + "".join("%s: %s\r\n" % kv for kv in headers)
-    if not any(k.lower() == "content-length" for k, _ in headers):
-        want += "Content-Length: %d\r\n" % len(body)
-    want = (want + "\r\n").encode("latin-1")
-    assert out == want + body, (out, want + body)
-    assert hsize == len(want), (hsize, len(want))
-for bad in ([("X",)], [(1, "a")], "notalist"):
-    try:
-        c.send_response(b.fileno(), "HTTP/1.1", "200 OK", bad, b"")
-    except TypeError:
-        pass
-    else:
-        raise AssertionError("bad headers accepted: %r" % (bad,))
-# The scoreboard writers against the struct-based ones: two workers' slots
-# in two mappings of one file, written the same way, must hold the same
-# bytes (but for the wall-clock millisecond, which the Python twin takes
-# itself).
+# The C path against the Python path: the same request through the C
+# serve() and through Worker.handle (the pure-Python twin) must write the
+# same bytes, for apps that use every part of WSGI.
 import mmap  # noqa: E402
 import tempfile  # noqa: E402
 
+
+class Closing(object):
+    closed = 0
+
+    def __init__(self, chunks):
+        self.chunks = chunks
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    def close(self):
+        Closing.closed += 1
+
+
+def app_for(kind):
+    def app(environ, start_response):
+        h = [("Content-Type", "text/plain")]
+        if kind == "list":
+            start_response("200 OK", h)
+            return [b"hello"]
+        if kind == "tuple":
+            start_response("201 Created", h + [("content-length", "5")])
+            return (b"he", b"llo")
+        if kind == "empty":
+            start_response("204 No Content", [])
+            return []
+        if kind == "gen":
+            start_response("200 OK", h)
+            return (x for x in [b"a", b"", b"bc"])
+        if kind == "write":
+            w = start_response("200 OK", h)
+            w(b"written;")
+            return [b"returned"]
+        if kind == "closing":
+            start_response("200 OK", h)
+            return Closing([b"x", b"y"])
+        if kind == "echo":
+            body = environ["wsgi.input"].read()
+            start_response("200 OK", h)
+            return [body, environ["PATH_INFO"].encode(), environ["SCRIPT_NAME"].encode(), environ["wsgi.url_scheme"].encode()]
+        if kind == "partial-read":
+            environ["wsgi.input"].read(1)
+            start_response("200 OK", h)
+            return [b"partial"]
+        if kind == "raise":
+            raise RuntimeError("boom")
+        if kind == "exc_info":
+            try:
+                raise ValueError("late")
+            except ValueError:
+                start_response("500 Oops", h, sys.exc_info())
+            return [b"recovered"]
+        if kind == "twice":
+            start_response("200 OK", h)
+            start_response("200 OK", h)
+            return [b""]
+        if kind == "no-start":
+            return [b"x"]
+        if kind == "bad-header":
+            start_response("200 OK", [("X", 1)])
+            return [b"x"]
+        if kind == "not-latin1":
+            start_response("200 OK", [("X", "\u20ac")])
+            return [b"x"]
+        if kind == "latin1":
+            start_response("200 OK", [("X-Name", "caf\xe9"), ("X-Long", "v" * 600)])
+            return [b"x"]
+        if kind == "str-body":
+            start_response("200 OK", h)
+            return ["text"]
+        if kind == "raise-in-gen":
+            start_response("200 OK", h)
+
+            def g():
+                yield b"first"
+                raise RuntimeError("mid-stream")
+            return g()
+        if kind == "file":
+            f = tempfile.TemporaryFile()
+            f.write(b"file body " * 1000)
+            f.seek(5)
+            start_response("200 OK", h)
+            return environ["wsgi.file_wrapper"](f)
+        raise AssertionError(kind)
+    return app
+
+
+KINDS = ["list", "tuple", "empty", "gen", "write", "closing", "echo", "partial-read", "raise", "exc_info", "twice",
+         "no-start", "bad-header", "not-latin1", "latin1", "str-body", "raise-in-gen", "file"]
+
+
+def request(pairs, body=b""):
+    return packet([(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs]) + body
+
+
+VARS = [("REQUEST_METHOD", "GET"), ("PATH_INFO", "/blog/x"), ("SCRIPT_NAME", "/blog/"), ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("UWSGI_PYHOME", "/v"), ("UWSGI_CHDIR", "/a"), ("UWSGI_SCRIPT", "m"), ("REQUEST_SCHEME", "https")]
+REQUESTS = [request(VARS), request(VARS + [("CONTENT_LENGTH", "11")], b"hello world"),
+            request([("REQUEST_METHOD", "GET"), ("UWSGI_PYHOME", "/v"), ("UWSGI_CHDIR", "/a"), ("UWSGI_SCRIPT", "m")]),
+            request(VARS + [("CONTENT_LENGTH", "x1")])]
+devnull = os.open(os.devnull, os.O_WRONLY)
+saved_stderr = os.dup(2)
 with tempfile.TemporaryFile() as f:
     size = w.APP_HEADER + 2 * w.SLOT_SIZE
     f.truncate(size)
     c.sb_map(f.fileno(), size)
     sb = mmap.mmap(f.fileno(), size)
+    checked = 0
+    for kind in KINDS:
+        for req in REQUESTS:
+            outs = []
+            for use_c in (True, False):
+                wk = w.Worker(app_for(kind), 0 if use_c else 1)
+                wk.sb = sb
+                if use_c:
+                    wk.resp = c.Responder()
+                    wk.start_response = wk.resp.start_response
+                    wk.start_c_path()
+                else:
+                    wk.resp = w.Response()
+                    wk.start_response = wk.resp.start_response
+                    w.parse_vars_c = w.finish_environ_c = None  # the pure-Python twins
+                a, b = socket.socketpair()
+                a.sendall(req)
+                conn = b.detach()
+                os.dup2(devnull, 2)  # the apps' tracebacks are expected
+                try:
+                    if use_c:
+                        slow = c.serve(conn, b"", False)
+                        assert slow is None, (kind, slow)
+                    else:
+                        wk.handle(conn, b"", False)
+                finally:
+                    os.dup2(saved_stderr, 2)
+                    w.parse_vars_c, w.finish_environ_c = c.parse_vars, c.finish_environ
+                a.shutdown(socket.SHUT_WR)
+                out = b""
+                while True:
+                    chunk = a.recv(65536)
+                    if not chunk:
+                        break
+                    out += chunk
+                a.close()
+                off = w.APP_HEADER + (0 if use_c else w.SLOT_SIZE)
+                outs.append((out, struct.unpack_from("<QQQ", sb, off + 16)[0:1] + struct.unpack_from("<QQ", sb, off + 32)[:1]
+                             + struct.unpack_from("<Q", sb, off + 48)))
+                for o in (off, ):  # the slots start each request equal
+                    sb[o:o + w.SLOT_SIZE] = bytes(w.SLOT_SIZE)
+            assert outs[0] == outs[1], (kind, req, outs[0], outs[1])
+            checked += 1
+    assert Closing.closed == 2 * len(REQUESTS), Closing.closed
+
+    # The scoreboard writers against the struct-based ones: two workers'
+    # slots, written the same way, must hold the same bytes (but for the
+    # wall-clock millisecond, which each takes itself).
+    wk = w.Worker(app_for("list"), 1)
+    wk.sb = sb
     offs = (w.APP_HEADER, w.APP_HEADER + w.SLOT_SIZE)
-    py_hist = [0] * w.HIST_BUCKETS
+    wk.pid = 4242
     for env in ({"REQUEST_METHOD": "GET", "PATH_INFO": "/x"}, {"REQUEST_METHOD": "POST", "PATH_INFO": "/\xe9" + "p" * 80},
                 {"PATH_INFO": "/no-method"}, {"REQUEST_METHOD": "GET", "PATH_INFO": "/\u20ac"}, {}):
         for dur in (-1, 0, 999, 1000, 1500, 3 * 10 ** 6, 10 ** 18):
             c.sb_begin(offs[0], 4242, 77)
-            w.SLOT_MARK.pack_into(sb, offs[1], 4242, w.ST_BUSY, 77)
-            w.SLOT_REQ.pack_into(sb, offs[1] + w.REQ_OFF, b"")
+            wk.mark_busy(77)
             assert sb[offs[0]:offs[0] + 128] == sb[offs[1]:offs[1] + 128], "sb_begin"
             c.sb_request(offs[0], env)
-            w.SLOT_REQ.pack_into(sb, offs[1] + w.REQ_OFF,
-                                 (env.get("REQUEST_METHOD", "") + " " + env.get("PATH_INFO", "")).encode("latin-1", "replace"))
+            wk.mark_request(env)
             assert sb[offs[0]:offs[0] + 128] == sb[offs[1]:offs[1] + 128], (env, sb[offs[0]:offs[0] + 128], sb[offs[1]:offs[1] + 128])
-            c.sb_finish(offs[0], 4242, 5, 6, 7, 8, 9, dur)
-            ms = struct.unpack_from("<Q", sb, offs[0] + 40)[0]
-            w.SLOT_HEAD.pack_into(sb, offs[1], 4242, w.ST_IDLE, 0, 5, 6, 7, ms, 8, 9)
-            if dur >= 0:
-                b = min((dur // 1000).bit_length(), w.HIST_BUCKETS - 1)
-                py_hist[b] += 1
-                struct.pack_into("<I", sb, offs[1] + w.HIST_OFF + 4 * b, py_hist[b])
+            c.sb_count(offs[0], 1, dur % 2, 300, 2)
+            wk.count(requests=1, errors=dur % 2, tx=300, forwarded=2)
+            assert c.sb_served(offs[0]) == wk.served()
+            c.sb_finish(offs[0], 4242, dur)
+            wk.finish_stats(dur)
+            sb[offs[1] + 40:offs[1] + 48] = sb[offs[0] + 40:offs[0] + 48]  # last request's wall clock
             assert sb[offs[0]:offs[0] + w.SLOT_SIZE] == sb[offs[1]:offs[1] + w.SLOT_SIZE], (env, dur)
     try:
         c.sb_begin(size, 1, 1)
@@ -138,4 +267,4 @@ with tempfile.TemporaryFile() as f:
         pass
     else:
         raise AssertionError("a slot past the scoreboard was written")
-print("ok %d packets" % n)
+print("ok %d packets, %d requests" % (n, checked))

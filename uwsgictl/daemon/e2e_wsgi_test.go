@@ -64,6 +64,12 @@ func TestWSGIValidated(t *testing.T) {
 	if strings.Contains(d.Log(), "AssertionError") || strings.Contains(d.Log(), "WSGIWarning") {
 		t.Errorf("the validator complained:\n%s", d.Log())
 	}
+	// These tests are meant to go through the C request path (the
+	// differential selftest holds the Python twin to it).
+	if log := d.Log(); !strings.Contains(log, "C speedups built in ") && !strings.Contains(log, "C speedups in ") ||
+		strings.Contains(log, "C speedups not") {
+		t.Errorf("the workers did not run the C request path:\n%s", d.Log())
+	}
 }
 
 // TestLargeBodiesStreamingAndFiles: a 100 MB upload read in chunks, a

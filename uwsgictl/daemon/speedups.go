@@ -25,6 +25,7 @@ func buildSpeedups(dir, python string, logf func(string, ...any)) string {
 	out := filepath.Join(dir, "speedups-"+hex.EncodeToString(sum[:6]))
 	so := filepath.Join(out, "_pyvhost_speedups.abi3.so")
 	if _, err := os.Stat(so); err == nil {
+		logf("C speedups in %s", out)
 		return out
 	}
 	if err := compileSpeedups(out, so, python); err != nil {
