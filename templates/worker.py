@@ -15,17 +15,87 @@
 import array
 import errno
 import gc
-import json
 import os
 import select
-import signal
-import socket
 import struct
 import sys
 import time
-import traceback
 
-CFG = json.loads(os.environ.pop("PYVHOST_WORKER", "{}"))
+# Every app's zygote holds what this program imports, and every worker
+# dirties part of it: the C modules below, not their Python wrappers
+# (signal.py and socket.py import enum and more; json imports re), keep the
+# zygote ~1.7 MB smaller. traceback is imported only when one is printed.
+try:
+    import _signal as signal
+    import _socket as socket
+except ImportError:  # an interpreter built without them
+    import signal
+    import socket
+
+
+def _json_codec():
+    """json.loads and a dumps for flat dicts, from the _json C module."""
+    try:
+        import _json
+    except ImportError:
+        import json
+        return json.loads, json.dumps
+
+    def no_constant(name):
+        raise ValueError("unexpected %s" % name)
+
+    class Context(object):
+        strict = True
+        object_hook = object_pairs_hook = None
+        parse_float, parse_int, parse_constant = float, int, no_constant
+        memo = {}
+
+    scan = _json.make_scanner(Context())
+    encode_str = _json.encode_basestring_ascii
+
+    def loads(text):
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        text = text.strip()
+        try:
+            obj, end = scan(text, 0)
+        except StopIteration:
+            raise ValueError("not JSON: %r" % text[:40])
+        if end != len(text):
+            raise ValueError("trailing data after JSON: %r" % text[end:end + 40])
+        return obj
+
+    def encode(v):
+        if v is None:
+            return "null"
+        if v is True or v is False:
+            return "true" if v else "false"
+        if isinstance(v, int):
+            return str(v)
+        if isinstance(v, str):
+            return encode_str(v)
+        raise TypeError("cannot encode %r" % (v,))
+
+    def dumps(d):
+        return "{" + ", ".join(encode_str(k) + ": " + encode(v) for k, v in d.items()) + "}"
+
+    return loads, dumps
+
+
+json_loads, json_dumps = _json_codec()
+
+
+def format_exc():
+    import traceback
+    return traceback.format_exc()
+
+
+def format_exception(exc):
+    import traceback
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+CFG = json_loads(os.environ.pop("PYVHOST_WORKER", "{}"))
 
 # Inherited file descriptors (see uwsgictl/pool/process.go).
 CTL_FD = 3        # zygote <-> daemon, private to the zygote
@@ -87,7 +157,7 @@ def log(msg):
 
 def send_ctl(ev):
     try:
-        os.write(CTL_FD, json.dumps(ev).encode())
+        os.write(CTL_FD, json_dumps(ev).encode())
     except OSError:
         pass
 
@@ -589,7 +659,7 @@ class Worker(object):
         try:
             self.serve(conn, data, from_shared, start)
         except Exception:
-            log("request failed: %s" % traceback.format_exc().rstrip())
+            log("request failed: %s" % format_exc().rstrip())
         finally:
             try:
                 os.close(conn)
@@ -699,7 +769,7 @@ class Worker(object):
         except ClientGone:
             status_code = int(r.status[:3]) if r.status else 499
         except Exception:
-            log("app %s raised:\n%s" % (CFG.get("name", self.app_id), traceback.format_exc().rstrip()))
+            log("app %s raised:\n%s" % (CFG.get("name", self.app_id), format_exc().rstrip()))
             if not r.sent:
                 error_response(conn, 500, proto)
             status_code = 500
@@ -708,7 +778,7 @@ class Worker(object):
                 try:
                     result.close()
                 except Exception:
-                    log("app %s close() raised:\n%s" % (CFG.get("name", self.app_id), traceback.format_exc().rstrip()))
+                    log("app %s close() raised:\n%s" % (CFG.get("name", self.app_id), format_exc().rstrip()))
         if inp is not EMPTY_INPUT:
             try:
                 inp.drain()
@@ -721,7 +791,7 @@ class Worker(object):
     def report(self, what, exc):
         """Log an exception the C path caught: what the app did ("raised",
         "close() raised") or "request failed"."""
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+        tb = format_exception(exc).rstrip()
         if what == "request failed":
             log("request failed: %s" % tb)
         else:
@@ -825,10 +895,13 @@ _prctl = None
 
 def prepare_fork():
     """Import, in the zygote, what every worker needs right after fork
-    (mmap for the scoreboard, ctypes for prctl): imported before fork, their
-    pages stay shared; imported after, every worker pays ~0.3 MB for them."""
+    (mmap for the scoreboard; ctypes for prctl when the C speedups, which
+    have their own, are not loaded): imported before fork, their pages stay
+    shared; imported after, every worker pays ~0.3 MB for them."""
     global _prctl
     import mmap  # noqa: F401 (open_scoreboard's)
+    if _c is not None:
+        return
     try:
         import ctypes
         _prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -839,7 +912,9 @@ def prepare_fork():
 def die_with_parent():
     """Ask the kernel to kill this worker if its zygote dies."""
     PR_SET_PDEATHSIG = 1
-    if _prctl is not None:
+    if _c is not None:
+        _c.die_with_parent()
+    elif _prctl is not None:
         try:
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         except Exception:
@@ -858,7 +933,7 @@ def zygote():
         try:
             app = load_app()
         except BaseException:
-            tb = traceback.format_exc()
+            tb = format_exc()
             send_ctl({"ev": "failed", "error": tb.rstrip().splitlines()[-1], "traceback": tb})
             os._exit(EXIT_IMPORT_FAILED)
     elif CFG.get("chdir"):
@@ -906,7 +981,7 @@ def zygote():
             if not msg:
                 stop()  # the daemon is gone
                 continue
-            cmd = json.loads(msg)
+            cmd = json_loads(msg)
             if cmd.get("cmd") == "spawn" and not stopping[0]:
                 slot = cmd["slot"]
                 # No stop signal may fall between fork() and the child's own
@@ -950,13 +1025,13 @@ def run_worker(app, slot, wake_r, wake_w):
             try:
                 app = load_app()
             except BaseException:
-                log("app %s failed to import:\n%s" % (CFG.get("name", CFG.get("app_id")), traceback.format_exc().rstrip()))
+                log("app %s failed to import:\n%s" % (CFG.get("name", CFG.get("app_id")), format_exc().rstrip()))
                 os._exit(EXIT_IMPORT_FAILED)
         Worker(app, slot).run()
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 0
     except BaseException:
-        log("worker crashed:\n%s" % traceback.format_exc().rstrip())
+        log("worker crashed:\n%s" % format_exc().rstrip())
         code = 1
     os._exit(code)
 

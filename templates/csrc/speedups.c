@@ -31,6 +31,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <structmember.h>
@@ -1135,7 +1137,16 @@ static PyObject *accept_serve(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* die_with_parent(): the kernel kills this worker when its zygote dies. */
+static PyObject *die_with_parent(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"die_with_parent", die_with_parent, METH_NOARGS, "die_with_parent(): SIGKILL this process when its parent dies"},
     {"hot_init", (PyCFunction)(void (*)(void))hot_init, METH_VARARGS | METH_KEYWORDS,
      "hot_init(app=, key=, static=, responder=, ...): hand the worker's app and helpers to the C path"},
     {"accept_serve", accept_serve, METH_VARARGS,

@@ -128,6 +128,7 @@ func New(cfg Config) (d *Daemon, err error) {
 		LimitAS: cfg.LimitAS, Idle: cfg.Idle, Lazy: cfg.Lazy, BufferSize: cfg.BufferSize, MaxVars: wire.DefaultMaxVars,
 		Logging: cfg.Logging, Vhost: cfg.Vhost, SingleApp: cfg.Module != "", AllowRootApps: cfg.AllowRootApps,
 		WorkerScript: script, SpeedupsDir: speedups, LogWriter: lg.pipeW, ToMaster: d.toMasterW, Logf: lg.logf, QueueLimit: cfg.QueueLimit,
+		AppReady: releaseWhenQuiet.poke,
 	}
 	// The nginx config first: it says which apps may run and which user
 	// nginx's workers run as (who may connect to unix sockets).

@@ -223,6 +223,9 @@ func (a *App) onReadyLocked(g *generation) {
 	a.state = Ready
 	a.lastError, a.traceback = "", ""
 	a.spawnLocked(g)
+	if a.cfg.AppReady != nil {
+		a.cfg.AppReady()
+	}
 	for _, w := range a.waiters {
 		w <- nil
 	}
