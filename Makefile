@@ -71,11 +71,11 @@ endef
 # mostly idle sites, and a never-loaded app's first request.
 bench: build deps deps-bench
 	@echo "== shared TCP port (the seed's set-up) vs uWSGI on TCP"
-	bash $(SHARED_BENCH)/vs-uwsgi.sh $(BIN) 3 4
+	bash $(SHARED_BENCH)/vs-uwsgi.sh $(BIN) 5 4
 	@echo "== per-app unix sockets vs uWSGI on a unix socket (best against best)"
-	PV_SOCKETS=1 UW_UNIX=1 bash $(SHARED_BENCH)/vs-uwsgi.sh $(BIN) 3 4
+	PV_SOCKETS=1 UW_UNIX=1 bash $(SHARED_BENCH)/vs-uwsgi.sh $(BIN) 5 4
 	@echo "== pyvhost's default (per-app unix sockets) vs the seed's uWSGI on TCP"
-	PV_SOCKETS=1 bash $(SHARED_BENCH)/vs-uwsgi.sh $(BIN) 3 4
+	PV_SOCKETS=1 bash $(SHARED_BENCH)/vs-uwsgi.sh $(BIN) 5 4
 	@echo "== 20 sites, one busy, --idle 5"
 	bash $(SHARED_BENCH)/many-apps.sh $(BIN) 20 5
 	@echo "== cold start"

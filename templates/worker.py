@@ -539,9 +539,9 @@ class Worker(object):
         _c.hot_init(app=self.app, key=None if self.single else self.key, static=self.wsgi_static,
                     responder=self.resp, empty_input=EMPTY_INPUT, input_cls=Input, file_wrapper=FileWrapper,
                     client_gone=ClientGone, report=self.report, error_page=error_response,
-                    send_file=self.send_file, log_request=self.log_request if self.logging else None,
-                    buffer_size=self.buffer_size, max_vars=self.max_vars, slot_off=self.slot_off,
-                    pid=self.pid, max_requests=self.max_requests)
+                    send_file=self.send_file, buffer_size=self.buffer_size, max_vars=self.max_vars,
+                    slot_off=self.slot_off, pid=self.pid, max_requests=self.max_requests,
+                    logging=self.logging, vhost=self.vhost, app_num=self.app_num)
 
     def run(self):
         self.open_scoreboard()

@@ -5,13 +5,15 @@ the built _pyvhost_speedups, argv[2] the worker program."""
 import importlib.util
 import json
 import os
+import re
 import random
 import socket
 import struct
 import sys
 
 os.environ["PYVHOST_WORKER"] = json.dumps({"app_id": "selftest", "script": "m", "pyhome": "/v", "chdir": "/a",
-                                          "slots": 2, "speedups_dir": sys.argv[1], "logging": False})
+                                          "slots": 2, "speedups_dir": sys.argv[1], "logging": True, "vhost": True,
+                                          "app_num": 3})
 sys.path.insert(0, sys.argv[1])
 import _pyvhost_speedups as c  # noqa: E402
 
@@ -144,6 +146,12 @@ def app_for(kind):
             return [b""]
         if kind == "no-start":
             return [b"x"]
+        if kind == "list-header":
+            start_response("200 OK", [["Content-Type", "text/plain"], ["Content-Length", "1"]])
+            return [b"x"]
+        if kind == "short-header":
+            start_response("200 OK", [("X",)])
+            return [b"x"]
         if kind == "bad-header":
             start_response("200 OK", [("X", 1)])
             return [b"x"]
@@ -174,7 +182,7 @@ def app_for(kind):
 
 
 KINDS = ["list", "tuple", "empty", "gen", "write", "closing", "echo", "partial-read", "raise", "exc_info", "twice",
-         "no-start", "bad-header", "not-latin1", "latin1", "str-body", "raise-in-gen", "file"]
+         "no-start", "list-header", "short-header", "bad-header", "not-latin1", "latin1", "str-body", "raise-in-gen", "file"]
 
 
 def request(pairs, body=b""):
@@ -186,8 +194,9 @@ VARS = [("REQUEST_METHOD", "GET"), ("PATH_INFO", "/blog/x"), ("SCRIPT_NAME", "/b
 REQUESTS = [request(VARS), request(VARS + [("CONTENT_LENGTH", "11")], b"hello world"),
             request([("REQUEST_METHOD", "GET"), ("UWSGI_PYHOME", "/v"), ("UWSGI_CHDIR", "/a"), ("UWSGI_SCRIPT", "m")]),
             request(VARS + [("CONTENT_LENGTH", "x1")])]
-devnull = os.open(os.devnull, os.O_WRONLY)
 saved_stderr = os.dup(2)
+LOGGED = re.compile(r"^.*\[pid: \d+\|app: .*$", re.M)
+WHEN = re.compile(r"\[\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\]| in \d+ msecs")
 with tempfile.TemporaryFile() as f:
     size = w.APP_HEADER + 2 * w.SLOT_SIZE
     f.truncate(size)
@@ -211,7 +220,8 @@ with tempfile.TemporaryFile() as f:
                 a, b = socket.socketpair()
                 a.sendall(req)
                 conn = b.detach()
-                os.dup2(devnull, 2)  # the apps' tracebacks are expected
+                logf = tempfile.TemporaryFile()
+                os.dup2(logf.fileno(), 2)  # the request's log line, and the apps' expected tracebacks
                 try:
                     if use_c:
                         slow = c.serve(conn, b"", False)
@@ -230,11 +240,17 @@ with tempfile.TemporaryFile() as f:
                     out += chunk
                 a.close()
                 off = w.APP_HEADER + (0 if use_c else w.SLOT_SIZE)
-                outs.append((out, struct.unpack_from("<QQQ", sb, off + 16)[0:1] + struct.unpack_from("<QQ", sb, off + 32)[:1]
+                logf.seek(0)
+                logged = WHEN.sub("", "\n".join(LOGGED.findall(logf.read().decode("latin-1"))))
+                logf.close()
+                assert logged.count("[pid: %d|app: 3|req: 1/1] " % os.getpid()) == 1, (kind, logged)  # one line
+                outs.append((out, logged, struct.unpack_from("<QQQ", sb, off + 16)[0:1] + struct.unpack_from("<QQ", sb, off + 32)[:1]
                              + struct.unpack_from("<Q", sb, off + 48)))
                 for o in (off, ):  # the slots start each request equal
                     sb[o:o + w.SLOT_SIZE] = bytes(w.SLOT_SIZE)
             assert outs[0] == outs[1], (kind, req, outs[0], outs[1])
+            if kind == "echo" and req is REQUESTS[0]:
+                example = outs[0][1]
             checked += 1
     assert Closing.closed == 2 * len(REQUESTS), Closing.closed
 
@@ -267,4 +283,4 @@ with tempfile.TemporaryFile() as f:
         pass
     else:
         raise AssertionError("a slot past the scoreboard was written")
-print("ok %d packets, %d requests" % (n, checked))
+print("ok %d packets, %d requests; a log line: %s" % (n, checked, example))

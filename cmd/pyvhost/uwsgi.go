@@ -59,6 +59,7 @@ func uwsgiCommand() *cli.Command {
 			&cli.BoolFlag{Name: "status-http-public", Usage: "allow --status-http on a non-loopback address"},
 			&cli.StringFlag{Name: "state-dir", EnvVars: []string{"PYVHOST_STATE_DIR"}, Usage: "state `DIR` (the status page's token; default " + daemon.DefaultStateDir() + ")"},
 			&cli.IntFlag{Name: "queue-limit", Value: 1000, Usage: "requests the daemon holds for one app while it starts or is busy; past `N` they get a 503"},
+			&cli.BoolFlag{Name: "no-speedups", Usage: "workers answer requests in pure Python, without the C request path (slower; for troubleshooting)"},
 		},
 		Action: runUwsgi,
 	}
@@ -91,6 +92,7 @@ func runUwsgi(c *cli.Context) error {
 		Ctl:           ctlPath(c),
 		LogTo:         c.String("logto"),
 		QueueLimit:    c.Int("queue-limit"),
+		NoSpeedups:    c.Bool("no-speedups"),
 		StatusHTTP:    c.String("status-http"),
 		StatusPublic:  c.Bool("status-http-public"),
 		StateDir:      c.String("state-dir"),

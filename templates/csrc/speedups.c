@@ -27,6 +27,7 @@
 #define Py_LIMITED_API 0x03080000
 #include <Python.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -158,7 +159,8 @@ static PyObject *s_UWSGI_PYHOME, *s_UWSGI_HOME, *s_UWSGI_CHDIR, *s_UWSGI_SCRIPT,
     *s_UWSGI_CALLABLE, *s_UWSGI_FILE, *s_UWSGI_SETENV, *s_UWSGI_POSTFILE, *s_HTTP_CONTENT_LENGTH,
     *s_HTTP_CONTENT_TYPE, *s_SCRIPT_NAME, *s_PATH_INFO, *s_HTTPS, *s_UWSGI_SCHEME, *s_REQUEST_SCHEME,
     *s_url_scheme, *s_empty, *s_http, *s_https, *s_colon, *s_REQUEST_METHOD, *s_SERVER_PROTOCOL,
-    *s_CONTENT_LENGTH, *s_wsgi_input, *s_http10, *s_close, *s_drain, *s_fileno, *s_filelike;
+    *s_CONTENT_LENGTH, *s_wsgi_input, *s_http10, *s_close, *s_drain, *s_fileno, *s_filelike, *s_HTTP_HOST,
+    *s_SERVER_NAME, *s_REMOTE_ADDR, *s_REQUEST_URI;
 
 static int intern_all(void) {
 #define I(name, text) if (!(name = PyUnicode_InternFromString(text))) return -1;
@@ -171,6 +173,7 @@ static int intern_all(void) {
     I(s_empty, "") I(s_http, "http") I(s_https, "https") I(s_colon, ":") I(s_REQUEST_METHOD, "REQUEST_METHOD")
     I(s_SERVER_PROTOCOL, "SERVER_PROTOCOL") I(s_CONTENT_LENGTH, "CONTENT_LENGTH") I(s_wsgi_input, "wsgi.input")
     I(s_http10, "HTTP/1.0") I(s_close, "close") I(s_drain, "drain") I(s_fileno, "fileno") I(s_filelike, "filelike")
+    I(s_HTTP_HOST, "HTTP_HOST") I(s_SERVER_NAME, "SERVER_NAME") I(s_REMOTE_ADDR, "REMOTE_ADDR") I(s_REQUEST_URI, "REQUEST_URI")
 #undef I
     return 0;
 }
@@ -388,7 +391,10 @@ static int send_all(int fd, const char *a, Py_ssize_t an, const char *b, Py_ssiz
         int n = 0;
         if (an) { iov[n].iov_base = (void *)a; iov[n].iov_len = (size_t)an; n++; }
         if (bn) { iov[n].iov_base = (void *)b; iov[n].iov_len = (size_t)bn; n++; }
-        ssize_t w = writev(fd, iov, n);
+        ssize_t w;
+        Py_BEGIN_ALLOW_THREADS /* a slow client may keep it waiting: let the app's threads run */
+        w = writev(fd, iov, n);
+        Py_END_ALLOW_THREADS
         if (w < 0) {
             if (errno == EINTR) {
                 if (PyErr_CheckSignals() < 0) return -1;
@@ -440,16 +446,27 @@ static int send_head(Responder *r, const char *first, Py_ssize_t flen, Py_ssize_
         if (PyTuple_Check(h) && PyTuple_Size(h) == 2) {
             k = PyTuple_GetItem(h, 0);
             v = PyTuple_GetItem(h, 1);
+            Py_XINCREF(k);
+            Py_XINCREF(v);
+        } else if (!PyUnicode_Check(h) && PySequence_Check(h) && PySequence_Size(h) == 2) {
+            k = PySequence_GetItem(h, 0); /* a list pair: worker.py takes any (name, value) pair */
+            v = PySequence_GetItem(h, 1);
         }
-        Py_DECREF(h); /* the tuple is held by the headers list */
+        Py_DECREF(h);
         if (!k || !v) {
-            PyErr_SetString(PyExc_TypeError, "each header must be a (name, value) tuple");
+            Py_XDECREF(k);
+            Py_XDECREF(v);
+            PyErr_Clear();
+            PyErr_SetString(PyExc_TypeError, "each header must be a (name, value) pair");
             goto error;
         }
         Py_ssize_t k0 = len;
-        if (happend(&len, k) < 0) goto error;
-        if (!has_cl && len - k0 == 14 && strncasecmp(hbuf + k0, "content-length", 14) == 0) has_cl = 1;
-        if (happend_c(&len, ": ", 2) < 0 || happend(&len, v) < 0 || happend_c(&len, "\r\n", 2) < 0) goto error;
+        int bad = happend(&len, k) < 0;
+        if (!bad && !has_cl && len - k0 == 14 && strncasecmp(hbuf + k0, "content-length", 14) == 0) has_cl = 1;
+        bad = bad || happend_c(&len, ": ", 2) < 0 || happend(&len, v) < 0 || happend_c(&len, "\r\n", 2) < 0;
+        Py_DECREF(k);
+        Py_DECREF(v);
+        if (bad) goto error;
     }
     Py_DECREF(seq);
     seq = NULL;
@@ -794,12 +811,12 @@ static PyObject *sb_finish(PyObject *self, PyObject *args) {
  */
 static struct {
     PyObject *app, *key, *stat, *start_cb, *empty_input, *input_cls, *file_wrapper, *report, *error_page,
-        *send_file, *log_request;
+        *send_file;
     Responder *resp;
-    Py_ssize_t buffer_size, max_vars, slot_off;
+    Py_ssize_t buffer_size, max_vars, slot_off, app_num;
     unsigned long pid;
     unsigned long long max_requests;
-    int stop;
+    int stop, logging, vhost;
     unsigned char *buf;
     Py_ssize_t bufcap;
 } H;
@@ -807,18 +824,19 @@ static struct {
 static PyObject *hot_init(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
     static char *names[] = {"app", "key", "static", "responder", "empty_input", "input_cls", "file_wrapper",
-                            "client_gone", "report", "error_page", "send_file", "log_request", "buffer_size",
-                            "max_vars", "slot_off", "pid", "max_requests", NULL};
-    PyObject *o[12];
-    Py_ssize_t bs, mv, off;
+                            "client_gone", "report", "error_page", "send_file", "buffer_size", "max_vars",
+                            "slot_off", "pid", "max_requests", "logging", "vhost", "app_num", NULL};
+    PyObject *o[11];
+    Py_ssize_t bs, mv, off, app_num;
     unsigned long pid;
     unsigned long long maxr;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO!O!OOOOOOOOnnnkK", names, &o[0], &o[1], &PyDict_Type, &o[2],
+    int logging, vhost;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO!O!OOOOOOOnnnkKppn", names, &o[0], &o[1], &PyDict_Type, &o[2],
                                      ResponderType, &o[3], &o[4], &o[5], &o[6], &o[7], &o[8], &o[9], &o[10],
-                                     &o[11], &bs, &mv, &off, &pid, &maxr))
+                                     &bs, &mv, &off, &pid, &maxr, &logging, &vhost, &app_num))
         return NULL;
     if (!slot_at(off)) return NULL;
-    for (int i = 0; i < 12; i++) Py_INCREF(o[i]);
+    for (int i = 0; i < 11; i++) Py_INCREF(o[i]);
     H.app = o[0];
     H.key = o[1];
     H.stat = o[2];
@@ -830,7 +848,9 @@ static PyObject *hot_init(PyObject *self, PyObject *args, PyObject *kw) {
     H.report = o[8];
     H.error_page = o[9];
     H.send_file = o[10];
-    H.log_request = o[11];
+    H.logging = logging;
+    H.vhost = vhost;
+    H.app_num = app_num;
     if (!(H.start_cb = PyObject_GetAttrString(o[3], "start_response"))) return NULL;
     H.buffer_size = bs;
     H.max_vars = mv;
@@ -1003,6 +1023,100 @@ failed:
     return fatal ? -2 : code;
 }
 
+/*
+ * The request's log line, uWSGI's format, as worker.py's log_request
+ * writes it: to stderr, which is the daemon's log pipe.
+ */
+static char *lbuf;
+static Py_ssize_t lcap, llen;
+
+static int lreserve(Py_ssize_t more) {
+    if (llen + more <= lcap) return 0;
+    Py_ssize_t ncap = (llen + more) * 2 + 512;
+    char *nb = PyMem_Realloc(lbuf, ncap);
+    if (!nb) return -1;
+    lbuf = nb;
+    lcap = ncap;
+    return 0;
+}
+
+/* lstr appends a str as latin-1, "?" for what latin-1 lacks (worker.py:
+ * encode("latin-1", "replace")); nothing for a missing or non-str value. */
+static void lstr(PyObject *o) {
+    if (!o || !PyUnicode_Check(o)) return;
+    Py_ssize_t n = PyUnicode_GetLength(o);
+    if (n <= 0 || lreserve(n) < 0) return;
+    Py_UCS4 u[512];
+    for (Py_ssize_t at = 0; at < n; at += 512) {
+        Py_ssize_t k = n - at < 512 ? n - at : 512;
+        PyObject *part = at == 0 && k == n ? (Py_INCREF(o), o) : PyUnicode_Substring(o, at, at + k);
+        if (!part) {
+            PyErr_Clear();
+            return;
+        }
+        Py_UCS4 *got = PyUnicode_AsUCS4(part, u, 512, 0);
+        Py_DECREF(part);
+        if (!got) {
+            PyErr_Clear();
+            return;
+        }
+        for (Py_ssize_t i = 0; i < k; i++) lbuf[llen++] = u[i] < 256 ? (char)u[i] : '?';
+    }
+}
+
+static void lfmt(const char *fmt, ...) {
+    va_list ap;
+    char tmp[256];
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if (n >= (int)sizeof tmp) n = sizeof tmp - 1;
+    if (lreserve(n) < 0) return;
+    memcpy(lbuf + llen, tmp, n);
+    llen += n;
+}
+
+static PyObject *env_str(PyObject *env, PyObject *name) {
+    PyObject *v = get(env, name);
+    return v && PyUnicode_Check(v) ? v : NULL;
+}
+
+static void log_request(PyObject *env, int code, unsigned long long start, Py_ssize_t nvars, Py_ssize_t pktsize) {
+    Responder *r = H.resp;
+    unsigned long long served = get64(sb_base + H.slot_off + SB_REQUESTS);
+    unsigned long long ms = (now_ns(CLOCK_MONOTONIC) - start) / 1000000;
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y", &tm); /* Python's time.ctime() */
+    llen = 0;
+    if (H.vhost) {
+        PyObject *host = env_str(env, s_HTTP_HOST);
+        lstr(host && PyUnicode_GetLength(host) > 0 ? host : env_str(env, s_SERVER_NAME));
+        lfmt(" ");
+    }
+    lfmt("[pid: %lu|app: %zd|req: %llu/%llu] ", H.pid, H.app_num, served, served);
+    lstr(env_str(env, s_REMOTE_ADDR));
+    lfmt(" () {%zd vars in %zd bytes} [%s] ", nvars * 2, pktsize, when);
+    lstr(env_str(env, s_REQUEST_METHOD));
+    lfmt(" ");
+    lstr(env_str(env, s_REQUEST_URI));
+    lfmt(" => generated %zd bytes in %llu msecs (", r->nbytes, ms);
+    lstr(r->proto);
+    lfmt(" %d) %zd headers in %zd bytes\n", code, r->hcount, r->hsize);
+    const char *p = lbuf;
+    Py_ssize_t left = llen;
+    while (left > 0) {
+        ssize_t w = write(2, p, (size_t)left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break; /* the log is gone: nothing to tell it */
+        p += w;
+        left -= w;
+    }
+}
+
 static void close_conn(int conn) {
     /* close() is not retried on EINTR: on Linux the fd is gone either way */
     close(conn);
@@ -1027,7 +1141,10 @@ static PyObject *serve_conn(int conn, const char *prefix, Py_ssize_t plen, int f
             end = 4 + size;
         }
         if (end && n >= end) break;
-        ssize_t got = read(conn, b + n, (size_t)(H.bufcap - n));
+        ssize_t got;
+        Py_BEGIN_ALLOW_THREADS
+        got = read(conn, b + n, (size_t)(H.bufcap - n));
+        Py_END_ALLOW_THREADS
         if (got == 0) goto done; /* the client went away mid-packet */
         if (got < 0) {
             if (errno == EINTR) {
@@ -1064,12 +1181,7 @@ static PyObject *serve_conn(int conn, const char *prefix, Py_ssize_t plen, int f
         goto fatal;
     }
     slot_count(s, 1, code >= 500, (unsigned long long)H.resp->nbytes, 0);
-    if (H.log_request != Py_None) {
-        PyObject *x = PyObject_CallFunction(H.log_request, "OinKnnO", env, code, H.resp->nbytes, start, nvars,
-                                            end - 4, H.resp->proto);
-        if (!x) report_pending("request failed");
-        Py_XDECREF(x);
-    }
+    if (H.logging) log_request(env, code, start, nvars, end - 4);
     Py_DECREF(env);
 done:
     close_conn(conn);

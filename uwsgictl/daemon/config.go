@@ -35,6 +35,7 @@ type Config struct {
 	StateDir      string // --state-dir: the status page token lives here
 	LogTo         string // --logto / -d: log file; "" = stderr
 	QueueLimit    int    // requests held per app before 503
+	NoSpeedups    bool   // --no-speedups: workers run their request path in pure Python
 	Backlog       int    // listen backlog of every socket
 	RuntimeDir    string // where worker.py is written; "" = default
 }

@@ -113,7 +113,12 @@ func New(cfg Config) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	speedups := buildSpeedups(filepath.Dir(script), cfg.Python, lg.logf)
+	speedups := ""
+	if cfg.NoSpeedups {
+		lg.logf("C speedups off (--no-speedups): workers run their request path in pure Python")
+	} else {
+		speedups = buildSpeedups(filepath.Dir(script), cfg.Python, lg.logf)
+	}
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("worker-to-daemon socket: %w", err)

@@ -43,41 +43,65 @@ func wsgiEnv(t *testing.T, daemonArgs []string, apps ...string) (*env, *daemonte
 	return startNginx(t, dir, sites...), d, paths
 }
 
+// requestPaths are the workers' two request paths: the C one, and the pure
+// Python one they run without a C compiler (or with --no-speedups).
+var requestPaths = []struct {
+	name string
+	args []string
+}{
+	{"C", nil},
+	{"python", []string{"--no-speedups"}},
+}
+
 // TestWSGIValidated: requests through nginx to an app wrapped in
-// wsgiref.validate.validator, GET and POST.
+// wsgiref.validate.validator, GET and POST, on both request paths.
 func TestWSGIValidated(t *testing.T) {
 	slow(t)
-	e, d, _ := wsgiEnv(t, nil, "envecho")
-	body := strings.Repeat("posted body ", 1000)
-	code, out := e.do(t, "POST", "envecho.test", "/form?x=1", strings.NewReader(body))
-	var env map[string]any
-	if code != 200 || json.Unmarshal([]byte(out), &env) != nil {
-		t.Fatalf("POST: %d %q\n%s", code, out, d.Log())
-	}
-	sum := sha256.Sum256([]byte(body))
-	if env["body_len"].(float64) != float64(len(body)) || env["body_sha256"] != hex.EncodeToString(sum[:]) {
-		t.Errorf("the app read %v bytes (%v), want %d", env["body_len"], env["body_sha256"], len(body))
-	}
-	if env["REQUEST_METHOD"] != "POST" || env["CONTENT_LENGTH"] != fmt.Sprint(len(body)) || env["QUERY_STRING"] != "x=1" {
-		t.Errorf("environ: %v", env)
-	}
-	if strings.Contains(d.Log(), "AssertionError") || strings.Contains(d.Log(), "WSGIWarning") {
-		t.Errorf("the validator complained:\n%s", d.Log())
-	}
-	// These tests are meant to go through the C request path (the
-	// differential selftest holds the Python twin to it).
-	if log := d.Log(); !strings.Contains(log, "C speedups built in ") && !strings.Contains(log, "C speedups in ") ||
-		strings.Contains(log, "C speedups not") {
-		t.Errorf("the workers did not run the C request path:\n%s", d.Log())
+	for _, rp := range requestPaths {
+		t.Run(rp.name, func(t *testing.T) {
+			e, d, _ := wsgiEnv(t, rp.args, "envecho")
+			body := strings.Repeat("posted body ", 1000)
+			code, out := e.do(t, "POST", "envecho.test", "/form?x=1", strings.NewReader(body))
+			var env map[string]any
+			if code != 200 || json.Unmarshal([]byte(out), &env) != nil {
+				t.Fatalf("POST: %d %q\n%s", code, out, d.Log())
+			}
+			sum := sha256.Sum256([]byte(body))
+			if env["body_len"].(float64) != float64(len(body)) || env["body_sha256"] != hex.EncodeToString(sum[:]) {
+				t.Errorf("the app read %v bytes (%v), want %d", env["body_len"], env["body_sha256"], len(body))
+			}
+			if env["REQUEST_METHOD"] != "POST" || env["CONTENT_LENGTH"] != fmt.Sprint(len(body)) || env["QUERY_STRING"] != "x=1" {
+				t.Errorf("environ: %v", env)
+			}
+			if code, _ := e.get(t, "envecho.test", "/get"); code != 200 {
+				t.Errorf("GET: %d", code)
+			}
+			if strings.Contains(d.Log(), "AssertionError") || strings.Contains(d.Log(), "WSGIWarning") {
+				t.Errorf("the validator complained:\n%s", d.Log())
+			}
+			log := d.Log()
+			usedC := (strings.Contains(log, "C speedups built in ") || strings.Contains(log, "C speedups in ")) &&
+				!strings.Contains(log, "C speedups not")
+			if usedC != (rp.name == "C") {
+				t.Errorf("the workers did not run the %s request path:\n%s", rp.name, log)
+			}
+		})
 	}
 }
 
 // TestLargeBodiesStreamingAndFiles: a 100 MB upload read in chunks, a
 // 50 MB streamed download, wsgi.file_wrapper, write(), and a generator
-// whose chunks arrive as produced and whose close() is always called.
+// whose chunks arrive as produced and whose close() is always called, on
+// both request paths.
 func TestLargeBodiesStreamingAndFiles(t *testing.T) {
 	slow(t)
-	e, d, paths := wsgiEnv(t, nil, "bigio", "stream")
+	for _, rp := range requestPaths {
+		t.Run(rp.name, func(t *testing.T) { testLargeBodiesStreamingAndFiles(t, rp.args) })
+	}
+}
+
+func testLargeBodiesStreamingAndFiles(t *testing.T, daemonArgs []string) {
+	e, d, paths := wsgiEnv(t, daemonArgs, "bigio", "stream")
 	up := make([]byte, 100<<20)
 	if _, err := rand.Read(up); err != nil {
 		t.Fatal(err)
@@ -153,10 +177,16 @@ func TestFlaskAndDjango(t *testing.T) {
 }
 
 // TestWSGIErrorPaths: exceptions and protocol misuse get proper answers and
-// a traceback in the log, and the worker keeps serving.
+// a traceback in the log, and the worker keeps serving, on both request paths.
 func TestWSGIErrorPaths(t *testing.T) {
 	slow(t)
-	e, d, _ := wsgiEnv(t, nil, "errors")
+	for _, rp := range requestPaths {
+		t.Run(rp.name, func(t *testing.T) { testWSGIErrorPaths(t, rp.args) })
+	}
+}
+
+func testWSGIErrorPaths(t *testing.T, daemonArgs []string) {
+	e, d, _ := wsgiEnv(t, daemonArgs, "errors")
 	tests := []struct {
 		path   string
 		status int

@@ -1,12 +1,14 @@
 package daemon
 
 import (
-	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // logger writes the daemon's events and the workers' lines (which arrive
@@ -30,6 +32,9 @@ func newLogger(path string) (*logger, error) {
 		return nil, fmt.Errorf("log pipe: %w", err)
 	}
 	l.pipeR, l.pipeW = r, w
+	// Room for the lines that arrive while copyPipe waits between batches,
+	// so a worker never blocks on its log line (the default is 64 KB).
+	_, _ = unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, 1<<20)
 	go l.copyPipe()
 	return l, nil
 }
@@ -55,21 +60,37 @@ func (l *logger) reopen() error {
 	return nil
 }
 
+// logBatchDelay is how long copyPipe lets the workers' lines gather after
+// copying some: under load, waking the daemon for every request's line
+// cost more CPU than the request itself.
+const logBatchDelay = 5 * time.Millisecond
+
+// copyPipe copies the workers' lines to the log, in batches: every complete
+// line read goes out in one write (each worker writes a line at once, so
+// lines do not interleave).
 func (l *logger) copyPipe() {
-	r := bufio.NewReaderSize(l.pipeR, 64<<10)
+	buf := make([]byte, 64<<10)
+	n := 0
 	for {
-		line, err := r.ReadSlice('\n')
-		if len(line) > 0 {
-			l.mu.Lock()
-			_, _ = l.out.Write(line)
-			l.mu.Unlock()
+		m, err := l.pipeR.Read(buf[n:])
+		n += m
+		upto := bytes.LastIndexByte(buf[:n], '\n') + 1
+		if upto == 0 && n == len(buf) {
+			upto = n // one line longer than the buffer: out in pieces
 		}
-		if err == bufio.ErrBufferFull {
-			continue
+		if err != nil {
+			upto = n
+		}
+		if upto > 0 {
+			l.mu.Lock()
+			_, _ = l.out.Write(buf[:upto])
+			l.mu.Unlock()
+			n = copy(buf, buf[upto:n])
 		}
 		if err != nil {
 			return
 		}
+		time.Sleep(logBatchDelay)
 	}
 }
 
