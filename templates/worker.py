@@ -9,8 +9,11 @@
 # app) is handed to the daemon with the bytes already read, and the daemon
 # hands it on to that app's workers.
 #
-# Standard library only; Python 3.8+. Keep the request loop lean: it is the
-# daemon's hot path.
+# Standard library only; Python 3.8+. The common request is answered by the
+# C speedups (csrc/speedups.c) from accept() to close() when the daemon could
+# build them; this file is then the slow path (refusals, other apps'
+# requests) and, without them, the whole request path: the two are kept
+# identical by testdata/worker_selftest.py.
 
 import array
 import errno
@@ -607,7 +610,8 @@ class Worker(object):
                 lsock, from_shared = listeners[fd]
                 try:
                     if _c is not None:
-                        # Accept and answer in C until no connection waits.
+                        # Accept and answer in C until no connection waits
+                        # (a batch at a time, so the handoff socket gets its turn).
                         while not self.stopping:
                             slow = _c.accept_serve(fd, from_shared, 64)
                             if slow is None:

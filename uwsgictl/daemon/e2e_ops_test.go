@@ -113,9 +113,7 @@ func TestLimitAS(t *testing.T) {
 	if code, _ := e.get(t, "memhog.test", "/hog?mb=1024"); code != 500 {
 		t.Fatalf("1 GB under --limit-as 256: %d, want 500", code)
 	}
-	if !strings.Contains(d.Log(), "MemoryError") {
-		t.Errorf("no MemoryError in the log:\n%s", d.Log())
-	}
+	d.WaitLog(t, "MemoryError", 5*time.Second)
 	if code, _ := e.get(t, "memhog.test", "/hog?mb=1"); code != 200 {
 		t.Fatalf("after MemoryError: %d", code)
 	}

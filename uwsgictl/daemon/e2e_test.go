@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
@@ -46,9 +47,8 @@ func TestSeedTwoSitesOnePort(t *testing.T) {
 			t.Errorf("app runs as uid %v, want the app directory's owner %d", env["uid"], uid)
 		}
 	}
-	if !strings.Contains(d.Log(), "app1.example.com [pid: ") || !strings.Contains(d.Log(), "GET /some/path?q=1 => generated") {
-		t.Errorf("no uWSGI-style request lines in the log:\n%s", d.Log())
-	}
+	d.WaitLog(t, "app1.example.com [pid: ", 5*time.Second) // uWSGI-style request lines
+	d.WaitLog(t, "GET /some/path?q=1 => generated", 5*time.Second)
 }
 
 // TestMountsOnPerAppSockets: one server with apps at / and /blog, each on

@@ -76,6 +76,7 @@ func TestWSGIValidated(t *testing.T) {
 			if code, _ := e.get(t, "envecho.test", "/get"); code != 200 {
 				t.Errorf("GET: %d", code)
 			}
+			d.WaitLog(t, "GET /get => generated", 5*time.Second) // the workers' lines before it are in too
 			if strings.Contains(d.Log(), "AssertionError") || strings.Contains(d.Log(), "WSGIWarning") {
 				t.Errorf("the validator complained:\n%s", d.Log())
 			}
@@ -215,9 +216,7 @@ func testWSGIErrorPaths(t *testing.T, daemonArgs []string) {
 		}
 	}
 	for _, want := range []string{"boom before start_response", "boom after the headers", "the app did not call start_response"} {
-		if !strings.Contains(d.Log(), want) {
-			t.Errorf("log lacks %q", want)
-		}
+		d.WaitLog(t, want, 5*time.Second)
 	}
 	if code, _ := e.get(t, "errors.test", "/"); code != 200 {
 		t.Fatalf("worker no longer serves: %d", code)
