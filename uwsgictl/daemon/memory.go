@@ -18,24 +18,40 @@ import (
 // zygote protocol, JSON, the policy checks) that serving does not. Measured
 // after a benchmark's warm-up: ~7 MB of the binary resident, of which the
 // serving daemon keeps touching ~2 MB.
-var releaseWhenQuiet = &quietRelease{after: 5 * time.Second, release: ReleaseStartupMemory}
+var releaseWhenQuiet = &quietRelease{after: 5 * time.Second, minGap: time.Minute, release: ReleaseStartupMemory}
 
-// quietRelease calls release once no poke came for after.
+// quietRelease calls release once no poke came for after, and not more
+// often than every minGap (apps that --idle stops and starts again should
+// not have the daemon page its code in and out all day).
 type quietRelease struct {
-	after   time.Duration
-	release func()
-	mu      sync.Mutex
-	timer   *time.Timer
+	after, minGap time.Duration
+	release       func()
+	mu            sync.Mutex
+	timer         *time.Timer
+	last          time.Time
 }
 
 func (q *quietRelease) poke() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.timer == nil {
-		q.timer = time.AfterFunc(q.after, q.release)
+		q.timer = time.AfterFunc(q.after, q.fire)
 		return
 	}
 	q.timer.Reset(q.after)
+}
+
+func (q *quietRelease) fire() {
+	q.mu.Lock()
+	wait := q.minGap - time.Since(q.last)
+	if !q.last.IsZero() && wait > 0 {
+		q.timer.Reset(wait)
+		q.mu.Unlock()
+		return
+	}
+	q.last = time.Now()
+	q.mu.Unlock()
+	q.release()
 }
 
 // ReleaseStartupMemory gives back what start-up (reading the nginx config,

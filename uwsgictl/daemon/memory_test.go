@@ -7,10 +7,11 @@ import (
 )
 
 // TestQuietRelease: the release runs once the pokes stop for the quiet
-// period, not on every poke, and again after a later burst.
+// period, not on every poke, and again after a later burst, but not sooner
+// than minGap after the last one.
 func TestQuietRelease(t *testing.T) {
 	var n atomic.Int32
-	q := &quietRelease{after: 50 * time.Millisecond, release: func() { n.Add(1) }}
+	q := &quietRelease{after: 50 * time.Millisecond, minGap: 300 * time.Millisecond, release: func() { n.Add(1) }}
 	for i := 0; i < 5; i++ { // a burst of app starts, each before the quiet period ends
 		q.poke()
 		time.Sleep(10 * time.Millisecond)
@@ -23,8 +24,12 @@ func TestQuietRelease(t *testing.T) {
 	if got := n.Load(); got != 1 {
 		t.Fatalf("released %d times after one burst, want 1", got)
 	}
+	start := time.Now()
 	q.poke()
 	waitFor(t, func() bool { return n.Load() == 2 })
+	if waited := time.Since(start); waited < 150*time.Millisecond {
+		t.Errorf("second release after %v, sooner than minGap allows", waited)
+	}
 }
 
 // TestReleaseStartupMemory runs the real thing on the test binary: it must
