@@ -38,3 +38,20 @@ func TestSpeedupsMatchPython(t *testing.T) {
 	}
 	t.Log(strings.TrimSpace(string(out)))
 }
+
+// TestSpeedupsCompileCleanly: the C speedups compile without a warning
+// (-Wall -Wextra), against the limited API they promise (abi3, 3.8).
+func TestSpeedupsCompileCleanly(t *testing.T) {
+	inc, err := exec.Command("/usr/bin/python3", "-c", "import sysconfig; print(sysconfig.get_paths()['include'])").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "speedups.c")
+	if err := os.WriteFile(src, []byte(templates.SpeedupsC), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("cc", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-I"+strings.TrimSpace(string(inc)), src).CombinedOutput()
+	if err != nil {
+		t.Fatalf("speedups.c: %v\n%s", err, out)
+	}
+}
