@@ -4,7 +4,7 @@ package templates
 
 import (
 	"bytes"
-	_ "embed"
+	"embed"
 	"strings"
 	"text/template"
 )
@@ -26,11 +26,36 @@ var UwsgiParams string
 //go:embed worker.py
 var WorkerPy string
 
-// SpeedupsC is the optional C accelerator for the worker's hot loop; the
-// daemon compiles it when it can (see uwsgictl/daemon/speedups.go).
+// speedupsSrc is the optional C request path of the worker: csrc/speedups.c
+// and the parts it includes.
 //
-//go:embed csrc/speedups.c
-var SpeedupsC string
+//go:embed csrc/*.c
+var speedupsSrc embed.FS
+
+// SourceFile is one file of an embedded C source tree.
+type SourceFile struct {
+	Name string
+	Data []byte
+}
+
+// SpeedupsSources are the files of the worker's C speedups, in name order;
+// compile speedups.c (it includes the others). The daemon compiles them
+// when it can (see uwsgictl/daemon/speedups.go).
+func SpeedupsSources() []SourceFile {
+	entries, err := speedupsSrc.ReadDir("csrc")
+	if err != nil {
+		panic(err) // embedded at build time: cannot fail
+	}
+	var files []SourceFile
+	for _, e := range entries {
+		data, err := speedupsSrc.ReadFile("csrc/" + e.Name())
+		if err != nil {
+			panic(err)
+		}
+		files = append(files, SourceFile{e.Name(), data})
+	}
+	return files
+}
 
 // StatusHTML is the daemon's status page; it polls /status.json.
 //

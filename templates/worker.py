@@ -840,7 +840,7 @@ def parse_vars_py(b, end, max_vars):
     """Parse the vars block; returns (environ, end), or (None, -1) when it
     is malformed. Lengths come from the bytes, strings are sliced from one
     latin-1 decoding of the same bytes (PEP 3333's "bytes as latin-1"), so
-    offsets agree. speedups.c does the same in C."""
+    offsets agree. csrc/environ.c does the same in C."""
     s = b[:end].decode("latin-1")
     env = {}
     pos = 4
@@ -858,7 +858,7 @@ def parse_vars_py(b, end, max_vars):
 
 
 def finish_environ_py(env, key, static):
-    """Prepare a parsed environ for the app; speedups.c's finish_environ
+    """Prepare a parsed environ for the app; csrc/environ.c's finish_environ
     does the same in C. Returns 1 when the request names another app than
     key, 2 when it carries a var that loads code or files, else 0."""
     if key is not None:

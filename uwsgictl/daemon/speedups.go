@@ -14,15 +14,19 @@ import (
 	"github.com/pyvhost/pyvhost/templates"
 )
 
-// buildSpeedups compiles the worker's C accelerator (templates/csrc/speedups.c)
+// buildSpeedups compiles the worker's C request path (templates/csrc/)
 // once, into dir/speedups-HASH/, and returns that directory; "" when it
 // cannot be built here, in which case workers use their pure-Python
 // parser (correct, slower). It is an abi3 extension, so one build serves
 // every Python from 3.8 on; it needs a C compiler and Python's headers
 // (Debian: gcc, python3-dev).
 func buildSpeedups(dir, python string, logf func(string, ...any)) string {
-	sum := sha256.Sum256([]byte(templates.SpeedupsC))
-	out := filepath.Join(dir, "speedups-"+hex.EncodeToString(sum[:6]))
+	h := sha256.New()
+	for _, f := range templates.SpeedupsSources() {
+		fmt.Fprintf(h, "%s\x00%d\x00", f.Name, len(f.Data))
+		h.Write(f.Data)
+	}
+	out := filepath.Join(dir, "speedups-"+hex.EncodeToString(h.Sum(nil)[:6]))
 	so := filepath.Join(out, "_pyvhost_speedups.abi3.so")
 	if _, err := os.Stat(so); err == nil {
 		logf("C speedups in %s", out)
@@ -57,8 +61,8 @@ func compileSpeedups(out, so, python string) error {
 		return err
 	}
 	_ = os.Chmod(out, 0o755)
-	src := filepath.Join(out, "speedups.c")
-	if err := os.WriteFile(src, []byte(templates.SpeedupsC), 0o644); err != nil {
+	src, err := writeSources(out, templates.SpeedupsSources())
+	if err != nil {
 		return err
 	}
 	tmp := so + ".tmp"
@@ -68,4 +72,15 @@ func compileSpeedups(out, so, python string) error {
 	}
 	_ = os.Chmod(tmp, 0o644)
 	return os.Rename(tmp, so)
+}
+
+// writeSources writes the C files into dir and returns the path of
+// speedups.c, the one to compile.
+func writeSources(dir string, files []templates.SourceFile) (string, error) {
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f.Name), f.Data, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Join(dir, "speedups.c"), nil
 }

@@ -46,8 +46,8 @@ func TestSpeedupsCompileCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := filepath.Join(t.TempDir(), "speedups.c")
-	if err := os.WriteFile(src, []byte(templates.SpeedupsC), 0o644); err != nil {
+	src, err := writeSources(t.TempDir(), templates.SpeedupsSources())
+	if err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command("cc", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-I"+strings.TrimSpace(string(inc)), src).CombinedOutput()

@@ -1,0 +1,331 @@
+/* Part of speedups.c, which includes it (one translation unit).
+ * The response: the Responder type (start_response, write, headers). */
+
+/*
+ * The response: Responder is WSGI's start_response and write() for one
+ * worker, reset per request (begin), so nothing is made per request. It is
+ * worker.py's Response class in C (same attributes and methods), used by
+ * the C path and, when the speedups are loaded, by worker.py's slow path.
+ */
+typedef struct {
+    PyObject_HEAD
+    int conn;
+    char sent; /* T_BOOL is a char */
+    PyObject *proto, *status, *headers, *write_cb;
+    Py_ssize_t nbytes, hsize, hcount;
+} Responder;
+
+/* SETREF replaces a reference held in a field (Py_XSETREF is not in the limited API). */
+#define SETREF(field, value) do { PyObject *old_ = (PyObject *)(field); (field) = (value); Py_XDECREF(old_); } while (0)
+
+static PyObject *ClientGone; /* worker.py's ClientGone, set by hot_init */
+
+/* The head under construction: status line and headers, latin-1. */
+static char *hbuf;
+static Py_ssize_t hcap;
+
+static int hreserve(Py_ssize_t need) {
+    if (need <= hcap) return 0;
+    Py_ssize_t ncap = need < 4096 ? 4096 : need * 2;
+    char *nb = PyMem_Realloc(hbuf, ncap);
+    if (!nb) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    hbuf = nb;
+    hcap = ncap;
+    return 0;
+}
+
+/* happend appends a str as latin-1 (PEP 3333: status and headers are). */
+static int happend(Py_ssize_t *len, PyObject *str) {
+    if (!PyUnicode_Check(str)) {
+        PyErr_SetString(PyExc_TypeError, "status and headers must be str");
+        return -1;
+    }
+    Py_ssize_t n = PyUnicode_GetLength(str);
+    if (n < 0 || hreserve(*len + n) < 0) return -1;
+    Py_UCS4 u[256];
+    if (n <= 256) {
+        if (n && !PyUnicode_AsUCS4(str, u, 256, 0)) return -1;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (u[i] > 255) goto wide;
+            hbuf[*len + i] = (char)u[i];
+        }
+        *len += n;
+        return 0;
+    }
+wide:;
+    /* long or not latin-1: let the codec copy it, or raise its error */
+    PyObject *b = PyUnicode_AsLatin1String(str);
+    if (!b) return -1;
+    char *data;
+    Py_ssize_t bn;
+    if (PyBytes_AsStringAndSize(b, &data, &bn) < 0) {
+        Py_DECREF(b);
+        return -1;
+    }
+    memcpy(hbuf + *len, data, bn);
+    *len += bn;
+    Py_DECREF(b);
+    return 0;
+}
+
+static int happend_c(Py_ssize_t *len, const char *s, Py_ssize_t n) {
+    if (hreserve(*len + n) < 0) return -1;
+    memcpy(hbuf + *len, s, n);
+    *len += n;
+    return 0;
+}
+
+/* client_gone raises ClientGone for a peer that went away, else OSError. */
+static void raise_write_error(int err) {
+    if ((err == EPIPE || err == ECONNRESET) && ClientGone)
+        PyErr_SetNone(ClientGone);
+    else {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+    }
+}
+
+/* send_all writes a then b (either may be empty) with writev. */
+static int send_all(int fd, const char *a, Py_ssize_t an, const char *b, Py_ssize_t bn) {
+    while (an + bn > 0) {
+        struct iovec iov[2];
+        int n = 0;
+        if (an) { iov[n].iov_base = (void *)a; iov[n].iov_len = (size_t)an; n++; }
+        if (bn) { iov[n].iov_base = (void *)b; iov[n].iov_len = (size_t)bn; n++; }
+        ssize_t w;
+        Py_BEGIN_ALLOW_THREADS /* a slow client may keep it waiting: let the app's threads run */
+        w = writev(fd, iov, n);
+        Py_END_ALLOW_THREADS
+        if (w < 0) {
+            if (errno == EINTR) {
+                if (PyErr_CheckSignals() < 0) return -1;
+                continue;
+            }
+            raise_write_error(errno);
+            return -1;
+        }
+        if (w >= an) {
+            w -= an;
+            an = 0;
+            a = NULL;
+            b += w;
+            bn -= w;
+        } else {
+            a += w;
+            an -= w;
+        }
+    }
+    return 0;
+}
+
+static int bytes_of(PyObject *o, char **p, Py_ssize_t *n) {
+    if (!PyBytes_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "response data must be bytes");
+        return -1;
+    }
+    return PyBytes_AsStringAndSize(o, p, n);
+}
+
+/* send_head writes the status line, headers and Content-Length (when the
+ * app gave none and content_length >= 0), then first (may be empty). */
+static int send_head(Responder *r, const char *first, Py_ssize_t flen, Py_ssize_t content_length) {
+    if (r->status == Py_None) {
+        PyErr_SetString(PyExc_AssertionError, "the app did not call start_response");
+        return -1;
+    }
+    Py_ssize_t len = 0, nh;
+    int has_cl = 0;
+    PyObject *seq = PySequence_Fast(r->headers, "headers must be a list of (name, value) tuples");
+    if (!seq) return -1;
+    nh = PySequence_Size(seq);
+    if (happend(&len, r->proto) < 0 || happend_c(&len, " ", 1) < 0 || happend(&len, r->status) < 0 ||
+        happend_c(&len, "\r\n", 2) < 0)
+        goto error;
+    for (Py_ssize_t i = 0; i < nh; i++) {
+        PyObject *h = PySequence_GetItem(seq, i), *k = NULL, *v = NULL;
+        if (!h) goto error;
+        if (PyTuple_Check(h) && PyTuple_Size(h) == 2) {
+            k = PyTuple_GetItem(h, 0);
+            v = PyTuple_GetItem(h, 1);
+            Py_XINCREF(k);
+            Py_XINCREF(v);
+        } else if (!PyUnicode_Check(h) && PySequence_Check(h) && PySequence_Size(h) == 2) {
+            k = PySequence_GetItem(h, 0); /* a list pair: worker.py takes any (name, value) pair */
+            v = PySequence_GetItem(h, 1);
+        }
+        Py_DECREF(h);
+        if (!k || !v) {
+            Py_XDECREF(k);
+            Py_XDECREF(v);
+            PyErr_Clear();
+            PyErr_SetString(PyExc_TypeError, "each header must be a (name, value) pair");
+            goto error;
+        }
+        Py_ssize_t k0 = len;
+        int bad = happend(&len, k) < 0;
+        if (!bad && !has_cl && len - k0 == 14 && strncasecmp(hbuf + k0, "content-length", 14) == 0) has_cl = 1;
+        bad = bad || happend_c(&len, ": ", 2) < 0 || happend(&len, v) < 0 || happend_c(&len, "\r\n", 2) < 0;
+        Py_DECREF(k);
+        Py_DECREF(v);
+        if (bad) goto error;
+    }
+    Py_DECREF(seq);
+    seq = NULL;
+    if (!has_cl && content_length >= 0) {
+        char cl[64];
+        int n = snprintf(cl, sizeof cl, "Content-Length: %zd\r\n", content_length);
+        if (happend_c(&len, cl, n) < 0) goto error;
+        nh++;
+    }
+    if (happend_c(&len, "\r\n", 2) < 0) goto error;
+    r->sent = 1;
+    r->hsize = len;
+    r->hcount = nh;
+    return send_all(r->conn, hbuf, len, first, flen);
+error:
+    Py_XDECREF(seq);
+    return -1;
+}
+
+static void responder_reset(Responder *r, int conn, PyObject *proto) {
+    r->conn = conn;
+    Py_INCREF(proto);
+    SETREF(r->proto, proto);
+    Py_INCREF(Py_None);
+    SETREF(r->status, Py_None);
+    Py_INCREF(Py_None);
+    SETREF(r->headers, Py_None);
+    r->sent = 0;
+    r->nbytes = r->hsize = r->hcount = 0;
+}
+
+static PyObject *Responder_begin(Responder *r, PyObject *args) {
+    int conn;
+    PyObject *proto;
+    if (!PyArg_ParseTuple(args, "iU", &conn, &proto)) return NULL;
+    responder_reset(r, conn, proto);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Responder_start_response(Responder *r, PyObject *args, PyObject *kw) {
+    static char *names[] = {"status", "headers", "exc_info", NULL};
+    PyObject *status, *headers, *exc_info = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O:start_response", names, &status, &headers, &exc_info))
+        return NULL;
+    if (exc_info != Py_None && PyObject_IsTrue(exc_info)) {
+        if (r->sent) {
+            /* PEP 3333: too late to change the response; re-raise */
+            PyObject *t = PySequence_GetItem(exc_info, 0), *v = PySequence_GetItem(exc_info, 1),
+                     *tb = PySequence_GetItem(exc_info, 2);
+            if (!t || !v || !tb) {
+                Py_XDECREF(t); Py_XDECREF(v); Py_XDECREF(tb);
+                return NULL;
+            }
+            if (tb == Py_None) {
+                Py_DECREF(tb);
+                tb = NULL;
+            }
+            PyErr_Restore(t, v, tb);
+            return NULL;
+        }
+    } else if (r->status != Py_None) {
+        PyErr_SetString(PyExc_AssertionError, "start_response called twice without exc_info");
+        return NULL;
+    }
+    Py_INCREF(status);
+    SETREF(r->status, status);
+    Py_INCREF(headers);
+    SETREF(r->headers, headers);
+    if (!r->write_cb && !(r->write_cb = PyObject_GetAttrString((PyObject *)r, "write"))) return NULL;
+    Py_INCREF(r->write_cb);
+    return r->write_cb;
+}
+
+static int responder_write(Responder *r, PyObject *data) {
+    char *p;
+    Py_ssize_t n;
+    if (bytes_of(data, &p, &n) < 0) return -1;
+    if (!r->sent) {
+        if (send_head(r, p, n, -1) < 0) return -1;
+    } else if (n && send_all(r->conn, NULL, 0, p, n) < 0) {
+        return -1;
+    }
+    r->nbytes += n;
+    return 0;
+}
+
+static PyObject *Responder_write(Responder *r, PyObject *data) {
+    if (responder_write(r, data) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* send_headers(first_chunk, content_length or None), as worker.py's. */
+static PyObject *Responder_send_headers(Responder *r, PyObject *args) {
+    PyObject *first, *cl;
+    char *p;
+    Py_ssize_t n, length = -1;
+    if (!PyArg_ParseTuple(args, "OO", &first, &cl)) return NULL;
+    if (bytes_of(first, &p, &n) < 0) return NULL;
+    if (cl != Py_None && (length = PyLong_AsSsize_t(cl)) < 0 && PyErr_Occurred()) return NULL;
+    if (send_head(r, p, n, length) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static void Responder_dealloc(Responder *r) {
+    Py_XDECREF(r->proto);
+    Py_XDECREF(r->status);
+    Py_XDECREF(r->headers);
+    Py_XDECREF(r->write_cb);
+    PyTypeObject *tp = Py_TYPE(r);
+    ((freefunc)PyType_GetSlot(tp, Py_tp_free))(r);
+    Py_DECREF(tp);
+}
+
+static PyObject *Responder_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
+    (void)args;
+    (void)kw;
+    Responder *r = (Responder *)((allocfunc)PyType_GetSlot(tp, Py_tp_alloc))(tp, 0);
+    if (!r) return NULL;
+    r->conn = -1;
+    responder_reset(r, -1, s_http10);
+    return (PyObject *)r;
+}
+
+static PyMethodDef responder_methods[] = {
+    {"begin", (PyCFunction)Responder_begin, METH_VARARGS, "begin(conn, proto): a new response"},
+    {"start_response", (PyCFunction)(void (*)(void))Responder_start_response, METH_VARARGS | METH_KEYWORDS,
+     "WSGI start_response(status, headers, exc_info=None)"},
+    {"write", (PyCFunction)Responder_write, METH_O, "WSGI write(data)"},
+    {"send_headers", (PyCFunction)Responder_send_headers, METH_VARARGS, "send_headers(first_chunk, content_length)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef responder_members[] = {
+    {"conn", T_INT, offsetof(Responder, conn), 0, NULL},
+    {"sent", T_BOOL, offsetof(Responder, sent), 0, NULL},
+    {"proto", T_OBJECT, offsetof(Responder, proto), READONLY, NULL},
+    {"status", T_OBJECT, offsetof(Responder, status), READONLY, NULL},
+    {"headers", T_OBJECT, offsetof(Responder, headers), READONLY, NULL},
+    {"nbytes", T_PYSSIZET, offsetof(Responder, nbytes), 0, NULL},
+    {"hsize", T_PYSSIZET, offsetof(Responder, hsize), 0, NULL},
+    {"hcount", T_PYSSIZET, offsetof(Responder, hcount), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot responder_slots[] = {
+    {Py_tp_new, Responder_new},
+    {Py_tp_dealloc, Responder_dealloc},
+    {Py_tp_methods, responder_methods},
+    {Py_tp_members, responder_members},
+    {Py_tp_doc, "Responder: one worker's WSGI start_response and write(), reset per request"},
+    {0, NULL},
+};
+
+static PyType_Spec responder_spec = {
+    "_pyvhost_speedups.Responder", sizeof(Responder), 0, Py_TPFLAGS_DEFAULT, responder_slots,
+};
+
+static PyTypeObject *ResponderType;
