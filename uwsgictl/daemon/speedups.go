@@ -61,11 +61,18 @@ func compileSpeedups(out, so, python string) error {
 		return err
 	}
 	_ = os.Chmod(out, 0o755)
-	src, err := writeSources(out, templates.SpeedupsSources())
+	// Daemons starting at once may build at once: each in a directory of
+	// its own, the result renamed into place (the same bytes either way).
+	build, err := os.MkdirTemp(out, ".build-")
 	if err != nil {
 		return err
 	}
-	tmp := so + ".tmp"
+	defer os.RemoveAll(build)
+	src, err := writeSources(build, templates.SpeedupsSources())
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(build, filepath.Base(so))
 	cmd := exec.CommandContext(ctx, cc, "-shared", "-fPIC", "-O2", "-I"+include, src, "-o", tmp)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s: %v: %s", cc, err, strings.TrimSpace(string(b)))

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/pyvhost/pyvhost/templates"
@@ -53,5 +54,33 @@ func TestSpeedupsCompileCleanly(t *testing.T) {
 	out, err := exec.Command("cc", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-I"+strings.TrimSpace(string(inc)), src).CombinedOutput()
 	if err != nil {
 		t.Fatalf("speedups.c: %v\n%s", err, out)
+	}
+}
+
+// TestSpeedupsConcurrentBuilds: daemons starting at once build into the
+// same directory; every one of them gets a whole module.
+func TestSpeedupsConcurrentBuilds(t *testing.T) {
+	dir := t.TempDir()
+	got := make([]string, 3)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = buildSpeedups(dir, "/usr/bin/python3", t.Logf)
+		}()
+	}
+	wg.Wait()
+	for i, d := range got {
+		if d == "" || d != got[0] {
+			t.Fatalf("build %d: %q (first: %q)", i, d, got[0])
+		}
+	}
+	out, err := exec.Command("/usr/bin/python3", "-c", "import sys; sys.path.insert(0, sys.argv[1]); import _pyvhost_speedups as c; print(c.Responder)", got[0]).CombinedOutput()
+	if err != nil {
+		t.Fatalf("the module does not import: %v\n%s", err, out)
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(got[0], ".build-*")); len(leftovers) > 0 {
+		t.Errorf("build directories left behind: %v", leftovers)
 	}
 }
