@@ -51,7 +51,6 @@ def _json_codec():
         strict = True
         object_hook = object_pairs_hook = None
         parse_float, parse_int, parse_constant = float, int, no_constant
-        memo = {}
 
     scan = _json.make_scanner(Context())
     encode_str = _json.encode_basestring_ascii

@@ -16,8 +16,8 @@ import (
 
 // buildSpeedups compiles the worker's C request path (templates/csrc/)
 // once, into dir/speedups-HASH/, and returns that directory; "" when it
-// cannot be built here, in which case workers use their pure-Python
-// parser (correct, slower). It is an abi3 extension, so one build serves
+// cannot be built here, in which case workers run their pure-Python
+// request path (correct, slower). It is an abi3 extension, so one build serves
 // every Python from 3.8 on; it needs a C compiler and Python's headers
 // (Debian: gcc, python3-dev).
 func buildSpeedups(dir, python string, logf func(string, ...any)) string {
