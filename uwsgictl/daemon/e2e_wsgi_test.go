@@ -222,3 +222,58 @@ func testWSGIErrorPaths(t *testing.T, daemonArgs []string) {
 		t.Fatalf("worker no longer serves: %d", code)
 	}
 }
+
+// TestAppsOnEveryPython: one daemon serves the same app under each Python
+// 3.8+ on the machine, each from a venv of that interpreter, side by side
+// through nginx, and every worker runs the one abi3 build of the C path.
+func TestAppsOnEveryPython(t *testing.T) {
+	slow(t)
+	dir := daemontest.Dir(t)
+	app := daemontest.App(t, dir, "envecho")
+	sock := freeAddr(t)
+	want := map[string]string{} // host -> Python version
+	var sites []site
+	for _, py := range daemontest.Pythons(t) {
+		out, err := exec.Command(py, "-c", "import sys; print('%d.%d' % sys.version_info[:2])").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		version := strings.TrimSpace(string(out))
+		venv := filepath.Join(dir, "venv"+version)
+		if out, err := exec.Command(py, "-m", "venv", "--without-pip", venv).CombinedOutput(); err != nil {
+			t.Fatalf("%s -m venv: %v\n%s", py, err, out)
+		}
+		host := "py" + strings.ReplaceAll(version, ".", "") + ".test"
+		want[host] = version
+		sites = append(sites, site{host, []nginxconf.AppSpec{{Socket: sock, Venv: venv, AppDir: app, Module: "envecho"}}})
+	}
+	// pyenv's interpreters live under /root (mode 0700): apps that run them
+	// must run as root, so the app directory is root's.
+	args := []string{"-s", sock, "--vhost-root", dir}
+	if os.Geteuid() == 0 {
+		if err := filepath.WalkDir(app, func(p string, _ os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, 0, 0)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--allow-root-apps")
+	}
+	d := daemontest.Start(t, sock, args...)
+	e := startNginx(t, dir, sites...)
+	for host, version := range want {
+		code, out := e.get(t, host, "/")
+		var env map[string]any
+		if code != 200 || json.Unmarshal([]byte(out), &env) != nil {
+			t.Fatalf("%s: %d %.200q\n%s", host, code, out, d.Log())
+		}
+		if env["python"] != version {
+			t.Errorf("%s answered from Python %v, want %s", host, env["python"], version)
+		}
+	}
+	if log := d.Log(); strings.Contains(log, "C speedups not") || strings.Contains(log, "WSGIWarning") {
+		t.Errorf("a worker did not load the C path, or the validator complained:\n%s", log)
+	}
+}

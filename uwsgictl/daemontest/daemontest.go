@@ -340,3 +340,29 @@ func parentOf(p int) int {
 	pp, _ := strconv.Atoi(f[1])
 	return pp
 }
+
+// Pythons are Debian's python3 and every other Python 3.8+ found in the
+// usual places (pyenv's versions among them), one per version: the
+// interpreters apps may run under.
+func Pythons(t testing.TB) []string {
+	t.Helper()
+	found := []string{"/usr/bin/python3"}
+	seen := map[string]bool{}
+	cands, _ := filepath.Glob("/usr/bin/python3.*")
+	more, _ := filepath.Glob("/usr/local/bin/python3.*")
+	pyenv, _ := filepath.Glob("/root/.pyenv/versions/3.*/bin/python3")
+	cands = append(append(cands, more...), pyenv...)
+	for _, p := range append([]string{"/usr/bin/python3"}, cands...) {
+		out, err := exec.Command(p, "-c", "import sys; print('%d.%d' % sys.version_info[:2], sys.version_info >= (3, 8))").Output()
+		f := strings.Fields(string(out))
+		if err != nil || len(f) != 2 || f[1] != "True" || seen[f[0]] {
+			continue
+		}
+		seen[f[0]] = true
+		if p != found[0] {
+			found = append(found, p)
+		}
+	}
+	t.Logf("Pythons: %v", found)
+	return found
+}

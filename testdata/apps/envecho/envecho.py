@@ -4,6 +4,7 @@ through wsgi.input and their size and checksum reported."""
 import hashlib
 import json
 import os
+import sys
 from wsgiref.validate import validator
 
 
@@ -24,6 +25,7 @@ def _app(environ, start_response):
     out["pid"] = os.getpid()
     out["uid"] = os.getuid()
     out["cwd"] = os.getcwd()
+    out["python"] = "%d.%d" % sys.version_info[:2]
     data = json.dumps(out, sort_keys=True).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
     return [data]
