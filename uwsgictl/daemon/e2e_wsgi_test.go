@@ -233,7 +233,8 @@ func TestAppsOnEveryPython(t *testing.T) {
 	sock := freeAddr(t)
 	want := map[string]string{} // host -> Python version
 	var sites []site
-	for _, py := range daemontest.Pythons(t) {
+	pythons := daemontest.Pythons(t)
+	for _, py := range pythons {
 		out, err := exec.Command(py, "-c", "import sys; print('%d.%d' % sys.version_info[:2])").Output()
 		if err != nil {
 			t.Fatal(err)
@@ -246,6 +247,26 @@ func TestAppsOnEveryPython(t *testing.T) {
 		host := "py" + strings.ReplaceAll(version, ".", "") + ".test"
 		want[host] = version
 		sites = append(sites, site{host, []nginxconf.AppSpec{{Socket: sock, Venv: venv, AppDir: app, Module: "envecho"}}})
+	}
+	// A Python under /root (pyenv's): nobody may not run it.
+	private := ""
+	if os.Geteuid() == 0 {
+		for _, py := range pythons {
+			if real, err := filepath.EvalSymlinks(py); err == nil && strings.HasPrefix(real, "/root/") {
+				venv := filepath.Join(dir, "venv-private")
+				if out, err := exec.Command(py, "-m", "venv", "--without-pip", venv).CombinedOutput(); err != nil {
+					t.Fatalf("%s -m venv: %v\n%s", py, err, out)
+				}
+				private = real
+				sub := filepath.Join(dir, "nobody")
+				if err := os.Mkdir(sub, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				sites = append(sites, site{"private.test", []nginxconf.AppSpec{{Socket: sock, Venv: venv,
+					AppDir: daemontest.App(t, sub, "envecho"), Module: "envecho"}}})
+				break
+			}
+		}
 	}
 	// pyenv's interpreters live under /root (mode 0700): apps that run them
 	// must run as root, so the app directory is root's.
@@ -275,5 +296,14 @@ func TestAppsOnEveryPython(t *testing.T) {
 	}
 	if log := d.Log(); strings.Contains(log, "C speedups not") || strings.Contains(log, "WSGIWarning") {
 		t.Errorf("a worker did not load the C path, or the validator complained:\n%s", log)
+	}
+	if private != "" {
+		// The same app as nobody, from a venv whose interpreter lies under
+		// /root: a 500, and a log line that says why.
+		code, _ := e.get(t, "private.test", "/")
+		if code != 500 {
+			t.Errorf("an app whose user cannot run its interpreter: %d, want 500", code)
+		}
+		d.WaitLog(t, "may not run it (it is "+private, 5*time.Second)
 	}
 }

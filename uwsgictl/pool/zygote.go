@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -167,7 +168,7 @@ func (a *App) startZygote(onEvent func(event), onExit func(error)) (*zygote, err
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		ctl.Close()
-		return nil, fmt.Errorf("start %s: %w", py, err)
+		return nil, startError(py, cred, err)
 	}
 	z := &zygote{cmd: cmd, ctl: ctl}
 	go func() {
@@ -207,4 +208,27 @@ func exitCode(err error) int {
 		return 0
 	}
 	return -1
+}
+
+// startError says why the app's interpreter did not start; a permission
+// error names the user and the real interpreter: a venv made from a Python
+// under a private directory (pyenv in /root, say) is the usual cause.
+func startError(py string, cred *syscall.Credential, err error) error {
+	if !errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("start %s: %w", py, err)
+	}
+	real, rerr := filepath.EvalSymlinks(py)
+	if rerr != nil {
+		real = py
+	}
+	uid := os.Getuid()
+	if cred != nil {
+		uid = int(cred.Uid)
+	}
+	who := strconv.Itoa(uid)
+	if u, uerr := user.LookupId(who); uerr == nil {
+		who = u.Username
+	}
+	return fmt.Errorf("start %s: the app's user %s may not run it (it is %s: every directory on that path must be searchable by %s): %w",
+		py, who, real, who, err)
 }
