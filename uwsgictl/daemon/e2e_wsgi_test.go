@@ -8,16 +8,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
+	"github.com/pyvhost/pyvhost/uwsgictl/wire"
 )
 
 // wsgiEnv starts a daemon and nginx serving the named test apps, one site
@@ -305,5 +308,55 @@ func TestAppsOnEveryPython(t *testing.T) {
 			t.Errorf("an app whose user cannot run its interpreter: %d, want 500", code)
 		}
 		d.WaitLog(t, "may not run it (it is "+private, 5*time.Second)
+	}
+}
+
+// TestSlowClientLeavesAppThreadsRunning: while a worker waits for a slow
+// client's packet, the app's own threads keep running (the C path lets go
+// of the GIL around the socket calls), on both request paths.
+func TestSlowClientLeavesAppThreadsRunning(t *testing.T) {
+	slow(t)
+	for _, rp := range requestPaths {
+		t.Run(rp.name, func(t *testing.T) {
+			dir := daemontest.Dir(t)
+			venv := daemontest.Venv(t)
+			app := daemontest.App(t, dir, "ticker")
+			sock := freeAddr(t)
+			d := daemontest.Start(t, sock, append([]string{"-s", sock, "--vhost-root", dir, "--vhost-root", filepath.Dir(venv)}, rp.args...)...)
+			pkt, _ := wire.Encode(0, 0, []wire.Var{{Key: "SERVER_PROTOCOL", Value: "HTTP/1.1"},
+				{Key: "UWSGI_PYHOME", Value: venv}, {Key: "UWSGI_CHDIR", Value: app}, {Key: "UWSGI_SCRIPT", Value: "ticker"}})
+			ticks := func(r string) int {
+				_, body, _ := strings.Cut(r, "\r\n\r\n")
+				n, err := strconv.Atoi(body)
+				if err != nil || !strings.HasPrefix(r, "HTTP/1.1 200") {
+					t.Fatalf("ticker: %q\n%s", r, d.Log())
+				}
+				return n
+			}
+			ticks(rawRequest(t, sock, pkt)) // starts the thread
+			time.Sleep(100 * time.Millisecond)
+			before := ticks(rawRequest(t, sock, pkt))
+			// A client that sends half its packet, then waits 500 ms.
+			c, err := net.Dial("tcp", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.Write(pkt[:len(pkt)/2]); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(500 * time.Millisecond)
+			if _, err := c.Write(pkt[len(pkt)/2:]); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(c)
+			during := ticks(string(b)) - before
+			// ~500 ticks of 1 ms (fewer on a busy machine); a held GIL
+			// would leave a handful.
+			if during < 150 {
+				t.Errorf("the app's thread ticked %d times while the worker waited 500 ms for the client", during)
+			}
+		})
 	}
 }
