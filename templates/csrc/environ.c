@@ -9,9 +9,11 @@
  * length that runs past the end, or an empty key). */
 
 /*
- * The vars cache: a direct-mapped table from a key's bytes to its interned
- * str and the last value seen for it. A hit saves decoding (and, for the
- * key, interning) a string; a miss just replaces the entry.
+ * The vars cache, by position: nginx sends the same keys in the same order
+ * on every request of a location, so entry i holds the i-th var's key (its
+ * bytes and interned str) and the last value seen there. A hit costs a
+ * length check and a memcmp, and saves decoding (and, for the key,
+ * interning) a string; a miss replaces the entry. Nothing is hashed.
  */
 enum { KC_SLOTS = 128, KC_KEY = 40, KC_VAL = 80 };
 typedef struct {
@@ -25,25 +27,28 @@ static PyObject *latin1(const unsigned char *p, Py_ssize_t n) {
     return PyUnicode_DecodeLatin1((const char *)p, n, NULL);
 }
 
-/* cached_pair returns new references to the key and value strs. */
-static int cached_pair(const unsigned char *k, Py_ssize_t kl, const unsigned char *v, Py_ssize_t vl,
+static PyObject *interned(const unsigned char *k, Py_ssize_t kl) {
+    PyObject *key = latin1(k, kl);
+    if (key) PyUnicode_InternInPlace(&key);
+    return key;
+}
+
+/* cached_pair returns new references to the strs of the var at position
+ * i of the block. */
+static int cached_pair(Py_ssize_t i, const unsigned char *k, Py_ssize_t kl, const unsigned char *v, Py_ssize_t vl,
                        PyObject **ko, PyObject **vo) {
-    unsigned h = 2166136261u;
-    for (Py_ssize_t i = 0; i < kl; i++) h = (h ^ k[i]) * 16777619u;
-    kc_entry *e = &kc[h & (KC_SLOTS - 1)];
-    if (kl > KC_KEY) {
-        PyObject *key = latin1(k, kl);
+    if (i >= KC_SLOTS || kl > KC_KEY) {
+        PyObject *key = interned(k, kl);
         if (!key) return -1;
-        PyUnicode_InternInPlace(&key);
         PyObject *val = latin1(v, vl);
         if (!val) { Py_DECREF(key); return -1; }
         *ko = key; *vo = val;
         return 0;
     }
+    kc_entry *e = &kc[i];
     if (!e->key || e->klen != kl || memcmp(e->k, k, kl) != 0) {
-        PyObject *key = latin1(k, kl);
+        PyObject *key = interned(k, kl);
         if (!key) return -1;
-        PyUnicode_InternInPlace(&key);
         Py_XDECREF(e->key);
         Py_CLEAR(e->val);
         e->key = key;
@@ -73,11 +78,47 @@ static int cached_pair(const unsigned char *k, Py_ssize_t kl, const unsigned cha
     return 0;
 }
 
+/*
+ * A new environ, sized for nginx's ~25 vars and the WSGI keys so it is not
+ * resized three times while it fills. _PyDict_NewPresized is CPython's own
+ * (exported by every version since 3.0, but not in the limited API), so
+ * it is looked up at run time; without it, a plain dict.
+ */
+typedef PyObject *(*presized_fn)(Py_ssize_t);
+static presized_fn dict_presized;
+
+static PyObject *new_environ(void) { return dict_presized ? dict_presized(48) : PyDict_New(); }
+
+/*
+ * ascii_bytes: the bytes of a pure-ASCII str without copying (for ASCII,
+ * latin-1 and UTF-8 are the same bytes), or NULL for any other str. It
+ * uses PyUnicode_AsUTF8AndSize, public since 3.3 but in the limited API
+ * only from 3.10, so looked up at run time like _PyDict_NewPresized.
+ */
+typedef const char *(*utf8_fn)(PyObject *, Py_ssize_t *);
+static utf8_fn as_utf8;
+
+static void find_runtime_helpers(void) {
+    dict_presized = (presized_fn)dlsym(RTLD_DEFAULT, "_PyDict_NewPresized");
+    as_utf8 = (utf8_fn)dlsym(RTLD_DEFAULT, "PyUnicode_AsUTF8AndSize");
+}
+
+static const char *ascii_bytes(PyObject *str, Py_ssize_t n) {
+    Py_ssize_t un;
+    if (!as_utf8) return NULL;
+    const char *p = as_utf8(str, &un);
+    if (!p) {
+        PyErr_Clear(); /* a lone surrogate: the caller's slower path says what is wrong */
+        return NULL;
+    }
+    return un == n ? p : NULL;
+}
+
 /* parse_block: the environ of a vars block, or NULL; NULL without an
  * exception set means malformed. */
 static PyObject *parse_block(const unsigned char *b, Py_ssize_t end) {
-    Py_ssize_t pos = 4;
-    PyObject *env = PyDict_New();
+    Py_ssize_t pos = 4, nvar = 0;
+    PyObject *env = new_environ();
     if (!env)
         return NULL;
     while (pos < end) {
@@ -92,7 +133,7 @@ static PyObject *parse_block(const unsigned char *b, Py_ssize_t end) {
         if (r > end)
             goto malformed;
         PyObject *k, *v;
-        if (cached_pair(b + k0, kl, b + v0, vl, &k, &v) < 0)
+        if (cached_pair(nvar++, b + k0, kl, b + v0, vl, &k, &v) < 0)
             goto error;
         int rc = PyDict_SetItem(env, k, v);
         Py_DECREF(k);

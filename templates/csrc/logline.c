@@ -24,6 +24,12 @@ static void lstr(PyObject *o) {
     if (!o || !PyUnicode_Check(o)) return;
     Py_ssize_t n = PyUnicode_GetLength(o);
     if (n <= 0 || lreserve(n) < 0) return;
+    const char *ascii = ascii_bytes(o, n);
+    if (ascii) {
+        memcpy(lbuf + llen, ascii, n);
+        llen += n;
+        return;
+    }
     Py_UCS4 u[512];
     for (Py_ssize_t at = 0; at < n; at += 512) {
         Py_ssize_t k = n - at < 512 ? n - at : 512;

@@ -45,6 +45,12 @@ static int happend(Py_ssize_t *len, PyObject *str) {
     }
     Py_ssize_t n = PyUnicode_GetLength(str);
     if (n < 0 || hreserve(*len + n) < 0) return -1;
+    const char *ascii = ascii_bytes(str, n);
+    if (ascii) {
+        memcpy(hbuf + *len, ascii, n);
+        *len += n;
+        return 0;
+    }
     Py_UCS4 u[256];
     if (n <= 256) {
         if (n && !PyUnicode_AsUCS4(str, u, 256, 0)) return -1;

@@ -101,6 +101,13 @@ static void slot_request(unsigned char *s, PyObject *env) {
         if (i == 1 && n < REQ_LEN) req[n++] = ' ';
         if (!parts[i] || !PyUnicode_Check(parts[i])) continue;
         len = PyUnicode_GetLength(parts[i]);
+        const char *ascii = ascii_bytes(parts[i], len);
+        if (ascii) {
+            Py_ssize_t take = len < REQ_LEN - n ? len : REQ_LEN - n;
+            memcpy(req + n, ascii, take);
+            n += take;
+            continue;
+        }
         for (j = 0; j < len && n < REQ_LEN; j++) {
             Py_UCS4 c = PyUnicode_ReadChar(parts[i], j);
             req[n++] = c < 256 ? (unsigned char)c : '?';

@@ -20,9 +20,11 @@
  * compiler and Python's headers are there, and the worker falls back to
  * pure Python otherwise. Keep the semantics identical to worker.py's.
  */
+#define _GNU_SOURCE /* RTLD_DEFAULT */
 #define PY_SSIZE_T_CLEAN
 #define Py_LIMITED_API 0x03080000
 #include <Python.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -79,6 +81,7 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__pyvhost_speedups(void) {
     if (intern_all() < 0) return NULL;
+    find_runtime_helpers();
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     ResponderType = (PyTypeObject *)PyType_FromSpec(&responder_spec);
