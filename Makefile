@@ -66,7 +66,7 @@ define install
 	fi
 endef
 
-# Side by side with Debian's uWSGI behind one nginx (medians of 3 rounds;
+# Side by side with Debian's uWSGI behind one nginx (medians of 5 rounds;
 # the last line of each run gives the pyvhost/uWSGI ratios), memory with 20
 # mostly idle sites, and a never-loaded app's first request.
 bench: build deps deps-bench
