@@ -114,6 +114,37 @@ static const char *ascii_bytes(PyObject *str, Py_ssize_t n) {
     return un == n ? p : NULL;
 }
 
+/*
+ * latin1_into copies the first min(n, room) chars of str (n is its length)
+ * into dst as latin-1 and returns how many it copied. A char past latin-1
+ * becomes "?" when replace is set; otherwise the copy stops and -1 comes
+ * back (no exception: the caller lets the codec raise the precise one).
+ */
+static Py_ssize_t latin1_into(char *dst, PyObject *str, Py_ssize_t n, Py_ssize_t room, int replace) {
+    Py_ssize_t take = n < room ? n : room;
+    const char *ascii = ascii_bytes(str, n);
+    if (ascii) {
+        memcpy(dst, ascii, take);
+        return take;
+    }
+    Py_UCS4 u[256];
+    for (Py_ssize_t at = 0; at < take; at += 256) {
+        Py_ssize_t k = take - at < 256 ? take - at : 256;
+        PyObject *part = PyUnicode_Substring(str, at, at + k);
+        Py_UCS4 *got = part ? PyUnicode_AsUCS4(part, u, 256, 0) : NULL;
+        Py_XDECREF(part);
+        if (!got) {
+            PyErr_Clear();
+            return replace ? at : -1;
+        }
+        for (Py_ssize_t i = 0; i < k; i++) {
+            if (u[i] > 255 && !replace) return -1;
+            dst[at + i] = u[i] < 256 ? (char)u[i] : '?';
+        }
+    }
+    return take;
+}
+
 /* parse_block: the environ of a vars block, or NULL; NULL without an
  * exception set means malformed. */
 static PyObject *parse_block(const unsigned char *b, Py_ssize_t end) {

@@ -24,28 +24,7 @@ static void lstr(PyObject *o) {
     if (!o || !PyUnicode_Check(o)) return;
     Py_ssize_t n = PyUnicode_GetLength(o);
     if (n <= 0 || lreserve(n) < 0) return;
-    const char *ascii = ascii_bytes(o, n);
-    if (ascii) {
-        memcpy(lbuf + llen, ascii, n);
-        llen += n;
-        return;
-    }
-    Py_UCS4 u[512];
-    for (Py_ssize_t at = 0; at < n; at += 512) {
-        Py_ssize_t k = n - at < 512 ? n - at : 512;
-        PyObject *part = at == 0 && k == n ? (Py_INCREF(o), o) : PyUnicode_Substring(o, at, at + k);
-        if (!part) {
-            PyErr_Clear();
-            return;
-        }
-        Py_UCS4 *got = PyUnicode_AsUCS4(part, u, 512, 0);
-        Py_DECREF(part);
-        if (!got) {
-            PyErr_Clear();
-            return;
-        }
-        for (Py_ssize_t i = 0; i < k; i++) lbuf[llen++] = u[i] < 256 ? (char)u[i] : '?';
-    }
+    llen += latin1_into(lbuf + llen, o, n, n, 1);
 }
 
 static void lfmt(const char *fmt, ...) {

@@ -45,36 +45,22 @@ static int happend(Py_ssize_t *len, PyObject *str) {
     }
     Py_ssize_t n = PyUnicode_GetLength(str);
     if (n < 0 || hreserve(*len + n) < 0) return -1;
-    const char *ascii = ascii_bytes(str, n);
-    if (ascii) {
-        memcpy(hbuf + *len, ascii, n);
+    if (latin1_into(hbuf + *len, str, n, n, 0) == n) {
         *len += n;
         return 0;
     }
-    Py_UCS4 u[256];
-    if (n <= 256) {
-        if (n && !PyUnicode_AsUCS4(str, u, 256, 0)) return -1;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (u[i] > 255) goto wide;
-            hbuf[*len + i] = (char)u[i];
-        }
-        *len += n;
-        return 0;
-    }
-wide:;
-    /* long or not latin-1: let the codec copy it, or raise its error */
+    /* not latin-1 (or the copy failed): the codec copies it or raises its error */
     PyObject *b = PyUnicode_AsLatin1String(str);
     if (!b) return -1;
     char *data;
     Py_ssize_t bn;
-    if (PyBytes_AsStringAndSize(b, &data, &bn) < 0) {
-        Py_DECREF(b);
-        return -1;
+    int rc = PyBytes_AsStringAndSize(b, &data, &bn);
+    if (rc == 0) {
+        memcpy(hbuf + *len, data, bn); /* bn == n: one latin-1 byte per char */
+        *len += bn;
     }
-    memcpy(hbuf + *len, data, bn);
-    *len += bn;
     Py_DECREF(b);
-    return 0;
+    return rc;
 }
 
 static int happend_c(Py_ssize_t *len, const char *s, Py_ssize_t n) {

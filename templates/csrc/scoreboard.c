@@ -97,21 +97,9 @@ static void slot_request(unsigned char *s, PyObject *env) {
     parts[0] = get(env, s_REQUEST_METHOD);
     parts[1] = get(env, s_PATH_INFO);
     for (i = 0; i < 2; i++) {
-        Py_ssize_t len, j;
         if (i == 1 && n < REQ_LEN) req[n++] = ' ';
         if (!parts[i] || !PyUnicode_Check(parts[i])) continue;
-        len = PyUnicode_GetLength(parts[i]);
-        const char *ascii = ascii_bytes(parts[i], len);
-        if (ascii) {
-            Py_ssize_t take = len < REQ_LEN - n ? len : REQ_LEN - n;
-            memcpy(req + n, ascii, take);
-            n += take;
-            continue;
-        }
-        for (j = 0; j < len && n < REQ_LEN; j++) {
-            Py_UCS4 c = PyUnicode_ReadChar(parts[i], j);
-            req[n++] = c < 256 ? (unsigned char)c : '?';
-        }
+        n += latin1_into((char *)req + n, parts[i], PyUnicode_GetLength(parts[i]), REQ_LEN - n, 1);
     }
     memset(req + n, 0, REQ_LEN - n);
 }
