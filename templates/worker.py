@@ -661,8 +661,8 @@ class Worker(object):
         served = self.served()
         try:
             self.serve(conn, data, from_shared, start)
-        except Exception:
-            log("request failed: %s" % format_exc().rstrip())
+        except Exception as e:
+            self.report("request failed", e)
         finally:
             try:
                 os.close(conn)
@@ -771,8 +771,8 @@ class Worker(object):
             status_code = int(r.status[:3])
         except ClientGone:
             status_code = int(r.status[:3]) if r.status else 499
-        except Exception:
-            log("app %s raised:\n%s" % (CFG.get("name", self.app_id), format_exc().rstrip()))
+        except Exception as e:
+            self.report("raised", e)
             if not r.sent:
                 error_response(conn, 500, proto)
             status_code = 500
@@ -780,8 +780,8 @@ class Worker(object):
             if result is not None and hasattr(result, "close"):
                 try:
                     result.close()
-                except Exception:
-                    log("app %s close() raised:\n%s" % (CFG.get("name", self.app_id), format_exc().rstrip()))
+                except Exception as e:
+                    self.report("close() raised", e)
         if inp is not EMPTY_INPUT:
             try:
                 inp.drain()
@@ -792,8 +792,8 @@ class Worker(object):
             self.log_request(env, status_code, r.nbytes, start, nvars, pktsize, proto)
 
     def report(self, what, exc):
-        """Log an exception the C path caught: what the app did ("raised",
-        "close() raised") or "request failed"."""
+        """Log an exception with its traceback: what the app did ("raised",
+        "close() raised") or "request failed". The C path calls it too."""
         tb = format_exception(exc).rstrip()
         if what == "request failed":
             log("request failed: %s" % tb)

@@ -238,27 +238,22 @@ func TestAppsOnEveryPython(t *testing.T) {
 	var sites []site
 	pythons := daemontest.Pythons(t)
 	for _, py := range pythons {
-		out, err := exec.Command(py, "-c", "import sys; print('%d.%d' % sys.version_info[:2])").Output()
-		if err != nil {
-			t.Fatal(err)
+		venv := filepath.Join(dir, "venv"+py.Version)
+		if out, err := exec.Command(py.Path, "-m", "venv", "--without-pip", venv).CombinedOutput(); err != nil {
+			t.Fatalf("%s -m venv: %v\n%s", py.Path, err, out)
 		}
-		version := strings.TrimSpace(string(out))
-		venv := filepath.Join(dir, "venv"+version)
-		if out, err := exec.Command(py, "-m", "venv", "--without-pip", venv).CombinedOutput(); err != nil {
-			t.Fatalf("%s -m venv: %v\n%s", py, err, out)
-		}
-		host := "py" + strings.ReplaceAll(version, ".", "") + ".test"
-		want[host] = version
+		host := "py" + strings.ReplaceAll(py.Version, ".", "") + ".test"
+		want[host] = py.Version
 		sites = append(sites, site{host, []nginxconf.AppSpec{{Socket: sock, Venv: venv, AppDir: app, Module: "envecho"}}})
 	}
 	// A Python under /root (pyenv's): nobody may not run it.
 	private := ""
 	if os.Geteuid() == 0 {
 		for _, py := range pythons {
-			if real, err := filepath.EvalSymlinks(py); err == nil && strings.HasPrefix(real, "/root/") {
+			if real, err := filepath.EvalSymlinks(py.Path); err == nil && strings.HasPrefix(real, "/root/") {
 				venv := filepath.Join(dir, "venv-private")
-				if out, err := exec.Command(py, "-m", "venv", "--without-pip", venv).CombinedOutput(); err != nil {
-					t.Fatalf("%s -m venv: %v\n%s", py, err, out)
+				if out, err := exec.Command(py.Path, "-m", "venv", "--without-pip", venv).CombinedOutput(); err != nil {
+					t.Fatalf("%s -m venv: %v\n%s", py.Path, err, out)
 				}
 				private = real
 				sub := filepath.Join(dir, "nobody")

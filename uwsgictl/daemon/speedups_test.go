@@ -37,10 +37,10 @@ func TestSpeedupsMatchPython(t *testing.T) {
 	}
 	captures, _ := filepath.Abs("../../testdata/wire/nginx-1.22-uwsgi-packets.jsonl")
 	for _, py := range daemontest.Pythons(t) {
-		t.Run(filepath.Base(filepath.Dir(filepath.Dir(py)))+"/"+filepath.Base(py), func(t *testing.T) {
-			out, err := exec.Command(py, selftest, built, worker, captures).CombinedOutput()
+		t.Run(py.Version, func(t *testing.T) {
+			out, err := exec.Command(py.Path, selftest, built, worker, captures).CombinedOutput()
 			if err != nil || !strings.HasPrefix(string(out), "ok ") {
-				t.Fatalf("%s: C and Python disagree: %v\n%s", py, err, out)
+				t.Fatalf("%s: C and Python disagree: %v\n%s", py.Path, err, out)
 			}
 			t.Log(strings.TrimSpace(string(out)))
 		})

@@ -341,12 +341,18 @@ func parentOf(p int) int {
 	return pp
 }
 
+// Python is an interpreter found on the machine.
+type Python struct {
+	Path    string
+	Version string // "3.11"
+}
+
 // Pythons are Debian's python3 and every other Python 3.8+ found in the
 // usual places (pyenv's versions among them), one per version: the
-// interpreters apps may run under.
-func Pythons(t testing.TB) []string {
+// interpreters apps may run under. Debian's comes first.
+func Pythons(t testing.TB) []Python {
 	t.Helper()
-	found := []string{"/usr/bin/python3"}
+	var found []Python
 	seen := map[string]bool{}
 	cands, _ := filepath.Glob("/usr/bin/python3.*")
 	more, _ := filepath.Glob("/usr/local/bin/python3.*")
@@ -359,9 +365,7 @@ func Pythons(t testing.TB) []string {
 			continue
 		}
 		seen[f[0]] = true
-		if p != found[0] {
-			found = append(found, p)
-		}
+		found = append(found, Python{p, f[0]})
 	}
 	t.Logf("Pythons: %v", found)
 	return found
