@@ -144,9 +144,7 @@ def load_speedups():
         sys.path.remove(d)
 
 
-_c = load_speedups()
-if _c is not None and not hasattr(_c, "accept_serve"):
-    _c = None  # a build of an older speedups.c: its functions differ
+_c = load_speedups()  # built from this worker's own csrc/ (the daemon names the dir by its hash)
 parse_vars_c = getattr(_c, "parse_vars", None)
 finish_environ_c = getattr(_c, "finish_environ", None)
 
