@@ -99,32 +99,31 @@ def format_exception(exc):
 
 CFG = json_loads(os.environ.pop("PYVHOST_WORKER", "{}"))
 
-# Inherited file descriptors (see uwsgictl/pool/process.go).
-CTL_FD = 3        # zygote <-> daemon, private to the zygote
-SCOREBOARD_FD = 4  # shared memory: app header + one slot per worker
-HANDOFF_FD = 5     # requests the daemon routes to this app (all workers read)
-TOMASTER_FD = 6    # requests for other apps, handed back to the daemon
-FIRST_LISTEN_FD = 7
-
-# Scoreboard layout; keep in step with uwsgictl/pool/scoreboard.go.
-APP_HEADER = 64    # u32 listen_shared, u32 pad, u64 last_own_shared_ns
-SLOT_SIZE = 256
-SLOT_MARK = struct.Struct("<IIQ")        # pid, state, start_ns
-# then u64 counters at these offsets in the slot
-SB_REQUESTS, SB_TOTAL, SB_ERRORS, SB_LAST_MS, SB_TX, SB_FORWARDED = 16, 24, 32, 40, 48, 56
-U64, U32 = struct.Struct("<Q"), struct.Struct("<I")
+# What this program shares with the daemon (descriptors, the scoreboard's
+# layout, slot states, refused vars, error pages) comes from the daemon, in
+# CFG["protocol"]: uwsgictl/pool/protocol.go defines it once for Go, this
+# file and the C speedups.
+P = CFG.get("protocol") or {}
+CTL_FD = P.get("FD_CTL")              # zygote <-> daemon, private to the zygote
+SCOREBOARD_FD = P.get("FD_SCOREBOARD")  # shared memory: app header + one slot per worker
+HANDOFF_FD = P.get("FD_HANDOFF")      # requests the daemon routes to this app (all workers read)
+TOMASTER_FD = P.get("FD_TOMASTER")    # requests for other apps, handed back to the daemon
+APP_HEADER = P.get("APP_HEADER")
+SLOT_SIZE = P.get("SLOT_SIZE")
+# u64 fields of a slot, by byte offset (read and written through an aligned
+# 'Q' view: one store each, never byte by byte)
+SB_PID, SB_STATE, SB_START, SB_SEQ = P.get("SB_PID"), P.get("SB_STATE"), P.get("SB_START"), P.get("SB_SEQ")
+SB_REQUESTS, SB_TOTAL, SB_ERRORS = P.get("SB_REQUESTS"), P.get("SB_TOTAL"), P.get("SB_ERRORS")
+SB_LAST_MS, SB_TX, SB_FORWARDED = P.get("SB_LAST_MS"), P.get("SB_TX"), P.get("SB_FORWARDED")
+HDR_LISTEN, HDR_SHARED_NS = P.get("HDR_LISTEN"), P.get("HDR_SHARED_NS")
 U64_MASK = (1 << 64) - 1
-REQ_OFF = 64       # the request in progress: "METHOD /path" (no query string), NUL-padded
-SLOT_REQ = struct.Struct("64s")
-HIST_OFF = 128     # 32 x u32 latency buckets: bucket i counts requests < 2**i microseconds
-HIST_BUCKETS = 32
-ST_IDLE, ST_BUSY = 1, 2
-
-EXIT_IMPORT_FAILED = 3
+REQ_OFF, REQ_LEN = P.get("REQ_OFF"), P.get("REQ_LEN")  # the request in progress: "METHOD /path", NUL-padded
+HIST_OFF, HIST_BUCKETS = P.get("HIST_OFF"), P.get("HIST_BUCKETS")  # u32 buckets: i counts requests < 2**i us
+ST_IDLE, ST_BUSY, ST_DONE, ST_IMPORT_FAILED = P.get("ST_IDLE"), P.get("ST_BUSY"), P.get("ST_DONE"), P.get("ST_IMPORT_FAILED")
+REFUSED_VARS = tuple(P.get("REFUSED_VARS", ()))
+ERROR_PAGES = {int(k): v for k, v in P.get("ERROR_PAGES", {}).items()}
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-
-REFUSED_VARS = ("UWSGI_FILE", "UWSGI_SETENV", "UWSGI_POSTFILE")
 
 
 def load_speedups():
@@ -149,10 +148,19 @@ parse_vars_c = getattr(_c, "parse_vars", None)
 finish_environ_c = getattr(_c, "finish_environ", None)
 
 
+# The worker's own channel to the daemon's log: a copy of the stderr it was
+# started with, so an app that closes or redirects fd 2 cannot silence the
+# worker's lines (os.dup's copy is close-on-exec).
+LOG_FD = os.dup(2)
+
+
 def log(msg):
-    """Write one daemon-style line to the log (stderr goes to the daemon)."""
+    """Write one daemon-style line to the log."""
     line = "%s [pyvhost app %s pid %d] %s\n" % (time.strftime("%Y/%m/%d %H:%M:%S"), CFG.get("app_id", "?"), os.getpid(), msg)
-    os.write(2, line.encode("utf-8", "replace"))
+    try:
+        os.write(LOG_FD, line.encode("utf-8", "replace"))
+    except OSError:
+        pass
 
 
 def send_ctl(ev):
@@ -386,14 +394,6 @@ def write_all(fd, data):
         view = view[n:]
 
 
-ERROR_PAGES = {
-    400: "Bad Request",
-    403: "Forbidden",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-}
-
-
 def error_response(fd, code, proto="HTTP/1.1"):
     reason = ERROR_PAGES[code]
     body = ("%d %s\n" % (code, reason)).encode()
@@ -403,6 +403,79 @@ def error_response(fd, code, proto="HTTP/1.1"):
         write_all(fd, head.encode("latin-1") + body)
     except (ClientGone, OSError):
         pass
+
+
+# --------------------------------------------------------------------------
+# The scoreboard
+
+
+class Slot(object):
+    """A worker's slot in the app's scoreboard (shared memory the daemon
+    reads; layout in CFG["protocol"]). Every field is written in place with
+    one aligned store through a 'Q' or 'I' view, never byte by byte (a torn
+    start time would get a healthy worker killed for harakiri), and state,
+    start and request name change between two steps of the slot's sequence
+    counter (odd while they change). The C speedups' sb_* are the same in C."""
+
+    def __init__(self, slot, mem=None):
+        self.size = APP_HEADER + SLOT_SIZE * CFG["slots"]
+        if mem is None:
+            import mmap
+            mem = mmap.mmap(SCOREBOARD_FD, self.size)
+        self.mem = mem
+        self.q = memoryview(self.mem).cast("Q")
+        self.i = memoryview(self.mem).cast("I")
+        self.off = APP_HEADER + slot * SLOT_SIZE
+        self.pid = os.getpid()
+        q = self.off // 8
+        self.seq, self.start, self.last_ms, self.total = q + SB_SEQ // 8, q + SB_START // 8, q + SB_LAST_MS // 8, q + SB_TOTAL // 8
+        self.req = self.off + REQ_OFF
+
+    def mark(self, state, start_ns=0, name=None):
+        """Set state, start (and the request's name) as one change."""
+        q, i = self.q, self.i
+        q[self.seq] += 1
+        i[(self.off + SB_PID) // 4] = self.pid
+        i[(self.off + SB_STATE) // 4] = state
+        q[self.start] = start_ns
+        if name is not None:
+            self.mem[self.req:self.req + REQ_LEN] = name[:REQ_LEN].ljust(REQ_LEN, b"\0")
+        q[self.seq] += 1
+
+    def begin(self, start_ns):
+        self.mark(ST_BUSY, start_ns, b"")  # named once the vars are read
+
+    def request(self, env):
+        # What the worker is busy with, for ctl and the status page: method
+        # and path only (a query string can carry secrets).
+        name = (env.get("REQUEST_METHOD", "") + " " + env.get("PATH_INFO", "")).encode("latin-1", "replace")
+        q = self.q
+        q[self.seq] += 1
+        self.mem[self.req:self.req + REQ_LEN] = name[:REQ_LEN].ljust(REQ_LEN, b"\0")
+        q[self.seq] += 1
+
+    def count(self, requests=0, errors=0, tx=0, forwarded=0):
+        """Add to the worker's counters."""
+        q, base = self.q, self.off // 8
+        for off, n in ((SB_REQUESTS, requests), (SB_ERRORS, errors), (SB_TX, tx), (SB_FORWARDED, forwarded)):
+            if n:
+                q[base + off // 8] = (q[base + off // 8] + n) & U64_MASK
+
+    def served(self):
+        """The requests this worker has answered."""
+        return self.q[(self.off + SB_REQUESTS) // 8]
+
+    def finish(self, dur_ns):
+        """The worker is idle again; dur_ns < 0: no latency to count."""
+        self.mark(ST_IDLE)
+        q = self.q
+        q[self.last_ms] = int(time.time() * 1000)
+        if dur_ns < 0:
+            return
+        q[self.total] = (q[self.total] + dur_ns) & U64_MASK
+        b = min((dur_ns // 1000).bit_length(), HIST_BUCKETS - 1)
+        at = (self.off + HIST_OFF) // 4 + b
+        self.i[at] = (self.i[at] + 1) & 0xFFFFFFFF
 
 
 # --------------------------------------------------------------------------
@@ -447,78 +520,47 @@ class Worker(object):
             "wsgi.input_terminated": True,
         }
 
-    # -- scoreboard
+    # -- scoreboard: in C when the speedups are loaded (open_scoreboard
+    # picks), else through Slot
 
-    def open_scoreboard(self):
-        import mmap
-        size = APP_HEADER + SLOT_SIZE * CFG["slots"]
-        self.sb = mmap.mmap(SCOREBOARD_FD, size)
-        if _c is not None:
-            _c.sb_map(SCOREBOARD_FD, size)
+    def open_scoreboard(self, mem=None, use_c=True):
+        """Map the slot (mem: a scoreboard already mapped, for the selftest)."""
+        self.sb = Slot(self.slot, mem)
+        if _c is not None and use_c:
+            if mem is None:
+                _c.sb_map(SCOREBOARD_FD, self.sb.size)
             self.mark_busy = self.mark_busy_c
             self.mark_request = self.mark_request_c
             self.count = self.count_c
             self.served = self.served_c
             self.finish_stats = self.finish_stats_c
-
-    def mark(self, state, start_ns):
-        SLOT_MARK.pack_into(self.sb, self.slot_off, self.pid, state, start_ns)
-
-    # The scoreboard writes, in C when the speedups are loaded
-    # (open_scoreboard picks), else with struct.
-
-    def mark_busy(self, start_ns):
-        SLOT_MARK.pack_into(self.sb, self.slot_off, self.pid, ST_BUSY, start_ns)
-        SLOT_REQ.pack_into(self.sb, self.slot_off + REQ_OFF, b"")  # named once the vars are read
+        else:
+            self.mark_busy = self.sb.begin
+            self.mark_request = self.sb.request
+            self.count = self.sb.count
+            self.served = self.sb.served
+            self.finish_stats = self.sb.finish
 
     def mark_busy_c(self, start_ns):
         _c.sb_begin(self.slot_off, self.pid, start_ns)
 
-    def mark_request(self, env):
-        # What the worker is busy with, for ctl and the status page: method
-        # and path only (a query string can carry secrets).
-        SLOT_REQ.pack_into(self.sb, self.slot_off + REQ_OFF,  # truncated or NUL-padded to 64 bytes
-                           (env.get("REQUEST_METHOD", "") + " " + env.get("PATH_INFO", "")).encode("latin-1", "replace"))
-
     def mark_request_c(self, env):
         _c.sb_request(self.slot_off, env)
-
-    def count(self, requests=0, errors=0, tx=0, forwarded=0):
-        """Add to the worker's counters in its slot."""
-        for off, n in ((SB_REQUESTS, requests), (SB_ERRORS, errors), (SB_TX, tx), (SB_FORWARDED, forwarded)):
-            if n:
-                U64.pack_into(self.sb, self.slot_off + off, (U64.unpack_from(self.sb, self.slot_off + off)[0] + n) & U64_MASK)
 
     def count_c(self, requests=0, errors=0, tx=0, forwarded=0):
         _c.sb_count(self.slot_off, requests, errors, tx, forwarded)
 
-    def served(self):
-        """The requests this worker has answered."""
-        return U64.unpack_from(self.sb, self.slot_off + SB_REQUESTS)[0]
-
     def served_c(self):
         return _c.sb_served(self.slot_off)
-
-    def finish_stats(self, dur_ns):
-        """The worker is idle again; dur_ns < 0: no latency to count."""
-        SLOT_MARK.pack_into(self.sb, self.slot_off, self.pid, ST_IDLE, 0)
-        U64.pack_into(self.sb, self.slot_off + SB_LAST_MS, int(time.time() * 1000))
-        if dur_ns < 0:
-            return
-        total = U64.unpack_from(self.sb, self.slot_off + SB_TOTAL)[0]
-        U64.pack_into(self.sb, self.slot_off + SB_TOTAL, (total + dur_ns) & U64_MASK)
-        b = min((dur_ns // 1000).bit_length(), HIST_BUCKETS - 1)
-        at = self.slot_off + HIST_OFF + 4 * b
-        U32.pack_into(self.sb, at, (U32.unpack_from(self.sb, at)[0] + 1) & 0xFFFFFFFF)
 
     def finish_stats_c(self, dur_ns):
         _c.sb_finish(self.slot_off, self.pid, dur_ns)
 
     def listen_shared(self):
-        return struct.unpack_from("<I", self.sb, 0)[0] != 0
+        return self.sb.i[HDR_LISTEN // 4] != 0
 
     def note_shared_traffic(self):
-        struct.pack_into("<Q", self.sb, 8, time.monotonic_ns())
+        self.sb.q[HDR_SHARED_NS // 8] = time.monotonic_ns()
 
     # -- signals
 
@@ -541,7 +583,7 @@ class Worker(object):
                     client_gone=ClientGone, report=self.report, error_page=error_response,
                     send_file=self.send_file, buffer_size=self.buffer_size, max_vars=self.max_vars,
                     slot_off=self.slot_off, pid=self.pid, max_requests=self.max_requests,
-                    logging=self.logging, vhost=self.vhost, app_num=self.app_num)
+                    logging=self.logging, vhost=self.vhost, app_num=self.app_num, log_fd=LOG_FD)
 
     def run(self):
         self.open_scoreboard()
@@ -550,7 +592,6 @@ class Worker(object):
         signal.signal(signal.SIGHUP, self.on_stop)
         signal.signal(signal.SIGINT, self.on_stop)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        die_with_parent()
         own = [socket.socket(fileno=fd) for fd in CFG.get("own_fds", [])]
         shared = [socket.socket(fileno=fd) for fd in CFG.get("shared_fds", [])]
         # Several workers wait on the same sockets: a wake-up may find the
@@ -570,7 +611,7 @@ class Worker(object):
             listeners[s.fileno()] = (s, True)
         ep.register(HANDOFF_FD, select.EPOLLIN | excl)
         shared_on = False
-        self.mark(ST_IDLE, 0)
+        self.sb.mark(ST_IDLE)
         handle = self.handle
         while not self.stopping:
             want_shared = bool(shared) and self.listen_shared()
@@ -591,8 +632,13 @@ class Worker(object):
             # marks the worker as stopping: exiting between accept() and
             # the response would drop a connection already taken.
             self.in_request = True
-            for fd, _ in events:
+            for fd, ev in events:
                 if fd == HANDOFF_FD:
+                    if ev & (select.EPOLLHUP | select.EPOLLERR):
+                        # The daemon's end is closed: the daemon is gone.
+                        # (Reading on would find nothing, forever.)
+                        self.stopping = True
+                        break
                     got = self.recv_handoff()
                     if got is None:
                         continue
@@ -630,7 +676,9 @@ class Worker(object):
 
     def recv_handoff(self):
         try:
-            data, anc, _, _ = self.handoff.recvmsg(65536 + 8192, socket.CMSG_SPACE(4))
+            # close-on-exec at once: a process the app starts must not hold
+            # a client's connection open
+            data, anc, _, _ = self.handoff.recvmsg(65536 + 8192, socket.CMSG_SPACE(4), socket.MSG_CMSG_CLOEXEC)
         except (BlockingIOError, InterruptedError):
             return None
         for level, typ, cdata in anc:
@@ -828,7 +876,7 @@ class Worker(object):
             nvars * 2, pktsize, time.ctime(), env.get("REQUEST_METHOD", ""), env.get("REQUEST_URI", ""),
             size, ms, proto, status, self.resp.hcount, self.resp.hsize)
         try:
-            os.write(2, line.encode("latin-1", "replace"))
+            os.write(LOG_FD, line.encode("latin-1", "replace"))
         except OSError:
             pass
 
@@ -926,7 +974,21 @@ def die_with_parent():
 # The zygote
 
 
+def keep_descriptors_private():
+    """The descriptors this program holds for the daemon are close-on-exec
+    (the daemon hands them over inheritable): a process the app starts
+    (os.system, subprocess) must not keep the daemon's sockets, its
+    scoreboard or its control channel after the worker is gone. fork() still
+    gives them to the workers."""
+    for fd in [CTL_FD, SCOREBOARD_FD, HANDOFF_FD, TOMASTER_FD] + CFG.get("own_fds", []) + CFG.get("shared_fds", []):
+        try:
+            os.set_inheritable(fd, False)
+        except OSError:
+            pass
+
+
 def zygote():
+    keep_descriptors_private()
     set_limits()
     lazy = CFG.get("lazy", False)
     app = None
@@ -936,7 +998,7 @@ def zygote():
         except BaseException:
             tb = format_exc()
             send_ctl({"ev": "failed", "error": tb.rstrip().splitlines()[-1], "traceback": tb})
-            os._exit(EXIT_IMPORT_FAILED)
+            os._exit(1)
     elif CFG.get("chdir"):
         os.chdir(CFG["chdir"])
     prepare_fork()
@@ -961,6 +1023,7 @@ def zygote():
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    me = os.getpid()
     while True:
         reap(children)
         if stopping[0] and not children:
@@ -991,10 +1054,7 @@ def zygote():
                 old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
                 pid = os.fork()
                 if pid == 0:
-                    for sig in STOP_SIGNALS:
-                        signal.signal(sig, signal.SIG_DFL)  # until the worker sets its own
-                    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-                    run_worker(app, slot, wake_r, wake_w)
+                    run_worker(app, slot, me, old_mask, wake_r, wake_w)
                 children[pid] = slot
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
                 send_ctl({"ev": "spawned", "slot": slot, "pid": pid})
@@ -1015,9 +1075,22 @@ def reap(children):
         send_ctl({"ev": "exited", "slot": slot, "pid": pid, "status": status})
 
 
-def run_worker(app, slot, wake_r, wake_w):
+def run_worker(app, slot, zygote_pid, old_mask, wake_r, wake_w):
+    """A new worker, right after fork(); never returns. Its last word in
+    its slot tells the daemon why it exits: ST_DONE (recycled, asked to
+    stop, its zygote gone), ST_IMPORT_FAILED (--lazy-apps); any other exit,
+    whatever its status, is a crash the daemon logs."""
+    # First of all: die with the zygote. A zygote killed before this line
+    # ran leaves the worker another parent, and the worker ends here.
+    die_with_parent()
+    if os.getppid() != zygote_pid:
+        os._exit(1)
     code = 0
+    worker = None
     try:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)  # until the worker sets its own
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         signal.set_wakeup_fd(-1)
         os.close(wake_r)
         os.close(wake_w)
@@ -1027,14 +1100,21 @@ def run_worker(app, slot, wake_r, wake_w):
                 app = load_app()
             except BaseException:
                 log("app %s failed to import:\n%s" % (CFG.get("name", CFG.get("app_id")), format_exc().rstrip()))
-                os._exit(EXIT_IMPORT_FAILED)
-        Worker(app, slot).run()
+                Slot(slot).mark(ST_IMPORT_FAILED)
+                os._exit(1)
+        worker = Worker(app, slot)
+        worker.run()
     except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 0
+        if worker is None or not worker.stopping:
+            # The app's own sys.exit() in a request: its status is the app's.
+            code = e.code if isinstance(e.code, int) else 1
+            log("the app called sys.exit(%r) during a request: the worker exits" % (e.code,))
+            os._exit(code)
     except BaseException:
         log("worker crashed:\n%s" % format_exc().rstrip())
-        code = 1
-    os._exit(code)
+        os._exit(1)
+    worker.sb.mark(ST_DONE)
+    os._exit(0)
 
 
 if __name__ == "__main__":

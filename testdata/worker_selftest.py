@@ -13,13 +13,15 @@ import sys
 
 os.environ["PYVHOST_WORKER"] = json.dumps({"app_id": "selftest", "script": "m", "pyhome": "/v", "chdir": "/a",
                                           "slots": 2, "speedups_dir": sys.argv[1], "logging": True, "vhost": True,
-                                          "app_num": 3})
+                                          "app_num": 3, "socket_timeout_ms": 4000,
+                                          "protocol": json.loads(os.environ["PYVHOST_PROTOCOL"])})
 sys.path.insert(0, sys.argv[1])
 import _pyvhost_speedups as c  # noqa: E402
 
 spec = importlib.util.spec_from_file_location("worker", sys.argv[2])
 w = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(w)
+w.LOG_FD = 2  # the log lines go where each request's check redirects fd 2
 
 
 def packet(pairs):
@@ -208,7 +210,7 @@ with tempfile.TemporaryFile() as f:
             outs = []
             for use_c in (True, False):
                 wk = w.Worker(app_for(kind), 0 if use_c else 1)
-                wk.sb = sb
+                wk.open_scoreboard(sb, use_c)
                 if use_c:
                     wk.resp = c.Responder()
                     wk.start_response = wk.resp.start_response
@@ -258,9 +260,9 @@ with tempfile.TemporaryFile() as f:
     # slots, written the same way, must hold the same bytes (but for the
     # wall-clock millisecond, which each takes itself).
     wk = w.Worker(app_for("list"), 1)
-    wk.sb = sb
+    wk.open_scoreboard(sb, False)
     offs = (w.APP_HEADER, w.APP_HEADER + w.SLOT_SIZE)
-    wk.pid = 4242
+    wk.pid = wk.sb.pid = 4242
     for env in ({"REQUEST_METHOD": "GET", "PATH_INFO": "/x"}, {"REQUEST_METHOD": "POST", "PATH_INFO": "/\xe9" + "p" * 80},
                 {"PATH_INFO": "/no-method"}, {"REQUEST_METHOD": "GET", "PATH_INFO": "/\u20ac"}, {}):
         for dur in (-1, 0, 999, 1000, 1500, 3 * 10 ** 6, 10 ** 18):

@@ -13,7 +13,7 @@ static struct {
     Py_ssize_t buffer_size, max_vars, slot_off, app_num;
     unsigned long pid;
     unsigned long long max_requests;
-    int stop, logging, vhost;
+    int stop, logging, vhost, log_fd;
     unsigned char *buf;
     Py_ssize_t bufcap;
 } H;
@@ -22,15 +22,15 @@ static PyObject *hot_init(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
     static char *names[] = {"app", "key", "static", "responder", "empty_input", "input_cls", "file_wrapper",
                             "client_gone", "report", "error_page", "send_file", "buffer_size", "max_vars",
-                            "slot_off", "pid", "max_requests", "logging", "vhost", "app_num", NULL};
+                            "slot_off", "pid", "max_requests", "logging", "vhost", "app_num", "log_fd", NULL};
     PyObject *o[11];
     Py_ssize_t bs, mv, off, app_num;
     unsigned long pid;
     unsigned long long maxr;
-    int logging, vhost;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO!O!OOOOOOOnnnkKppn", names, &o[0], &o[1], &PyDict_Type, &o[2],
+    int logging, vhost, log_fd;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO!O!OOOOOOOnnnkKppni", names, &o[0], &o[1], &PyDict_Type, &o[2],
                                      ResponderType, &o[3], &o[4], &o[5], &o[6], &o[7], &o[8], &o[9], &o[10],
-                                     &bs, &mv, &off, &pid, &maxr, &logging, &vhost, &app_num))
+                                     &bs, &mv, &off, &pid, &maxr, &logging, &vhost, &app_num, &log_fd))
         return NULL;
     if (!slot_at(off)) return NULL;
     for (int i = 0; i < 11; i++) Py_INCREF(o[i]);
@@ -48,6 +48,7 @@ static PyObject *hot_init(PyObject *self, PyObject *args, PyObject *kw) {
     H.logging = logging;
     H.vhost = vhost;
     H.app_num = app_num;
+    H.log_fd = log_fd;
     if (!(H.start_cb = PyObject_GetAttrString(o[3], "start_response"))) return NULL;
     H.buffer_size = bs;
     H.max_vars = mv;

@@ -196,7 +196,7 @@ static PyObject *parse_vars(PyObject *self, PyObject *args) {
 
 /* Interned strings used on every request. */
 static PyObject *s_UWSGI_PYHOME, *s_UWSGI_HOME, *s_UWSGI_CHDIR, *s_UWSGI_SCRIPT, *s_UWSGI_MODULE,
-    *s_UWSGI_CALLABLE, *s_UWSGI_FILE, *s_UWSGI_SETENV, *s_UWSGI_POSTFILE, *s_HTTP_CONTENT_LENGTH,
+    *s_UWSGI_CALLABLE, *s_refused[PV_N_REFUSED_VARS], *s_HTTP_CONTENT_LENGTH,
     *s_HTTP_CONTENT_TYPE, *s_SCRIPT_NAME, *s_PATH_INFO, *s_HTTPS, *s_UWSGI_SCHEME, *s_REQUEST_SCHEME,
     *s_url_scheme, *s_empty, *s_http, *s_https, *s_colon, *s_REQUEST_METHOD, *s_SERVER_PROTOCOL,
     *s_CONTENT_LENGTH, *s_wsgi_input, *s_http10, *s_close, *s_drain, *s_fileno, *s_filelike, *s_HTTP_HOST,
@@ -206,7 +206,8 @@ static int intern_all(void) {
 #define I(name, text) if (!(name = PyUnicode_InternFromString(text))) return -1;
     I(s_UWSGI_PYHOME, "UWSGI_PYHOME") I(s_UWSGI_HOME, "UWSGI_HOME") I(s_UWSGI_CHDIR, "UWSGI_CHDIR")
     I(s_UWSGI_SCRIPT, "UWSGI_SCRIPT") I(s_UWSGI_MODULE, "UWSGI_MODULE") I(s_UWSGI_CALLABLE, "UWSGI_CALLABLE")
-    I(s_UWSGI_FILE, "UWSGI_FILE") I(s_UWSGI_SETENV, "UWSGI_SETENV") I(s_UWSGI_POSTFILE, "UWSGI_POSTFILE")
+    static const char *refused[] = PV_REFUSED_VARS;
+    for (int i = 0; i < PV_N_REFUSED_VARS; i++) I(s_refused[i], refused[i])
     I(s_HTTP_CONTENT_LENGTH, "HTTP_CONTENT_LENGTH") I(s_HTTP_CONTENT_TYPE, "HTTP_CONTENT_TYPE")
     I(s_SCRIPT_NAME, "SCRIPT_NAME") I(s_PATH_INFO, "PATH_INFO") I(s_HTTPS, "HTTPS")
     I(s_UWSGI_SCHEME, "UWSGI_SCHEME") I(s_REQUEST_SCHEME, "REQUEST_SCHEME") I(s_url_scheme, "wsgi.url_scheme")
@@ -249,7 +250,7 @@ static int is_on(PyObject *o) {
  * as worker.py's Worker.serve and call_app do:
  *   returns 1 when the request names another app than key (a tuple
  *   (pyhome, chdir, script); None in single-app mode), 2 when it carries a
- *   var that loads code or files (UWSGI_FILE, UWSGI_SETENV, UWSGI_POSTFILE),
+ *   var that loads code or files (protocol.h's PV_REFUSED_VARS),
  *   0 when env is ready: HTTP_CONTENT_LENGTH/TYPE dropped, SCRIPT_NAME
  *   stripped from PATH_INFO, wsgi.url_scheme set, static keys merged.
  */
@@ -279,8 +280,8 @@ static int environ_ready(PyObject *env, PyObject *key, PyObject *stat) {
         Py_XDECREF(joined);
         if (!same) return 1;
     }
-    if (get(env, s_UWSGI_FILE) || get(env, s_UWSGI_SETENV) || get(env, s_UWSGI_POSTFILE))
-        return 2;
+    for (int i = 0; i < PV_N_REFUSED_VARS; i++)
+        if (get(env, s_refused[i])) return 2;
     if (get(env, s_HTTP_CONTENT_LENGTH) && PyDict_DelItem(env, s_HTTP_CONTENT_LENGTH) < 0) return -1;
     if (get(env, s_HTTP_CONTENT_TYPE) && PyDict_DelItem(env, s_HTTP_CONTENT_TYPE) < 0) return -1;
     PyObject *pi = get(env, s_PATH_INFO);

@@ -72,7 +72,7 @@ static void log_request(PyObject *env, int code, unsigned long long start, Py_ss
     const char *p = lbuf;
     Py_ssize_t left = llen;
     while (left > 0) {
-        ssize_t w = write(2, p, (size_t)left);
+        ssize_t w = write(H.log_fd, p, (size_t)left);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) break; /* the log is gone: nothing to tell it */
         p += w;

@@ -2,41 +2,40 @@
  * The worker's scoreboard slot: state, counters, latency histogram. */
 
 /*
- * The worker's slot in the scoreboard (uwsgictl/pool/scoreboard.go has the
- * layout): the worker's state and its counters live there and nowhere else,
- * written on every request, so in C, through this process's own mapping of
- * the shared memory. Only this worker writes its slot.
+ * The worker's slot in the scoreboard (the layout is protocol.h's, written
+ * by the daemon from uwsgictl/pool/protocol.go): the worker's state and its
+ * counters live there and nowhere else, written on every request, so in C,
+ * through this process's own mapping of the shared memory. Only this worker
+ * writes its slot; the daemon reads it while it changes, so every field is
+ * one aligned atomic store (never byte by byte: a torn start time would get
+ * a healthy worker killed for harakiri), and state, start and the request's
+ * name change between two steps of the slot's sequence counter (odd while
+ * they change), which the daemon reads around them.
  */
 static unsigned char *sb_base;
 static Py_ssize_t sb_len;
 
 enum {
-    SLOT_SIZE = 256, REQ_OFF = 64, REQ_LEN = 64, HIST_OFF = 128, HIST_BUCKETS = 32, ST_IDLE = 1, ST_BUSY = 2,
-    SB_REQUESTS = 16, SB_TOTAL = 24, SB_ERRORS = 32, SB_LAST_MS = 40, SB_TX = 48, SB_FORWARDED = 56,
-    SB_SHARED_NS = 8, /* app header: last request this app took on the shared socket */
+    SLOT_SIZE = PV_SLOT_SIZE, REQ_OFF = PV_REQ_OFF, REQ_LEN = PV_REQ_LEN, HIST_OFF = PV_HIST_OFF,
+    HIST_BUCKETS = PV_HIST_BUCKETS, ST_IDLE = PV_ST_IDLE, ST_BUSY = PV_ST_BUSY, SB_PID = PV_SB_PID,
+    SB_STATE = PV_SB_STATE, SB_START = PV_SB_START, SB_SEQ = PV_SB_SEQ, SB_REQUESTS = PV_SB_REQUESTS,
+    SB_TOTAL = PV_SB_TOTAL, SB_ERRORS = PV_SB_ERRORS, SB_LAST_MS = PV_SB_LAST_MS, SB_TX = PV_SB_TX,
+    SB_FORWARDED = PV_SB_FORWARDED,
+    SB_SHARED_NS = PV_HDR_SHARED_NS, /* app header: last request this app took on the shared socket */
 };
 
-static void put32(unsigned char *p, unsigned long v) {
-    p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24;
-}
+static void put32(unsigned char *p, unsigned long v) { __atomic_store_n((uint32_t *)p, (uint32_t)v, __ATOMIC_RELEASE); }
+static void put64(unsigned char *p, unsigned long long v) { __atomic_store_n((uint64_t *)p, (uint64_t)v, __ATOMIC_RELEASE); }
+static unsigned long get32(const unsigned char *p) { return __atomic_load_n((const uint32_t *)p, __ATOMIC_RELAXED); }
+static unsigned long long get64(const unsigned char *p) { return __atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED); }
 
-static void put64(unsigned char *p, unsigned long long v) {
-    int i;
-    for (i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static unsigned long get32(const unsigned char *p) {
-    return (unsigned long)p[0] | (unsigned long)p[1] << 8 | (unsigned long)p[2] << 16 | (unsigned long)p[3] << 24;
-}
-
-static unsigned long long get64(const unsigned char *p) {
-    unsigned long long v = 0;
-    int i;
-    for (i = 7; i >= 0; i--) v = v << 8 | p[i];
-    return v;
-}
-
+/* add64: only this worker writes its counters, so a load and a store (no
+ * read-modify-write instruction) is enough; the store is whole. */
 static void add64(unsigned char *p, unsigned long long d) { put64(p, get64(p) + d); }
+
+/* mark_begin/mark_end bracket a change of state, start and request name. */
+static void mark_begin(unsigned char *s) { put64(s + SB_SEQ, get64(s + SB_SEQ) + 1); __atomic_thread_fence(__ATOMIC_RELEASE); }
+static void mark_end(unsigned char *s) { put64(s + SB_SEQ, get64(s + SB_SEQ) + 1); }
 
 static unsigned char *slot_at(Py_ssize_t off) {
     if (!sb_base || off < 0 || off + SLOT_SIZE > sb_len) {
@@ -67,10 +66,12 @@ static PyObject *sb_map(PyObject *self, PyObject *args) {
 }
 
 static void slot_begin(unsigned char *s, unsigned long pid, unsigned long long start) {
-    put32(s, pid);
-    put32(s + 4, ST_BUSY);
-    put64(s + 8, start);
+    mark_begin(s);
+    put32(s + SB_PID, pid);
+    put32(s + SB_STATE, ST_BUSY);
+    put64(s + SB_START, start);
     memset(s + REQ_OFF, 0, REQ_LEN); /* not the last request's, while this one is read */
+    mark_end(s);
 }
 
 /* sb_begin(off, pid, start_ns): the worker is busy with a request (not
@@ -90,7 +91,7 @@ static PyObject *sb_begin(PyObject *self, PyObject *args) {
 /* "METHOD /path" of the request in progress (no query string: it can
  * carry secrets), latin-1, cut or NUL-padded. */
 static void slot_request(unsigned char *s, PyObject *env) {
-    unsigned char *req = s + REQ_OFF;
+    unsigned char req[REQ_LEN];
     PyObject *parts[2];
     Py_ssize_t n = 0;
     int i;
@@ -102,6 +103,9 @@ static void slot_request(unsigned char *s, PyObject *env) {
         n += latin1_into((char *)req + n, parts[i], PyUnicode_GetLength(parts[i]), REQ_LEN - n, 1);
     }
     memset(req + n, 0, REQ_LEN - n);
+    mark_begin(s);
+    memcpy(s + REQ_OFF, req, REQ_LEN);
+    mark_end(s);
 }
 
 static PyObject *sb_request(PyObject *self, PyObject *args) {
@@ -146,9 +150,11 @@ static PyObject *sb_served(PyObject *self, PyObject *args) {
 }
 
 static void slot_finish(unsigned char *s, unsigned long pid, long long dur) {
-    put32(s, pid);
-    put32(s + 4, ST_IDLE);
-    put64(s + 8, 0);
+    mark_begin(s);
+    put32(s + SB_PID, pid);
+    put32(s + SB_STATE, ST_IDLE);
+    put64(s + SB_START, 0);
+    mark_end(s);
     put64(s + SB_LAST_MS, now_ns(CLOCK_REALTIME) / 1000000);
     if (dur >= 0) {
         unsigned long long us = (unsigned long long)dur / 1000;

@@ -27,6 +27,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -38,6 +39,8 @@
 #include <structmember.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "protocol.h" /* written by the daemon from uwsgictl/pool/protocol.go */
 
 /* The parts, in dependency order; each is one job. */
 #include "environ.c"    /* vars block -> environ dict; which app; refused vars */

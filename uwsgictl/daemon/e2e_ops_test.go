@@ -48,7 +48,7 @@ func TestCrashRespawn(t *testing.T) {
 	if code != 200 || again == first {
 		t.Fatalf("after the crash: %d %q (before: %q)\n%s", code, again, first, d.Log())
 	}
-	d.WaitLog(t, "died (exit status 7), respawning", time.Second)
+	d.WaitLog(t, `died (exit status 7 while serving "GET /crash"), respawning`, time.Second)
 }
 
 // TestCrashLoopBacksOff: a worker that dies on every request is not

@@ -9,10 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// refusedVars are uWSGI request vars that load code or files from the
-// request itself; pyvhost never honours them.
-var refusedVars = []string{"UWSGI_FILE", "UWSGI_SETENV", "UWSGI_POSTFILE"}
-
 // readForwards receives the requests workers hand back (they were for
 // another app) and routes them.
 func (d *Daemon) readForwards() {
@@ -112,7 +108,7 @@ func (d *Daemon) route(conn int, prefix []byte, viaShared bool) {
 		unix.Close(conn)
 		return
 	}
-	for _, v := range refusedVars {
+	for _, v := range pool.RefusedVars {
 		if _, ok := req.Lookup(v); ok {
 			d.log.logf("refused a request carrying %s from %s: pyvhost never loads code from request vars", v, req.Get("REMOTE_ADDR"))
 			pool.Respond(conn, 403)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pyvhost/pyvhost/templates"
+	"github.com/pyvhost/pyvhost/uwsgictl/pool"
 )
 
 // buildSpeedups compiles the worker's C request path (templates/csrc/)
@@ -22,7 +23,7 @@ import (
 // (Debian: gcc, python3-dev).
 func buildSpeedups(dir, python string, logf func(string, ...any)) string {
 	h := sha256.New()
-	for _, f := range templates.SpeedupsSources() {
+	for _, f := range speedupsSources() {
 		fmt.Fprintf(h, "%s\x00%d\x00", f.Name, len(f.Data))
 		h.Write(f.Data)
 	}
@@ -68,7 +69,7 @@ func compileSpeedups(out, so, python string) error {
 		return err
 	}
 	defer os.RemoveAll(build)
-	src, err := writeSources(build, templates.SpeedupsSources())
+	src, err := writeSources(build, speedupsSources())
 	if err != nil {
 		return err
 	}
@@ -79,6 +80,12 @@ func compileSpeedups(out, so, python string) error {
 	}
 	_ = os.Chmod(tmp, 0o644)
 	return os.Rename(tmp, so)
+}
+
+// speedupsSources are the embedded C files and protocol.h, the protocol's
+// numbers from the same binary (pool.CHeader), so C cannot disagree with Go.
+func speedupsSources() []templates.SourceFile {
+	return append(templates.SpeedupsSources(), templates.SourceFile{Name: "protocol.h", Data: pool.CHeader()})
 }
 
 // writeSources writes the C files into dir and returns the path of

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/pyvhost/pyvhost/templates"
 	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
+	"github.com/pyvhost/pyvhost/uwsgictl/pool"
 )
 
 // TestSpeedupsMatchPython builds the worker's C speedups once (abi3, with
@@ -35,10 +37,16 @@ func TestSpeedupsMatchPython(t *testing.T) {
 	if err := os.WriteFile(selftest, src, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	proto, err := json.Marshal(pool.WorkerProtocol())
+	if err != nil {
+		t.Fatal(err)
+	}
 	captures, _ := filepath.Abs("../../testdata/wire/nginx-1.22-uwsgi-packets.jsonl")
 	for _, py := range daemontest.Pythons(t) {
 		t.Run(py.Version, func(t *testing.T) {
-			out, err := exec.Command(py.Path, selftest, built, worker, captures).CombinedOutput()
+			cmd := exec.Command(py.Path, selftest, built, worker, captures)
+			cmd.Env = append(os.Environ(), "PYVHOST_PROTOCOL="+string(proto))
+			out, err := cmd.CombinedOutput()
 			if err != nil || !strings.HasPrefix(string(out), "ok ") {
 				t.Fatalf("%s: C and Python disagree: %v\n%s", py.Path, err, out)
 			}
@@ -54,7 +62,7 @@ func TestSpeedupsCompileCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := writeSources(t.TempDir(), templates.SpeedupsSources())
+	src, err := writeSources(t.TempDir(), speedupsSources())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,6 +91,7 @@ type generation struct {
 	ready    bool
 	stopping bool
 	exited   bool
+	failed   bool // its zygote reported an import failure
 }
 
 type routed struct {
@@ -196,6 +197,7 @@ func (a *App) onEvent(g *generation, ev event) {
 	case "ready":
 		a.onReadyLocked(g)
 	case "failed":
+		g.failed = true
 		a.failLocked(g, ev.Error, ev.Traceback)
 	case "spawned":
 		if ev.Slot >= 0 && ev.Slot < len(a.slots) && a.slots[ev.Slot].gen == g {
@@ -269,11 +271,17 @@ type LoadError struct{ App, Msg, Traceback string }
 
 func (e *LoadError) Error() string { return fmt.Sprintf("app %s failed to load: %s", e.App, e.Msg) }
 
+// onWorkerExitLocked handles a worker's exit. Why it exited is the
+// worker's last word in its slot (protocol.go's states), never its exit
+// status, which belongs to the app's code: ST_DONE is a planned exit
+// (recycled, told to stop), ST_IMPORT_FAILED a --lazy-apps import failure;
+// anything else is a crash, logged with its cause.
 func (a *App) onWorkerExitLocked(g *generation, ev event) {
 	if ev.Slot < 0 || ev.Slot >= len(a.slots) || a.slots[ev.Slot].gen != g {
 		return
 	}
 	s := a.slots[ev.Slot]
+	last := a.sb.slot(ev.Slot)
 	a.slots[ev.Slot] = slot{}
 	a.retireSlotLocked(ev.Slot)
 	ws := syscall.WaitStatus(ev.Status)
@@ -282,40 +290,73 @@ func (a *App) onWorkerExitLocked(g *generation, ev event) {
 		return
 	case s.harakiri:
 		a.respawnLocked(g)
-	case ws.Exited() && ws.ExitStatus() == 0:
+	case last.State == stateDone && ws.Exited() && ws.ExitStatus() == 0:
 		a.respawnLocked(g) // recycled after -R requests
-	case ws.Exited() && ws.ExitStatus() == 3:
+	case last.State == stateImportFailed && a.liveLocked(g) == 0:
 		// --lazy-apps: the import failed in the worker (its traceback is in
-		// the log). The generation cannot serve; fail the app.
+		// the log) and no worker of this generation serves: fail the app.
 		if a.cur == g {
-			a.stopGenLocked(g, false)
+			a.stopGenLocked(g, true)
 			a.cur = nil
 		}
 		a.failLocked(g, "the app failed to import in a worker (--lazy-apps); see the log", "")
 	default:
-		how := fmt.Sprintf("exit status %d", ws.ExitStatus())
-		if ws.Signaled() {
-			how = "signal " + ws.Signal().String()
-		}
-		now := time.Now()
-		a.crashes = append(a.crashes, now)
-		for len(a.crashes) > 0 && now.Sub(a.crashes[0]) > crashLoopWindow {
-			a.crashes = a.crashes[1:]
-		}
-		if len(a.crashes) >= crashLoopCount {
-			if a.backoff == 0 {
-				a.backoff = time.Second
-			} else if a.backoff < maxBackoff {
-				a.backoff *= 2
-			}
-			a.retryAt = now.Add(a.backoff)
-			a.cfg.logf("app %s (%s): worker pid %d died (%s): crash loop (%d crashes in %s), next worker in %s",
-				a.ID, a.Name, s.pid, how, len(a.crashes), crashLoopWindow, a.backoff)
-			return
-		}
-		a.cfg.logf("app %s (%s): worker pid %d died (%s), respawning", a.ID, a.Name, s.pid, how)
-		a.respawnLocked(g)
+		a.onCrashLocked(g, s.pid, deathCause(ws, last))
 	}
+}
+
+// deathCause says how a worker died and what it was doing.
+func deathCause(ws syscall.WaitStatus, last slotStats) string {
+	how := fmt.Sprintf("exit status %d", ws.ExitStatus())
+	if ws.Signaled() {
+		how = "signal " + ws.Signal().String()
+	}
+	switch last.State {
+	case stateBusy:
+		if last.Request != "" {
+			return fmt.Sprintf("%s while serving %q", how, last.Request)
+		}
+		return how + " while reading a request"
+	case stateImportFailed:
+		return how + ", its import failed (--lazy-apps)"
+	case stateDone:
+		return how + " after it was done"
+	}
+	return how + " between requests"
+}
+
+// onCrashLocked respawns a crashed worker, after a growing backoff once
+// the app crashes in a loop.
+func (a *App) onCrashLocked(g *generation, pid int, cause string) {
+	now := time.Now()
+	a.crashes = append(a.crashes, now)
+	for len(a.crashes) > 0 && now.Sub(a.crashes[0]) > crashLoopWindow {
+		a.crashes = a.crashes[1:]
+	}
+	if len(a.crashes) >= crashLoopCount {
+		if a.backoff == 0 {
+			a.backoff = time.Second
+		} else if a.backoff < maxBackoff {
+			a.backoff *= 2
+		}
+		a.retryAt = now.Add(a.backoff)
+		a.cfg.logf("app %s (%s): worker pid %d died (%s): crash loop (%d crashes in %s), next worker in %s",
+			a.ID, a.Name, pid, cause, len(a.crashes), crashLoopWindow, a.backoff)
+		return
+	}
+	a.cfg.logf("app %s (%s): worker pid %d died (%s), respawning", a.ID, a.Name, pid, cause)
+	a.respawnLocked(g)
+}
+
+// liveLocked counts a generation's workers, running or being forked.
+func (a *App) liveLocked(g *generation) int {
+	n := 0
+	for _, s := range a.slots {
+		if s.gen == g {
+			n++
+		}
+	}
+	return n
 }
 
 func (a *App) respawnLocked(g *generation) {
@@ -370,7 +411,7 @@ func (a *App) onZygoteExit(g *generation, err error) {
 	}
 	switch {
 	case a.next == g:
-		if exitCode(err) != 3 { // 3: import failed, already reported
+		if !g.failed { // a reported failure is already recorded
 			a.failLocked(g, fmt.Sprintf("the app's python exited before it was ready (%v)", err), "")
 		}
 	case a.cur == g:

@@ -20,6 +20,9 @@ type Config struct {
 	Vhost         bool
 	SingleApp     bool // -w: every request goes to the one app, whatever its vars
 	AllowRootApps bool // run apps whose directory root owns, as root
+	// SocketTimeout bounds each read and write on a request's connection
+	// (--socket-timeout); a peer silent that long is dropped.
+	SocketTimeout time.Duration
 
 	WorkerScript string   // path of templates/worker.py written out by the daemon
 	SpeedupsDir  string   // directory of the compiled C accelerator; "" = pure Python

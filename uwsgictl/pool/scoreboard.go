@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -13,31 +16,10 @@ import (
 // The scoreboard is shared memory between the daemon and one app's worker
 // processes (like uWSGI's): each worker writes its own slot after every
 // request and the daemon reads them for scaling, harakiri, idle detection
-// and stats, with no message on the request path. Layout, kept in step with
-// templates/worker.py:
-//
-//	app header (64 bytes): u32 listen_shared (daemon writes), u32 pad,
-//	                       u64 last_own_shared_ns (workers write)
-//	slot i (256 bytes) at 64+256*i: u32 pid, u32 state, u64 start_ns,
-//	    u64 requests, u64 total_ns, u64 errors, u64 last_unix_ms, u64 tx,
-//	    u64 forwarded (requests handed back for another app), at +64 the
-//	    request in progress as "METHOD /path" (64 bytes), then at +128: 32 x u32 latency buckets (bucket b counts
-//	    requests that took less than 2^b microseconds).
-const (
-	appHeaderSize = 64
-	slotSize      = 256
-	reqOffset     = 64 // "METHOD /path" of the request in progress, NUL-padded
-	reqLen        = 64
-	histOffset    = 128
-	histBuckets   = 32
-)
-
-// Worker states in a slot.
-const (
-	stateFree = 0
-	stateIdle = 1
-	stateBusy = 2
-)
+// and stats, with no message on the request path. The layout is in
+// protocol.go. Every field is read and written whole with atomic loads and
+// stores (a torn start time would harakiri a healthy worker), and a slot's
+// state, start and request name are read under its sequence counter.
 
 type scoreboard struct {
 	file *os.File
@@ -68,19 +50,22 @@ func (s *scoreboard) close() {
 	s.file.Close()
 }
 
+func (s *scoreboard) u32(off int) *uint32 { return (*uint32)(unsafe.Pointer(&s.mem[off])) }
+func (s *scoreboard) u64(off int) *uint64 { return (*uint64)(unsafe.Pointer(&s.mem[off])) }
+
 func (s *scoreboard) setListenShared(on bool) {
 	v := uint32(0)
 	if on {
 		v = 1
 	}
-	binary.LittleEndian.PutUint32(s.mem[0:], v)
+	atomic.StoreUint32(s.u32(hdrListenOff), v)
 }
 
-func (s *scoreboard) listenShared() bool { return binary.LittleEndian.Uint32(s.mem[0:]) != 0 }
+func (s *scoreboard) listenShared() bool { return atomic.LoadUint32(s.u32(hdrListenOff)) != 0 }
 
 // lastOwnShared is when a worker last served a request of its own that came
 // through a shared socket (CLOCK_MONOTONIC ns; 0 if never).
-func (s *scoreboard) lastOwnShared() uint64 { return binary.LittleEndian.Uint64(s.mem[8:]) }
+func (s *scoreboard) lastOwnShared() uint64 { return atomic.LoadUint64(s.u64(hdrSharedOff)) }
 
 // slotStats is one worker's slot.
 type slotStats struct {
@@ -98,23 +83,44 @@ type slotStats struct {
 }
 
 func (s *scoreboard) slot(i int) slotStats {
-	b := s.mem[appHeaderSize+i*slotSize:]
+	base := appHeaderSize + i*slotSize
+	ld := func(off int) uint64 { return atomic.LoadUint64(s.u64(base + off)) }
 	st := slotStats{
-		PID:        int(binary.LittleEndian.Uint32(b[0:])),
-		State:      binary.LittleEndian.Uint32(b[4:]),
-		StartNS:    binary.LittleEndian.Uint64(b[8:]),
-		Requests:   binary.LittleEndian.Uint64(b[16:]),
-		TotalNS:    binary.LittleEndian.Uint64(b[24:]),
-		Errors:     binary.LittleEndian.Uint64(b[32:]),
-		LastUnixMS: binary.LittleEndian.Uint64(b[40:]),
-		TX:         binary.LittleEndian.Uint64(b[48:]),
-		Forwarded:  binary.LittleEndian.Uint64(b[56:]),
-		Request:    string(bytes.TrimRight(b[reqOffset:reqOffset+reqLen], "\x00")),
+		PID:        int(atomic.LoadUint32(s.u32(base + slotPID))),
+		Requests:   ld(slotRequests),
+		TotalNS:    ld(slotTotalNS),
+		Errors:     ld(slotErrors),
+		LastUnixMS: ld(slotLastMS),
+		TX:         ld(slotTX),
+		Forwarded:  ld(slotForward),
 	}
-	for i := range st.Hist {
-		st.Hist[i] = binary.LittleEndian.Uint32(b[histOffset+4*i:])
+	st.State, st.StartNS, st.Request = s.mark(base)
+	for b := range st.Hist {
+		st.Hist[b] = atomic.LoadUint32(s.u32(base + histOffset + 4*b))
 	}
 	return st
+}
+
+// mark reads a slot's state, start and request name as one: a worker
+// changes them between two steps of the slot's sequence counter (odd while
+// it writes). After a few tries (a worker killed mid-write leaves it odd)
+// it gives what it read.
+func (s *scoreboard) mark(base int) (state uint32, start uint64, req string) {
+	seq := s.u64(base + slotSeq)
+	for try := 0; ; try++ {
+		before := atomic.LoadUint64(seq)
+		state = atomic.LoadUint32(s.u32(base + slotState))
+		start = atomic.LoadUint64(s.u64(base + slotStart))
+		var name [reqLen]byte
+		for w := 0; w < reqLen; w += 8 {
+			binary.NativeEndian.PutUint64(name[w:], atomic.LoadUint64(s.u64(base+reqOffset+w)))
+		}
+		req = string(bytes.TrimRight(name[:], "\x00"))
+		if (before%2 == 0 && atomic.LoadUint64(seq) == before) || try == 100 {
+			return state, start, req
+		}
+		runtime.Gosched()
+	}
 }
 
 // clearSlot zeroes a slot before a new worker takes it.

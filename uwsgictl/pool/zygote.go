@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,15 +33,6 @@ type zygote struct {
 	ctl *os.File // the daemon's end of a SOCK_SEQPACKET pair
 }
 
-// Inherited descriptors, in step with templates/worker.py.
-const (
-	fdCtl        = 3
-	fdScoreboard = 4
-	fdHandoff    = 5
-	fdToMaster   = 6
-	fdFirstSock  = 7
-)
-
 // workerConfig is the JSON the worker program reads from PYVHOST_WORKER.
 type workerConfig struct {
 	AppID       string `json:"app_id"`
@@ -61,6 +53,10 @@ type workerConfig struct {
 	SpeedupsDir string `json:"speedups_dir"`
 	OwnFDs      []int  `json:"own_fds"`
 	SharedFDs   []int  `json:"shared_fds"`
+	// SocketTimeoutMS bounds every read and write of a request (--socket-timeout).
+	SocketTimeoutMS int `json:"socket_timeout_ms"`
+	// Protocol is the layout and numbers the worker shares with the daemon (protocol.go).
+	Protocol map[string]any `json:"protocol"`
 }
 
 // interpreter is the app's venv python, else --python.
@@ -138,6 +134,7 @@ func (a *App) startZygote(onEvent func(event), onExit func(error)) (*zygote, err
 		Lazy: a.cfg.Lazy, LimitASMB: a.cfg.LimitAS, BufferSize: a.cfg.BufferSize, MaxVars: a.cfg.MaxVars,
 		MaxRequests: a.cfg.MaxRequests, Logging: a.cfg.Logging, Vhost: a.cfg.Vhost, SingleApp: a.cfg.SingleApp,
 		Slots: a.sb.n, SpeedupsDir: a.cfg.SpeedupsDir, OwnFDs: []int{}, SharedFDs: []int{},
+		SocketTimeoutMS: int(a.cfg.SocketTimeout / time.Millisecond), Protocol: WorkerProtocol(),
 	}
 	for _, f := range a.own {
 		wc.OwnFDs = append(wc.OwnFDs, fdCtl+len(files))
