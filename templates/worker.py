@@ -125,6 +125,19 @@ ERROR_PAGES = {int(k): v for k, v in P.get("ERROR_PAGES", {}).items()}
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
+# Every read and write of a request waits at most this long (--socket-timeout):
+# connections are non-blocking, and a peer that stops sending or reading is
+# dropped instead of holding a worker.
+SOCKET_TIMEOUT_MS = CFG.get("socket_timeout_ms") or 4000
+# How long a worker waits for the vars of a connection it accepted before it
+# hands the connection to the daemon, which waits for the rest without
+# holding a worker (nginx sends them right after connecting).
+ACCEPT_GRACE_NS = (CFG.get("accept_grace_ms") or 10) * 1000000
+# The most of an unread request body read (and dropped) after the response,
+# so that closing does not reset the connection under nginx's feet; past it
+# the connection is just closed.
+DRAIN_MAX = 1 << 20
+
 
 def load_speedups():
     """The daemon's compiled hot path (csrc/speedups.c), when it could
@@ -206,23 +219,53 @@ def set_limits():
 # WSGI pieces
 
 
+def wait_fd(fd, events, ms):
+    """Wait until fd is ready for events (select.POLLIN or POLLOUT), at
+    most ms; False when the time ran out. The C path's wait_fd is the same."""
+    p = select.poll()
+    p.register(fd, events)
+    while True:
+        try:
+            return bool(p.poll(ms))
+        except InterruptedError:
+            continue
+
+
+def read_some(fd, n, what):
+    """os.read on a non-blocking connection, waiting at most
+    --socket-timeout for data; the app sees data or a clean OSError."""
+    while True:
+        try:
+            return os.read(fd, n)
+        except BlockingIOError:
+            if not wait_fd(fd, select.POLLIN, SOCKET_TIMEOUT_MS):
+                raise OSError(errno.ETIMEDOUT, "timed out after %g s waiting for %s" % (SOCKET_TIMEOUT_MS / 1000.0, what))
+
+
 class Input(object):
     """wsgi.input: the request body, CONTENT_LENGTH bytes, streamed from the
-    connection after whatever arrived together with the vars."""
+    connection after whatever arrived together with the vars. A body that
+    ends early or stalls past --socket-timeout raises OSError naming the
+    bytes expected and received (as uWSGI does): never a short body passed
+    off as whole."""
 
-    __slots__ = ("fd", "buf", "left")
+    __slots__ = ("fd", "buf", "left", "length")
 
     def __init__(self, fd, buf, length):
         self.fd = fd
         self.buf = buf[:length]
+        self.length = length
         self.left = length - len(self.buf)
 
     def _fill(self, want):
         while len(self.buf) < want and self.left > 0:
-            chunk = os.read(self.fd, min(max(want - len(self.buf), 65536), self.left))
+            got = self.length - self.left
+            try:
+                chunk = read_some(self.fd, min(max(want - len(self.buf), 65536), self.left), "the request body")
+            except OSError as e:
+                raise OSError(e.errno, "%s: got %d of %d bytes (CONTENT_LENGTH)" % (e.strerror or e, got, self.length))
             if not chunk:
-                self.left = 0
-                break
+                raise OSError(errno.ECONNRESET, "the request body ended after %d of %d bytes (CONTENT_LENGTH)" % (got, self.length))
             self.left -= len(chunk)
             self.buf += chunk
 
@@ -269,14 +312,18 @@ class Input(object):
         return line
 
     def drain(self):
-        """Read and drop what the app left unread, so closing the connection
-        does not reset it under nginx's feet."""
+        """Read and drop what the app left unread, up to DRAIN_MAX, so
+        closing the connection does not reset it under nginx's feet; True
+        when the whole body was read."""
         self.buf = b""
-        while self.left > 0:
-            chunk = os.read(self.fd, min(self.left, 1 << 20))
+        budget = DRAIN_MAX
+        while self.left > 0 and budget > 0:
+            chunk = read_some(self.fd, min(self.left, budget, 1 << 16), "the request body")
             if not chunk:
-                break
+                return False
             self.left -= len(chunk)
+            budget -= len(chunk)
+        return self.left == 0
 
 
 class FileWrapper(object):
@@ -364,11 +411,14 @@ class Response(object):
             raise AssertionError("the app did not call start_response")
         if not isinstance(first_chunk, bytes):
             raise TypeError("response data must be bytes")
+        if isinstance(status, str) and bad_text(status):
+            raise ValueError("response status %r has CR, LF or NUL" % (status,))
         lines = [self.proto, " ", status, "\r\n"]
         has_cl = False
         for k, v in headers:
             if not has_cl and k.lower() == "content-length":
                 has_cl = True
+            check_header(k, v)
             lines += (k, ": ", v, "\r\n")
         if not has_cl and content_length is not None:
             lines += ("Content-Length: ", str(content_length), "\r\n")
@@ -380,15 +430,59 @@ class Response(object):
         write_all(self.conn, head + first_chunk if first_chunk else head)
 
 
+# What an app may put in its status and headers, checked as gunicorn does
+# before a byte is sent (the app gets a 500 and the log its mistake); the C
+# speedups' check_header is the same.
+TOKEN_CHARS = str.maketrans("", "", "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+                        "transfer-encoding", "upgrade"))
+
+
+def bad_text(text):
+    return "\r" in text or "\n" in text or "\0" in text
+
+
+def check_header(name, value):
+    """A header name is an RFC 9110 token, its value holds no CR, LF or NUL
+    (they would split the response), and hop-by-hop headers are the
+    server's (PEP 3333)."""
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise TypeError("status and headers must be str")
+    if not name or name.translate(TOKEN_CHARS):
+        raise ValueError("response header name %r is not an RFC 9110 token" % (name,))
+    if bad_text(value):
+        raise ValueError("response header %r has CR, LF or NUL in its value" % (name,))
+    if name.lower() in HOP_BY_HOP:
+        raise ValueError("response header %r is hop-by-hop: PEP 3333 leaves it to the server" % (name,))
+
+
 # The response object the worker uses: the C one when the speedups are loaded.
 Responder = _c.Responder if _c is not None else Response
 
 
+def abort_conn(conn):
+    """Make close() reset the connection (TCP), so a response cut short
+    shows as an error to nginx and the client, not as a short body."""
+    s = socket.socket(fileno=conn)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    finally:
+        s.detach()
+
+
 def write_all(fd, data):
+    """Write all of data, waiting at most --socket-timeout whenever the
+    peer's window is full: a peer that stops reading is a client gone."""
     view = memoryview(data)
     while view:
         try:
             n = os.write(fd, view)
+        except BlockingIOError:
+            if not wait_fd(fd, select.POLLOUT, SOCKET_TIMEOUT_MS):
+                raise ClientGone()
+            continue
         except (BrokenPipeError, ConnectionResetError):
             raise ClientGone()
         view = view[n:]
@@ -583,7 +677,8 @@ class Worker(object):
                     client_gone=ClientGone, report=self.report, error_page=error_response,
                     send_file=self.send_file, buffer_size=self.buffer_size, max_vars=self.max_vars,
                     slot_off=self.slot_off, pid=self.pid, max_requests=self.max_requests,
-                    logging=self.logging, vhost=self.vhost, app_num=self.app_num, log_fd=LOG_FD)
+                    logging=self.logging, vhost=self.vhost, app_num=self.app_num, log_fd=LOG_FD,
+                    timeout_ms=SOCKET_TIMEOUT_MS, grace_ms=ACCEPT_GRACE_NS // 1000000)
 
     def run(self):
         self.open_scoreboard()
@@ -662,6 +757,7 @@ class Worker(object):
                             handle(slow[0], slow[1], from_shared, slow[2])
                         continue
                     conn, _ = lsock._accept()
+                    os.set_blocking(conn, False)  # reads and writes wait with a deadline
                 except (BlockingIOError, InterruptedError):
                     continue
                 except OSError as e:
@@ -685,12 +781,18 @@ class Worker(object):
             if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
                 fds = array.array("i")
                 fds.frombytes(cdata[:len(cdata) - len(cdata) % 4])
+                for extra in fds[1:]:
+                    os.close(extra)
+                os.set_blocking(fds[0], False)  # reads and writes wait with a deadline
                 return fds[0], data
         return None
 
-    def forward(self, conn, data):
-        """Hand a request for another app to the daemon, with what was read."""
-        self.count(forwarded=1)
+    def forward(self, conn, data, mine=False):
+        """Hand a connection to the daemon with what was read of it: a
+        request for another app, or (mine) one whose vars are still on
+        their way."""
+        if not mine:
+            self.count(forwarded=1)
         try:
             self.tomaster.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [conn]))])
         except OSError as e:
@@ -719,31 +821,38 @@ class Worker(object):
             dur = time.monotonic_ns() - start if self.served() != served else -1
             self.finish_stats(dur)
 
-    def read_packet(self, conn, data):
+    def read_packet(self, conn, data, start):
         """Read the header and vars. Returns (end of vars, data); end is 0
-        when the peer went away mid-packet and -1 when the vars block is
-        larger than --buffer-size."""
-        read = os.read
-        while len(data) < 4:
-            chunk = read(conn, self.first_read)
+        when the peer went away mid-packet, -1 when the vars block is
+        larger than --buffer-size, and -2 when they did not arrive within
+        ACCEPT_GRACE_NS of start (the daemon waits for the rest)."""
+        need = 4
+        while True:
+            if need == 4 and len(data) >= 4:
+                size = data[1] | (data[2] << 8)
+                if size > self.buffer_size:
+                    return -1, data
+                need = 4 + size
+            if len(data) >= need:
+                return need, data
+            try:
+                chunk = os.read(conn, max(self.first_read, need - len(data)))
+            except BlockingIOError:
+                left = start + ACCEPT_GRACE_NS - time.monotonic_ns()
+                if left > 0 and wait_fd(conn, select.POLLIN, left // 1000000 + 1):
+                    continue
+                return -2, data
             if not chunk:
                 return 0, data
             data += chunk
-        size = data[1] | (data[2] << 8)
-        if size > self.buffer_size:
-            return -1, data
-        end = 4 + size
-        while len(data) < end:
-            chunk = read(conn, 65536)
-            if not chunk:
-                return 0, data
-            data += chunk
-        return end, data
 
     def serve(self, conn, data, from_shared, start):
-        end, data = self.read_packet(conn, data)
+        end, data = self.read_packet(conn, data, start)
         if end == 0:
             return  # the client went away mid-packet
+        if end == -2:
+            self.forward(conn, data, mine=True)  # a slow peer: the daemon waits for it
+            return
         if end < 0:
             log("refused a request: uwsgi vars block larger than --buffer-size %d" % self.buffer_size)
             error_response(conn, 431)
@@ -818,9 +927,15 @@ class Worker(object):
         except ClientGone:
             status_code = int(r.status[:3]) if r.status else 499
         except Exception as e:
-            self.report("raised", e)
             if not r.sent:
+                self.report("raised", e)
                 error_response(conn, 500, proto)
+            else:
+                # Too late for a 500: the client must see the response cut,
+                # not a short body that looks whole.
+                self.report("raised mid-response (the connection is aborted)", e)
+                abort_conn(conn)
+                inp = EMPTY_INPUT  # nothing more to read
             status_code = 500
         finally:
             if result is not None and hasattr(result, "close"):
@@ -858,6 +973,10 @@ class Worker(object):
         while size > 0:
             try:
                 n = os.sendfile(conn, fileno, offset, min(size, 1 << 30))
+            except BlockingIOError:
+                if not wait_fd(conn, select.POLLOUT, SOCKET_TIMEOUT_MS):
+                    raise ClientGone()
+                continue
             except (BrokenPipeError, ConnectionResetError):
                 raise ClientGone()
             if n == 0:

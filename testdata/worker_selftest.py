@@ -163,6 +163,33 @@ def app_for(kind):
         if kind == "latin1":
             start_response("200 OK", [("X-Name", "caf\xe9"), ("X-Long", "v" * 600)])
             return [b"x"]
+        if kind == "crlf-header":  # response splitting: refused, 500
+            start_response("200 OK", [("X-A", "ok\r\nSet-Cookie: evil=1")])
+            return [b"x"]
+        if kind == "lf-header":
+            start_response("200 OK", [("X-A", "ok\nX-B: 2")])
+            return [b"x"]
+        if kind == "nul-header":
+            start_response("200 OK", [("X-A", "a\0b")])
+            return [b"x"]
+        if kind == "token-header":
+            start_response("200 OK", [("X A", "1")])
+            return [b"x"]
+        if kind == "colon-header":
+            start_response("200 OK", [("X-A:", "1")])
+            return [b"x"]
+        if kind == "empty-name":
+            start_response("200 OK", [("", "1")])
+            return [b"x"]
+        if kind == "hop-header":
+            start_response("200 OK", [("Connection", "close")])
+            return [b"x"]
+        if kind == "hop-header-case":
+            start_response("200 OK", [("transfer-ENCODING", "chunked")])
+            return [b"x"]
+        if kind == "crlf-status":
+            start_response("200 OK\r\nX-Evil: 1", h)
+            return [b"x"]
         if kind == "str-body":
             start_response("200 OK", h)
             return ["text"]
@@ -184,7 +211,10 @@ def app_for(kind):
 
 
 KINDS = ["list", "tuple", "empty", "gen", "write", "closing", "echo", "partial-read", "raise", "exc_info", "twice",
-         "no-start", "list-header", "short-header", "bad-header", "not-latin1", "latin1", "str-body", "raise-in-gen", "file"]
+         "no-start", "list-header", "short-header", "bad-header", "not-latin1", "latin1", "str-body", "raise-in-gen", "file",
+         "crlf-header", "lf-header", "nul-header", "token-header", "colon-header", "empty-name", "hop-header",
+         "hop-header-case", "crlf-status"]
+REFUSED_KINDS = KINDS[KINDS.index("crlf-header"):]
 
 
 def request(pairs, body=b""):
@@ -251,6 +281,8 @@ with tempfile.TemporaryFile() as f:
                 for o in (off, ):  # the slots start each request equal
                     sb[o:o + w.SLOT_SIZE] = bytes(w.SLOT_SIZE)
             assert outs[0] == outs[1], (kind, req, outs[0], outs[1])
+            if kind in REFUSED_KINDS:  # the app's bad header never reaches the socket
+                assert outs[0][0].split(b" ")[1] == b"500" and b"evil" not in outs[0][0].lower() and b"X-A" not in outs[0][0], (kind, outs[0][0])
             if kind == "echo" and req is REQUESTS[0]:
                 example = outs[0][1]
             checked += 1

@@ -58,6 +58,7 @@ func uwsgiCommand() *cli.Command {
 			&cli.StringFlag{Name: "status-http", Usage: "serve the status page (HTML and /status.json) on `ADDR`, token-protected"},
 			&cli.BoolFlag{Name: "status-http-public", Usage: "allow --status-http on a non-loopback address"},
 			&cli.StringFlag{Name: "state-dir", EnvVars: []string{"PYVHOST_STATE_DIR"}, Usage: "state `DIR` (the status page's token; default " + daemon.DefaultStateDir() + ")"},
+			&cli.IntFlag{Name: "socket-timeout", Aliases: []string{"z"}, Value: 4, Usage: "drop a request's connection when a read or write waits longer than `SECS` (uWSGI's flag)"},
 			&cli.IntFlag{Name: "queue-limit", Value: 1000, Usage: "requests the daemon holds for one app while it starts or is busy; past `N` they get a 503"},
 			&cli.BoolFlag{Name: "no-speedups", Usage: "workers answer requests in pure Python, without the C request path (slower; for troubleshooting)"},
 		},
@@ -92,6 +93,7 @@ func runUwsgi(c *cli.Context) error {
 		Ctl:           ctlPath(c),
 		LogTo:         c.String("logto"),
 		QueueLimit:    c.Int("queue-limit"),
+		SocketTimeout: time.Duration(c.Int("socket-timeout")) * time.Second,
 		NoSpeedups:    c.Bool("no-speedups"),
 		StatusHTTP:    c.String("status-http"),
 		StatusPublic:  c.Bool("status-http-public"),
@@ -99,6 +101,9 @@ func runUwsgi(c *cli.Context) error {
 	}
 	if cfg.Processes < 1 {
 		return usagef("-p/--processes must be at least 1")
+	}
+	if cfg.SocketTimeout < time.Second {
+		return usagef("--socket-timeout must be at least 1 (seconds)")
 	}
 	if cfg.NginxConf == "" && len(cfg.VhostRoots) == 0 && cfg.Module == "" {
 		if p := nginxconf.DiscoverConfPath(); fileExists(p) {

@@ -12,7 +12,7 @@ static struct {
     Responder *resp;
     Py_ssize_t buffer_size, max_vars, slot_off, app_num;
     unsigned long pid;
-    unsigned long long max_requests;
+    unsigned long long max_requests, grace_ns;
     int stop, logging, vhost, log_fd;
     unsigned char *buf;
     Py_ssize_t bufcap;
@@ -22,15 +22,16 @@ static PyObject *hot_init(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
     static char *names[] = {"app", "key", "static", "responder", "empty_input", "input_cls", "file_wrapper",
                             "client_gone", "report", "error_page", "send_file", "buffer_size", "max_vars",
-                            "slot_off", "pid", "max_requests", "logging", "vhost", "app_num", "log_fd", NULL};
+                            "slot_off", "pid", "max_requests", "logging", "vhost", "app_num", "log_fd",
+                            "timeout_ms", "grace_ms", NULL};
     PyObject *o[11];
     Py_ssize_t bs, mv, off, app_num;
     unsigned long pid;
     unsigned long long maxr;
-    int logging, vhost, log_fd;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO!O!OOOOOOOnnnkKppni", names, &o[0], &o[1], &PyDict_Type, &o[2],
+    int logging, vhost, log_fd, timeout_ms, grace_ms;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO!O!OOOOOOOnnnkKppniii", names, &o[0], &o[1], &PyDict_Type, &o[2],
                                      ResponderType, &o[3], &o[4], &o[5], &o[6], &o[7], &o[8], &o[9], &o[10],
-                                     &bs, &mv, &off, &pid, &maxr, &logging, &vhost, &app_num, &log_fd))
+                                     &bs, &mv, &off, &pid, &maxr, &logging, &vhost, &app_num, &log_fd, &timeout_ms, &grace_ms))
         return NULL;
     if (!slot_at(off)) return NULL;
     for (int i = 0; i < 11; i++) Py_INCREF(o[i]);
@@ -49,6 +50,8 @@ static PyObject *hot_init(PyObject *self, PyObject *args, PyObject *kw) {
     H.vhost = vhost;
     H.app_num = app_num;
     H.log_fd = log_fd;
+    io_timeout_ms = timeout_ms;
+    H.grace_ns = (unsigned long long)grace_ms * 1000000ULL;
     if (!(H.start_cb = PyObject_GetAttrString(o[3], "start_response"))) return NULL;
     H.buffer_size = bs;
     H.max_vars = mv;
@@ -146,6 +149,13 @@ static int respond(Responder *r, PyObject *result) {
     return 0;
 }
 
+/* abort_conn makes close() reset the connection (TCP), so a response cut
+ * short shows as an error to nginx and the client, not as a short body. */
+static void abort_conn(int conn) {
+    struct linger l = {1, 0};
+    (void)setsockopt(conn, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+}
+
 /* run_app calls the app and answers; returns the status code, or -2 with
  * a BaseException (SystemExit...) pending that must end the worker. */
 static int run_app(int conn, PyObject *env, const char *body, Py_ssize_t blen) {
@@ -171,7 +181,7 @@ static int run_app(int conn, PyObject *env, const char *body, Py_ssize_t blen) {
         inp = H.empty_input;
         Py_INCREF(inp);
     }
-    int code = 500, fatal = 0;
+    int code = 500, fatal = 0, aborted = 0;
     if (!inp || PyDict_SetItem(env, s_wsgi_input, inp) < 0) goto failed;
     result = PyObject_CallFunctionObjArgs(H.app, env, H.start_cb, NULL);
     if (result && respond(r, result) == 0) {
@@ -185,11 +195,17 @@ failed:
             code = r->status != Py_None ? status_code(r->status) : 499;
             if (code < 0) code = 499;
         } else if (PyErr_ExceptionMatches(PyExc_Exception)) {
-            report_pending("raised");
             if (!r->sent) {
+                report_pending("raised");
                 PyObject *x = PyObject_CallFunction(H.error_page, "iiO", conn, 500, proto);
                 if (!x) PyErr_Clear();
                 Py_XDECREF(x);
+            } else {
+                /* Too late for a 500: the client must see the response cut,
+                 * not a short body that looks whole. */
+                report_pending("raised mid-response (the connection is aborted)");
+                abort_conn(conn);
+                aborted = 1;
             }
             code = 500;
         } else {
@@ -208,7 +224,7 @@ failed:
         PyErr_Restore(t, v, tb);
         Py_DECREF(result);
     }
-    if (!fatal && inp && inp != H.empty_input) {
+    if (!fatal && !aborted && inp && inp != H.empty_input) {
         PyObject *x = PyObject_CallMethodObjArgs(inp, s_drain, NULL);
         if (!x) {
             if (PyErr_ExceptionMatches(PyExc_OSError)) PyErr_Clear();

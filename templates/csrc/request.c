@@ -35,6 +35,18 @@ static PyObject *serve_conn(int conn, const char *prefix, Py_ssize_t plen, int f
                 if (PyErr_CheckSignals() < 0) goto fatal;
                 continue;
             }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                /* The vars are not all there yet. nginx sends them right
+                 * after connecting, so wait a moment; past it, worker.py
+                 * hands the connection to the daemon, which waits for the
+                 * rest without a worker (an idle peer must not hold one). */
+                unsigned long long now = now_ns(CLOCK_MONOTONIC);
+                int ready = 0;
+                if (now < start + H.grace_ns) ready = wait_fd(conn, POLLIN, (int)((start + H.grace_ns - now) / 1000000ULL) + 1);
+                if (ready < 0) goto fatal;
+                if (ready) continue;
+                goto slow;
+            }
             PyErr_SetFromErrno(PyExc_OSError);
             report_pending("request failed");
             goto done;
@@ -110,7 +122,7 @@ static PyObject *accept_serve(PyObject *self, PyObject *args) {
     unsigned char *s = sb_base + H.slot_off;
     for (int i = 0; i < budget && !H.stop; i++) {
         if (H.max_requests && get64(s + SB_REQUESTS) >= H.max_requests) break;
-        int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+        int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK); /* reads and writes wait with a deadline */
         if (conn < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
             if (errno == ECONNABORTED) continue;

@@ -72,7 +72,7 @@ static int happend_c(Py_ssize_t *len, const char *s, Py_ssize_t n) {
 
 /* client_gone raises ClientGone for a peer that went away, else OSError. */
 static void raise_write_error(int err) {
-    if ((err == EPIPE || err == ECONNRESET) && ClientGone)
+    if ((err == EPIPE || err == ECONNRESET || err == ETIMEDOUT) && ClientGone)
         PyErr_SetNone(ClientGone);
     else {
         errno = err;
@@ -80,7 +80,29 @@ static void raise_write_error(int err) {
     }
 }
 
-/* send_all writes a then b (either may be empty) with writev. */
+static int io_timeout_ms = 4000; /* --socket-timeout, set by hot_init */
+
+/* wait_fd waits, the GIL released, until fd is ready for events (POLLIN or
+ * POLLOUT) or ms have passed: 1 ready, 0 timed out, -1 with the exception
+ * set (a signal handler raised). Connections are non-blocking, so every
+ * read and write of a request has a deadline (uWSGI's --socket-timeout):
+ * a peer that stops sending or reading cannot hold a worker for ever. */
+static int wait_fd(int fd, short events, int ms) {
+    for (;;) {
+        struct pollfd p = {fd, events, 0};
+        int r;
+        Py_BEGIN_ALLOW_THREADS
+        r = poll(&p, 1, ms);
+        Py_END_ALLOW_THREADS
+        if (r >= 0) return r > 0;
+        if (errno != EINTR) return 1; /* let the read or write report it */
+        if (PyErr_CheckSignals() < 0) return -1;
+    }
+}
+
+/* send_all writes a then b (either may be empty) with writev, waiting at
+ * most --socket-timeout each time the peer's window is full; a peer that
+ * stops reading is a client gone. */
 static int send_all(int fd, const char *a, Py_ssize_t an, const char *b, Py_ssize_t bn) {
     while (an + bn > 0) {
         struct iovec iov[2];
@@ -95,6 +117,12 @@ static int send_all(int fd, const char *a, Py_ssize_t an, const char *b, Py_ssiz
             if (errno == EINTR) {
                 if (PyErr_CheckSignals() < 0) return -1;
                 continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                int ready = wait_fd(fd, POLLOUT, io_timeout_ms);
+                if (ready < 0) return -1;
+                if (ready) continue;
+                errno = ETIMEDOUT;
             }
             raise_write_error(errno);
             return -1;
@@ -121,6 +149,48 @@ static int bytes_of(PyObject *o, char **p, Py_ssize_t *n) {
     return PyBytes_AsStringAndSize(o, p, n);
 }
 
+/*
+ * What an app may put in its status and headers, checked as gunicorn does
+ * before a byte is sent (the app gets a 500 and the log its mistake): a
+ * header name is an RFC 9110 token, no value or status holds CR, LF or NUL
+ * (they would split the response), and hop-by-hop headers are the
+ * server's (PEP 3333). worker.py's check_header is the same.
+ */
+static int is_token_char(unsigned char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static const char *const hop_by_hop[] = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+                                         "te", "trailers", "transfer-encoding", "upgrade"};
+
+static int bad_text(const char *p, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0') return 1;
+    return 0;
+}
+
+/* check_header: 0, or -1 with ValueError naming the header and the rule. */
+static int check_header(PyObject *k, const char *name, Py_ssize_t nlen, const char *value, Py_ssize_t vlen) {
+    int ok = nlen > 0;
+    for (Py_ssize_t i = 0; ok && i < nlen; i++) ok = is_token_char((unsigned char)name[i]);
+    if (!ok) {
+        PyErr_Format(PyExc_ValueError, "response header name %R is not an RFC 9110 token", k);
+        return -1;
+    }
+    if (bad_text(value, vlen)) {
+        PyErr_Format(PyExc_ValueError, "response header %R has CR, LF or NUL in its value", k);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof hop_by_hop / sizeof *hop_by_hop; i++) {
+        if ((size_t)nlen == strlen(hop_by_hop[i]) && strncasecmp(name, hop_by_hop[i], nlen) == 0) {
+            PyErr_Format(PyExc_ValueError, "response header %R is hop-by-hop: PEP 3333 leaves it to the server", k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* send_head writes the status line, headers and Content-Length (when the
  * app gave none and content_length >= 0), then first (may be empty). */
 static int send_head(Responder *r, const char *first, Py_ssize_t flen, Py_ssize_t content_length) {
@@ -133,9 +203,14 @@ static int send_head(Responder *r, const char *first, Py_ssize_t flen, Py_ssize_
     PyObject *seq = PySequence_Fast(r->headers, "headers must be a list of (name, value) tuples");
     if (!seq) return -1;
     nh = PySequence_Size(seq);
-    if (happend(&len, r->proto) < 0 || happend_c(&len, " ", 1) < 0 || happend(&len, r->status) < 0 ||
-        happend_c(&len, "\r\n", 2) < 0)
+    if (happend(&len, r->proto) < 0 || happend_c(&len, " ", 1) < 0) goto error;
+    Py_ssize_t s0 = len;
+    if (happend(&len, r->status) < 0) goto error;
+    if (bad_text(hbuf + s0, len - s0)) {
+        PyErr_Format(PyExc_ValueError, "response status %R has CR, LF or NUL", r->status);
         goto error;
+    }
+    if (happend_c(&len, "\r\n", 2) < 0) goto error;
     for (Py_ssize_t i = 0; i < nh; i++) {
         PyObject *h = PySequence_GetItem(seq, i), *k = NULL, *v = NULL;
         if (!h) goto error;
@@ -156,10 +231,14 @@ static int send_head(Responder *r, const char *first, Py_ssize_t flen, Py_ssize_
             PyErr_SetString(PyExc_TypeError, "each header must be a (name, value) pair");
             goto error;
         }
-        Py_ssize_t k0 = len;
+        Py_ssize_t k0 = len, v0;
         int bad = happend(&len, k) < 0;
         if (!bad && !has_cl && len - k0 == 14 && strncasecmp(hbuf + k0, "content-length", 14) == 0) has_cl = 1;
-        bad = bad || happend_c(&len, ": ", 2) < 0 || happend(&len, v) < 0 || happend_c(&len, "\r\n", 2) < 0;
+        Py_ssize_t k1 = len;
+        bad = bad || happend_c(&len, ": ", 2) < 0;
+        v0 = len;
+        bad = bad || happend(&len, v) < 0 || check_header(k, hbuf + k0, k1 - k0, hbuf + v0, len - v0) < 0 ||
+              happend_c(&len, "\r\n", 2) < 0;
         Py_DECREF(k);
         Py_DECREF(v);
         if (bad) goto error;

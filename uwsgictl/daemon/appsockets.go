@@ -64,7 +64,7 @@ func (d *Daemon) syncAppSockets() error {
 }
 
 func (d *Daemon) addAppSocketLocked(path string, k pool.Key, nginxUser string) error {
-	l, err := listen(path, d.cfg.Backlog)
+	l, err := listen(path, d.cfg.Backlog, d.cfg.Ctl)
 	if err != nil {
 		return err
 	}

@@ -28,16 +28,17 @@ type Config struct {
 	Python        string        // --python
 	AppSockets    string        // --app-sockets: per-app unix sockets live here
 	AllowRootApps bool
-	Stats         string // --stats ADDR: uWSGI's stats JSON
-	Ctl           string // --ctl: the control socket
-	StatusHTTP    string // --status-http ADDR: the status page
-	StatusPublic  bool   // --status-http-public: allow a non-loopback ADDR
-	StateDir      string // --state-dir: the status page token lives here
-	LogTo         string // --logto / -d: log file; "" = stderr
-	QueueLimit    int    // requests held per app before 503
-	NoSpeedups    bool   // --no-speedups: workers run their request path in pure Python
-	Backlog       int    // listen backlog of every socket
-	RuntimeDir    string // where worker.py is written; "" = default
+	Stats         string        // --stats ADDR: uWSGI's stats JSON
+	Ctl           string        // --ctl: the control socket
+	StatusHTTP    string        // --status-http ADDR: the status page
+	StatusPublic  bool          // --status-http-public: allow a non-loopback ADDR
+	StateDir      string        // --state-dir: the status page token lives here
+	LogTo         string        // --logto / -d: log file; "" = stderr
+	QueueLimit    int           // requests held per app before 503
+	SocketTimeout time.Duration // --socket-timeout: deadline of each read and write of a request
+	NoSpeedups    bool          // --no-speedups: workers run their request path in pure Python
+	Backlog       int           // listen backlog of every socket
+	RuntimeDir    string        // where worker.py is written; "" = default
 }
 
 // DefaultAppSockets is --app-sockets' default.

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +39,7 @@ type Daemon struct {
 	limits wire.Limits
 
 	shared     []*listener
+	waiting    atomic.Int64         // connections held until their vars arrive (awaitPacket)
 	appSockets map[string]*listener // per-app socket path -> listener
 	sockApp    map[*listener]*pool.App
 
@@ -133,7 +135,7 @@ func New(cfg Config) (d *Daemon, err error) {
 		LimitAS: cfg.LimitAS, Idle: cfg.Idle, Lazy: cfg.Lazy, BufferSize: cfg.BufferSize, MaxVars: wire.DefaultMaxVars,
 		Logging: cfg.Logging, Vhost: cfg.Vhost, SingleApp: cfg.Module != "", AllowRootApps: cfg.AllowRootApps,
 		WorkerScript: script, SpeedupsDir: speedups, LogWriter: lg.pipeW, ToMaster: d.toMasterW, Logf: lg.logf, QueueLimit: cfg.QueueLimit,
-		AppReady: releaseWhenQuiet.poke,
+		SocketTimeout: cfg.SocketTimeout, AppReady: releaseWhenQuiet.poke,
 	}
 	// The nginx config first: it says which apps may run and which user
 	// nginx's workers run as (who may connect to unix sockets).
@@ -143,7 +145,7 @@ func New(cfg Config) (d *Daemon, err error) {
 	}
 	_, _, nginxUser := d.policy.snapshot()
 	for _, addr := range cfg.Sockets {
-		l, err := listen(addr, cfg.Backlog)
+		l, err := listen(addr, cfg.Backlog, cfg.Ctl)
 		if err != nil {
 			return nil, err
 		}

@@ -208,14 +208,16 @@ func testWSGIErrorPaths(t *testing.T, daemonArgs []string) {
 			t.Errorf("%s: %d %q, want %d %q\n%s", tc.path, code, out, tc.status, tc.body, d.Log())
 		}
 	}
-	// After the headers went out the response can only be cut short.
+	// After the headers went out the response can only be cut short, and
+	// the client must see it cut: the worker resets the connection, so
+	// nginx never ends the chunked body (what arrived is a prefix).
 	req, _ := http.NewRequest("GET", "http://"+e.listen+"/after", nil)
 	req.Host = "errors.test"
 	if resp, err := e.client.Do(req); err == nil {
-		b, _ := io.ReadAll(resp.Body)
+		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || string(b) != "partial " {
-			t.Errorf("/after: %d %q, want a 200 cut after %q", resp.StatusCode, b, "partial ")
+		if resp.StatusCode != 200 || err == nil || !strings.HasPrefix("partial ", string(b)) {
+			t.Errorf("/after: %d %q (read error %v), want a 200 cut short after at most %q", resp.StatusCode, b, err, "partial ")
 		}
 	}
 	for _, want := range []string{"boom before start_response", "boom after the headers", "the app did not call start_response"} {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"os"
 	"time"
 
 	"github.com/pyvhost/pyvhost/uwsgictl/pool"
@@ -9,8 +10,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// readForwards receives the requests workers hand back (they were for
-// another app) and routes them.
+// maxWaiting bounds the connections the daemon holds while their vars
+// arrive (slow or idle peers workers handed over): past it the newest is
+// dropped, so idle peers cannot take the daemon to its descriptor limit.
+const maxWaiting = 4096
+
+// readForwards receives the connections workers hand back, with what they
+// read of them: a request for another app (routed now), or one whose vars
+// had not all arrived (the daemon waits for the rest, off the workers).
 func (d *Daemon) readForwards() {
 	fd := pool.FD(d.toMasterR)
 	buf := make([]byte, wire.HeaderSize+wire.MaxBufferSize+64<<10)
@@ -42,8 +49,21 @@ func (d *Daemon) readForwards() {
 		}
 		prefix := make([]byte, n)
 		copy(prefix, buf[:n])
-		d.route(conn, prefix, true)
+		if packetComplete(prefix) {
+			d.route(conn, prefix, true)
+			continue
+		}
+		d.awaitPacket(conn, prefix, false)
 	}
+}
+
+// packetComplete reports whether b holds a whole header and vars block.
+func packetComplete(b []byte) bool {
+	if len(b) < wire.HeaderSize {
+		return false
+	}
+	h := wire.ParseHeader([wire.HeaderSize]byte(b[:wire.HeaderSize]))
+	return len(b) >= wire.HeaderSize+int(h.Size)
 }
 
 // acceptAndRoute accepts what waits on a listener the daemon watches (no
@@ -54,44 +74,83 @@ func (d *Daemon) acceptAndRoute(l *listener, viaShared bool) {
 		if err != nil {
 			return // EAGAIN: nothing more waits
 		}
-		go func() {
-			prefix, ok := d.readPacket(conn)
-			if ok {
-				d.route(conn, prefix, viaShared)
-			}
-		}()
+		d.awaitPacket(conn, nil, viaShared)
 	}
 }
 
-// readPacket reads a request's header and vars from a connection the
-// daemon accepted itself, with a timeout so a silent client cannot hold a
-// goroutine forever.
-func (d *Daemon) readPacket(conn int) ([]byte, bool) {
-	tv := unix.NsecToTimeval(int64(5 * time.Second))
-	_ = unix.SetsockoptTimeval(conn, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	buf := make([]byte, 0, 4096)
+// awaitPacket reads the rest of a connection's header and vars in a
+// goroutine, then routes it; at most maxWaiting at once.
+func (d *Daemon) awaitPacket(conn int, prefix []byte, viaShared bool) {
+	if d.waiting.Add(1) > maxWaiting {
+		d.waiting.Add(-1)
+		d.log.logf("dropped a connection: %d are already waiting for their request to arrive", maxWaiting)
+		unix.Close(conn)
+		return
+	}
+	go func() {
+		defer d.waiting.Add(-1)
+		if conn, prefix, ok := d.readPacket(conn, prefix); ok {
+			d.route(conn, prefix, viaShared)
+		}
+	}()
+}
+
+// readPacket reads the rest of a request's header and vars (after prefix)
+// within --socket-timeout, on Go's poller: a silent peer costs a parked
+// goroutine, not a thread or a worker. It returns the connection (a new
+// descriptor for it) and the bytes read; false when the peer went away,
+// was too slow or sent too much (answered and closed).
+func (d *Daemon) readPacket(conn int, prefix []byte) (int, []byte, bool) {
+	if err := unix.SetNonblock(conn, true); err != nil {
+		unix.Close(conn)
+		return -1, nil, false
+	}
+	f := os.NewFile(uintptr(conn), "request")
+	defer f.Close()
+	_ = f.SetReadDeadline(time.Now().Add(d.socketTimeout()))
+	buf := append(make([]byte, 0, 4096), prefix...)
 	tmp := make([]byte, 65536)
-	need := wire.HeaderSize
-	for len(buf) < need {
-		n, err := unix.Read(conn, tmp)
-		if err != nil || n <= 0 {
-			unix.Close(conn)
-			return nil, false
+	for !packetComplete(buf) {
+		if len(buf) >= wire.HeaderSize {
+			if h := wire.ParseHeader([wire.HeaderSize]byte(buf[:wire.HeaderSize])); int(h.Size) > d.cfg.BufferSize {
+				d.log.logf("refused a request: uwsgi vars block of %d bytes is larger than --buffer-size %d", h.Size, d.cfg.BufferSize)
+				respondFile(f, 431)
+				return -1, nil, false
+			}
+		}
+		n, err := f.Read(tmp)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				d.log.logf("dropped a connection whose request did not arrive within --socket-timeout %s (%d bytes came)", d.socketTimeout(), len(buf))
+			}
+			return -1, nil, false
 		}
 		buf = append(buf, tmp[:n]...)
-		if need == wire.HeaderSize && len(buf) >= wire.HeaderSize {
-			h := wire.ParseHeader([wire.HeaderSize]byte(buf[:wire.HeaderSize]))
-			if int(h.Size) > d.cfg.BufferSize {
-				d.log.logf("refused a request: uwsgi vars block of %d bytes is larger than --buffer-size %d", h.Size, d.cfg.BufferSize)
-				pool.Respond(conn, 431)
-				unix.Close(conn)
-				return nil, false
-			}
-			need = wire.HeaderSize + int(h.Size)
-		}
 	}
-	setIOTimeouts(conn)
-	return buf, true
+	// The connection outlives f: hand on a descriptor of its own.
+	nfd := -1
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { nfd, _ = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) })
+	}
+	if nfd < 0 {
+		return -1, nil, false
+	}
+	return nfd, buf, true
+}
+
+// respondFile answers a connection held as an *os.File with a small error page.
+func respondFile(f *os.File, code int) {
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { pool.Respond(int(fd), code) })
+	}
+}
+
+// socketTimeout is --socket-timeout, 4 s (uWSGI's default) when unset.
+func (d *Daemon) socketTimeout() time.Duration {
+	if d.cfg.SocketTimeout > 0 {
+		return d.cfg.SocketTimeout
+	}
+	return 4 * time.Second
 }
 
 // route sends a request to the app its vars name, starting the app if it

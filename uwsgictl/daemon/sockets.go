@@ -22,38 +22,30 @@ type listener struct {
 }
 
 // listen binds a -s address: host:port, :port (every interface) or a unix
-// socket path. The socket is non-blocking: many workers wait on it.
-func listen(addr string, backlog int) (*listener, error) {
+// socket path. The socket is non-blocking: many workers wait on it. ctl is
+// the daemon's control socket: a unix socket path still answering while no
+// daemon answers there is held by leftovers of a dead daemon, and is taken
+// over.
+func listen(addr string, backlog int, ctl string) (*listener, error) {
 	var (
 		fd  int
 		err error
 	)
 	if strings.Contains(addr, "/") || strings.HasPrefix(addr, "unix:") {
 		path := strings.TrimPrefix(addr, "unix:")
-		fd, err = listenUnix(path, backlog)
+		fd, err = listenUnix(path, backlog, ctl)
 	} else {
 		fd, err = listenTCP(addr, backlog)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	setIOTimeouts(fd)
 	return &listener{addr: addr, file: pool.SharedFile(fd, addr), fd: fd}, nil
 }
 
-// socketTimeout bounds every read and write on a request's connection, as
-// uWSGI's --socket-timeout does: a client that stops sending or reading
-// cannot hold a worker forever.
-const socketTimeout = 10 * time.Second
-
-// setIOTimeouts sets the read and write timeouts on a socket. On a
-// listening socket Linux copies them to every accepted connection, so the
-// workers get them without a syscall per request.
-func setIOTimeouts(fd int) {
-	tv := unix.NsecToTimeval(int64(socketTimeout))
-	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
-}
+// deferAccept is how long the kernel holds a TCP connection that has not
+// sent anything before a worker is woken for it.
+const deferAccept = 4 * time.Second
 
 func listenTCP(addr string, backlog int) (int, error) {
 	host, port, err := net.SplitHostPort(addr)
@@ -91,7 +83,7 @@ func listenTCP(addr string, backlog int) (int, error) {
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 	// As uWSGI does on Linux: a connection is accepted only once its request
 	// has arrived, so a worker never accepts and then waits for nginx.
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, int(socketTimeout/time.Second))
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, int(deferAccept/time.Second))
 	return bindListen(fd, sa, backlog)
 }
 
@@ -108,7 +100,7 @@ func bindListen(fd int, sa unix.Sockaddr, backlog int) (int, error) {
 	return fd, nil
 }
 
-func listenUnix(path string, backlog int) (int, error) {
+func listenUnix(path string, backlog int, ctl string) (int, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return -1, err
 	}
@@ -119,7 +111,11 @@ func listenUnix(path string, backlog int) (int, error) {
 		}
 		if c, err := net.Dial("unix", path); err == nil {
 			c.Close()
-			return -1, fmt.Errorf("%s is in use by another process", path)
+			if !leftover(ctl) {
+				return -1, fmt.Errorf("%s is in use by another process (a daemon answers on %s: stop it first, or give this one other sockets)", path, ctl)
+			}
+			// Those holding it (processes a killed daemon's apps started,
+			// say) keep their socket; new connections come to ours.
 		}
 		os.Remove(path)
 	}
@@ -130,6 +126,20 @@ func listenUnix(path string, backlog int) (int, error) {
 	// Connecting needs write permission on the socket file, which the
 	// umask denies others until grantNginx sets the final owner and mode.
 	return bindListen(fd, &unix.SockaddrUnix{Name: path}, backlog)
+}
+
+// leftover reports whether a socket that still accepts can only be held by
+// leftovers of a dead daemon: no daemon answers on its control socket.
+func leftover(ctl string) bool {
+	if ctl == "" {
+		return false
+	}
+	c, err := net.DialTimeout("unix", ctl, time.Second)
+	if err != nil {
+		return true
+	}
+	c.Close()
+	return false
 }
 
 // isAllInterfaces reports whether a -s address binds every interface.

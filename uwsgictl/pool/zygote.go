@@ -33,6 +33,12 @@ type zygote struct {
 	ctl *os.File // the daemon's end of a SOCK_SEQPACKET pair
 }
 
+// acceptGrace is how long a worker waits for the vars of a connection it
+// accepted before handing it to the daemon, which waits for the rest off
+// the workers: nginx sends them right after connecting, so only a slow or
+// idle peer is handed over, and it holds a worker this long at most.
+const acceptGrace = 10 * time.Millisecond
+
 // workerConfig is the JSON the worker program reads from PYVHOST_WORKER.
 type workerConfig struct {
 	AppID       string `json:"app_id"`
@@ -55,6 +61,7 @@ type workerConfig struct {
 	SharedFDs   []int  `json:"shared_fds"`
 	// SocketTimeoutMS bounds every read and write of a request (--socket-timeout).
 	SocketTimeoutMS int `json:"socket_timeout_ms"`
+	AcceptGraceMS   int `json:"accept_grace_ms"`
 	// Protocol is the layout and numbers the worker shares with the daemon (protocol.go).
 	Protocol map[string]any `json:"protocol"`
 }
@@ -134,7 +141,8 @@ func (a *App) startZygote(onEvent func(event), onExit func(error)) (*zygote, err
 		Lazy: a.cfg.Lazy, LimitASMB: a.cfg.LimitAS, BufferSize: a.cfg.BufferSize, MaxVars: a.cfg.MaxVars,
 		MaxRequests: a.cfg.MaxRequests, Logging: a.cfg.Logging, Vhost: a.cfg.Vhost, SingleApp: a.cfg.SingleApp,
 		Slots: a.sb.n, SpeedupsDir: a.cfg.SpeedupsDir, OwnFDs: []int{}, SharedFDs: []int{},
-		SocketTimeoutMS: int(a.cfg.SocketTimeout / time.Millisecond), Protocol: WorkerProtocol(),
+		SocketTimeoutMS: int(a.cfg.SocketTimeout / time.Millisecond), AcceptGraceMS: int(acceptGrace / time.Millisecond),
+		Protocol: WorkerProtocol(),
 	}
 	for _, f := range a.own {
 		wc.OwnFDs = append(wc.OwnFDs, fdCtl+len(files))
