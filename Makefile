@@ -17,7 +17,7 @@ FUZZ := ./nginxconf:FuzzParseFile ./nginxconf:FuzzRender ./nginxconf:FuzzNames .
 # The benchmark scripts shared with the project (beside the repository).
 SHARED_BENCH ?= ../shared/bench
 
-.PHONY: build test test-short golden fuzz lint deps deps-bench demo demo-stop bench clean
+.PHONY: build test test-short faults golden fuzz lint deps deps-bench demo demo-stop bench clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pyvhost
@@ -25,6 +25,14 @@ build:
 # Every test, the end-to-end suites with real nginx included.
 test: deps
 	$(GO) test -count=1 ./...
+
+# The fault suite (uwsgictl/daemon/e2e_faults_test.go): crashes, exit
+# statuses, a master killed while forking, idle and slow peers, short and
+# stalled bodies, hostile headers. make test runs each once; this repeats
+# the ones that hit races by chance FAULT_ROUNDS times.
+FAULT_ROUNDS ?= 20
+faults: deps
+	FAULT_ROUNDS=$(FAULT_ROUNDS) $(GO) test -count=1 -run 'Fault' -v ./uwsgictl/daemon/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|e2e_faults'
 
 # Unit tests only: skips the suites that start nginx or Python.
 test-short:

@@ -132,7 +132,7 @@ SOCKET_TIMEOUT_MS = CFG.get("socket_timeout_ms") or 4000
 # How long a worker waits for the vars of a connection it accepted before it
 # hands the connection to the daemon, which waits for the rest without
 # holding a worker (nginx sends them right after connecting).
-ACCEPT_GRACE_NS = (CFG.get("accept_grace_ms") or 10) * 1000000
+ACCEPT_GRACE_NS = (CFG.get("accept_grace_ms") or 1) * 1000000
 # The most of an unread request body read (and dropped) after the response,
 # so that closing does not reset the connection under nginx's feet; past it
 # the connection is just closed.
@@ -238,8 +238,9 @@ def read_some(fd, n, what):
         try:
             return os.read(fd, n)
         except BlockingIOError:
-            if not wait_fd(fd, select.POLLIN, SOCKET_TIMEOUT_MS):
-                raise OSError(errno.ETIMEDOUT, "timed out after %g s waiting for %s" % (SOCKET_TIMEOUT_MS / 1000.0, what))
+            pass  # raised below, outside this handler: no BlockingIOError in the app's traceback
+        if not wait_fd(fd, select.POLLIN, SOCKET_TIMEOUT_MS):
+            raise OSError(errno.ETIMEDOUT, "timed out after %g s waiting for %s" % (SOCKET_TIMEOUT_MS / 1000.0, what))
 
 
 class Input(object):
@@ -263,7 +264,7 @@ class Input(object):
             try:
                 chunk = read_some(self.fd, min(max(want - len(self.buf), 65536), self.left), "the request body")
             except OSError as e:
-                raise OSError(e.errno, "%s: got %d of %d bytes (CONTENT_LENGTH)" % (e.strerror or e, got, self.length))
+                raise OSError(e.errno, "%s: got %d of %d bytes (CONTENT_LENGTH)" % (e.strerror or e, got, self.length)) from None
             if not chunk:
                 raise OSError(errno.ECONNRESET, "the request body ended after %d of %d bytes (CONTENT_LENGTH)" % (got, self.length))
             self.left -= len(chunk)
@@ -458,6 +459,13 @@ def check_header(name, value):
 
 # The response object the worker uses: the C one when the speedups are loaded.
 Responder = _c.Responder if _c is not None else Response
+
+
+def close_quietly(fd):
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def abort_conn(conn):
@@ -811,15 +819,15 @@ class Worker(object):
             self.serve(conn, data, from_shared, start)
         except Exception as e:
             self.report("request failed", e)
-        finally:
-            try:
-                os.close(conn)
-            except OSError:
-                pass
-            # Latency counts only requests this worker answered, not those
-            # it handed to the daemon for another app.
-            dur = time.monotonic_ns() - start if self.served() != served else -1
-            self.finish_stats(dur)
+        except BaseException:
+            # The app's sys.exit() (or the like) ends the worker in this
+            # request: its slot stays busy with it, for the daemon's log.
+            close_quietly(conn)
+            raise
+        close_quietly(conn)
+        # Latency counts only requests this worker answered, not those it
+        # handed to the daemon for another app.
+        self.finish_stats(time.monotonic_ns() - start if self.served() != served else -1)
 
     def read_packet(self, conn, data, start):
         """Read the header and vars. Returns (end of vars, data); end is 0

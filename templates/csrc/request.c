@@ -84,8 +84,9 @@ done:
     slot_finish(s, H.pid, code >= 0 ? (long long)(now_ns(CLOCK_MONOTONIC) - start) : -1);
     Py_RETURN_NONE;
 fatal:
+    /* The app's sys.exit() (or the like) ends the worker in this request:
+     * its slot stays busy with it, for the daemon's log. */
     close_conn(conn);
-    slot_finish(s, H.pid, -1);
     return NULL;
 slow:
     return Py_BuildValue("(y#K)", (const char *)b, n, start);

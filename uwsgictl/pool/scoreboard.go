@@ -28,7 +28,9 @@ type scoreboard struct {
 }
 
 func newScoreboard(slots int) (*scoreboard, error) {
-	fd, err := unix.MemfdCreate("pyvhost-scoreboard", 0)
+	// close-on-exec: each zygote gets its own app's scoreboard (ExtraFiles), and
+	// no process the daemon starts may hold another's
+	fd, err := unix.MemfdCreate("pyvhost-scoreboard", unix.MFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("create scoreboard: %w", err)
 	}

@@ -36,8 +36,9 @@ type zygote struct {
 // acceptGrace is how long a worker waits for the vars of a connection it
 // accepted before handing it to the daemon, which waits for the rest off
 // the workers: nginx sends them right after connecting, so only a slow or
-// idle peer is handed over, and it holds a worker this long at most.
-const acceptGrace = 10 * time.Millisecond
+// idle peer is handed over, and it holds a worker this long at most (a
+// thousand idle connections at once cost a worker a second).
+const acceptGrace = time.Millisecond
 
 // workerConfig is the JSON the worker program reads from PYVHOST_WORKER.
 type workerConfig struct {
