@@ -35,6 +35,9 @@ var (
 	ErrRefused  = errors.New("refused")
 )
 
+// maxControlConns bounds the control socket's connections at once.
+const maxControlConns = 64
+
 // Server serves the control API on a unix socket.
 type Server struct {
 	path string
@@ -106,8 +109,8 @@ func Listen(path string, b Backend, page http.Handler) (*Server, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusNotFound, Error{Error: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
 	})
-	s := &Server{path: path, l: l, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
-	go func() { _ = s.srv.Serve(l) }()
+	s := &Server{path: path, l: LimitListener(l, maxControlConns), srv: NewHTTPServer(mux)}
+	go func() { _ = s.srv.Serve(s.l) }()
 	return s, nil
 }
 

@@ -319,3 +319,45 @@ func TestFaultAppClosesStderr(t *testing.T) {
 		})
 	}
 }
+
+// TestFaultPinnedStatusPage: two thousand connections held open on the
+// status page cost the daemon at most its cap of descriptors, and the
+// control socket and the apps keep working meanwhile.
+func TestFaultPinnedStatusPage(t *testing.T) {
+	slow(t)
+	status := freeAddr(t)
+	ctl := filepath.Join(daemontest.Dir(t), "ctl.sock")
+	e, d, _ := unixEnv(t, []string{"--status-http", status, "--ctl", ctl, "--state-dir", daemontest.Dir(t)}, "hello")
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 2000; i++ {
+		c, err := net.DialTimeout("tcp", status, 2*time.Second)
+		if err != nil {
+			break // the backlog is full: that is the point
+		}
+		_, _ = c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")) // kept alive after its 401
+		held = append(held, c)
+	}
+	c, err := net.DialTimeout("unix", ctl, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = c.Write([]byte("GET /v1/status HTTP/1.1\r\nHost: ctl\r\nConnection: close\r\n\r\n"))
+	b := make([]byte, 64)
+	if n, err := c.Read(b); err != nil || !strings.HasPrefix(string(b[:n]), "HTTP/1.1 200") {
+		t.Fatalf("control socket while the status page is pinned: %q %v", b[:n], err)
+	}
+	if code, _ := e.get(t, "hello.test", "/"); code != 200 {
+		t.Fatalf("app while the status page is pinned: %d", code)
+	}
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.PID()))
+	if len(fds) > 256+100 {
+		t.Fatalf("the daemon holds %d descriptors with the status page pinned (cap 256)", len(fds))
+	}
+}

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/pyvhost/pyvhost/templates"
 	"github.com/pyvhost/pyvhost/uwsgictl/control"
@@ -44,6 +43,9 @@ func (d *Daemon) statusPage() http.Handler {
 	return mux
 }
 
+// maxStatusConns bounds the status page's connections at once.
+const maxStatusConns = 256
+
 // serveStatusHTTP serves the status page on addr for holders of the token.
 // A non-loopback address needs public: the page shows which apps run where.
 func (d *Daemon) serveStatusHTTP(addr string, public bool, stateDir string) error {
@@ -66,7 +68,7 @@ func (d *Daemon) serveStatusHTTP(addr string, public bool, stateDir string) erro
 		return fmt.Errorf("status page: %w", err)
 	}
 	page := d.statusPage()
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := control.NewHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		given := r.URL.Query().Get("token")
 		if auth, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 			given = auth
@@ -78,8 +80,10 @@ func (d *Daemon) serveStatusHTTP(addr string, public bool, stateDir string) erro
 			return
 		}
 		page.ServeHTTP(w, r)
-	})}
-	go func() { _ = srv.Serve(l) }()
+	}))
+	// Its own cap: pinning the status page leaves the control socket and
+	// the apps their descriptors.
+	go func() { _ = srv.Serve(control.LimitListener(l, maxStatusConns)) }()
 	go func() {
 		<-d.stopping
 		srv.Close()
