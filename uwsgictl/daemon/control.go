@@ -106,7 +106,7 @@ func (b ctlBackend) Load(req control.LoadRequest) (pool.AppStats, error) {
 	k := pool.Key{Pyhome: req.Pyhome, Chdir: req.Chdir, Script: req.Script}
 	a, err := b.d.app(k)
 	if err != nil {
-		return pool.AppStats{}, fmt.Errorf("%w: %v", control.ErrRefused, err)
+		return pool.AppStats{}, err // a refusal says so itself (control.ErrRefused)
 	}
 	if err := a.Load(appWaitTimeout); err != nil {
 		return a.Stats(), err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
 	"github.com/pyvhost/pyvhost/uwsgictl/pool"
 )
 
@@ -90,7 +91,7 @@ func (p *policy) allowed(k pool.Key) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := nginxconf.ValidateModule("UWSGI_SCRIPT", k.Script); err != nil {
-		return "", fmt.Errorf("refused: %w", err)
+		return "", fmt.Errorf("%w: %w", control.ErrRefused, err)
 	}
 	if name, ok := p.declared[k]; ok {
 		return name, nil
@@ -106,7 +107,7 @@ func (p *policy) allowed(k pool.Key) (string, error) {
 	if p.underRoot(k.Chdir) && (k.Pyhome == "" || p.underRoot(k.Pyhome)) {
 		return "", nil
 	}
-	return "", fmt.Errorf("refused: app %s is not declared in the nginx config (%s) and not under a --vhost-root", k, orNone(p.nginxConf))
+	return "", fmt.Errorf("%w: app %s is not declared in the nginx config (%s) and not under a --vhost-root", control.ErrRefused, k, orNone(p.nginxConf))
 }
 
 func (p *policy) underRoot(dir string) bool {

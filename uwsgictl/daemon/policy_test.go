@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
 	"github.com/pyvhost/pyvhost/uwsgictl/pool"
 	"github.com/pyvhost/pyvhost/uwsgictl/wire"
 )
@@ -34,6 +37,11 @@ func TestPolicy(t *testing.T) {
 		name, err := p.allowed(tc.key)
 		if (err == nil) != tc.ok || (tc.ok && name != tc.name) {
 			t.Errorf("allowed(%v) = %q, %v; want ok=%v name %q", tc.key, name, err, tc.ok, tc.name)
+		}
+		// A refusal is a control.ErrRefused, and says "refused" once (the
+		// control API passes it on as it is).
+		if err != nil && (!errors.Is(err, control.ErrRefused) || strings.Count(err.Error(), "refused") != 1) {
+			t.Errorf("allowed(%v): %q, want one control.ErrRefused", tc.key, err)
 		}
 	}
 	if _, _, user := p.snapshot(); user != "nobody" {
