@@ -5,14 +5,14 @@ GO       ?= go
 BIN      := bin/pyvhost
 VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
-FUZZTIME ?= 15s
+FUZZTIME ?= 60s
 
 # Debian packages the tests need; the demo and benchmarks need uWSGI and wrk.
 TEST_PKGS  := nginx python3-venv python3-flask python3-django python3-dev gcc uwsgi-core tmux chromium
 BENCH_PKGS := uwsgi-core uwsgi-plugin-python3 wrk curl
 
 # package:FuzzTarget pairs run by `make fuzz`.
-FUZZ := ./nginxconf:FuzzParseFile ./nginxconf:FuzzRender ./nginxconf:FuzzNames ./uwsgictl/wire:FuzzDecode
+FUZZ := ./nginxconf:FuzzParseFile ./nginxconf:FuzzRender ./nginxconf:FuzzNames ./uwsgictl/wire:FuzzDecode ./uwsgictl/control:FuzzLoadRequest
 
 # The benchmark scripts shared with the project (beside the repository).
 SHARED_BENCH ?= ../shared/bench

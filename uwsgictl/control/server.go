@@ -72,6 +72,14 @@ func Listen(path string, b Backend, page http.Handler) (*Server, error) {
 		l.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
+	s := &Server{path: path, l: LimitListener(l, maxControlConns), srv: NewHTTPServer(Handler(b, page))}
+	go func() { _ = s.srv.Serve(s.l) }()
+	return s, nil
+}
+
+// Handler is the control API over b (and the status page at /status/
+// when page is given): what Listen serves on the socket.
+func Handler(b Backend, page http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, b.Status()) })
 	mux.HandleFunc("GET /v1/apps", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, b.Apps()) })
@@ -109,9 +117,7 @@ func Listen(path string, b Backend, page http.Handler) (*Server, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusNotFound, Error{Error: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
 	})
-	s := &Server{path: path, l: LimitListener(l, maxControlConns), srv: NewHTTPServer(mux)}
-	go func() { _ = s.srv.Serve(s.l) }()
-	return s, nil
+	return mux
 }
 
 // Close stops the server and removes the socket.
