@@ -806,7 +806,7 @@ class Worker(object):
         except OSError as e:
             log("cannot hand a request to the daemon: %s" % e)
             error_response(conn, 500)
-        os.close(conn)
+        # handle() closes conn: our copy, the daemon has its own
 
     def handle(self, conn, data, from_shared, start=None):
         """Answer a connection; data is what was read of it already. The C

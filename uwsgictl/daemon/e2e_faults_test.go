@@ -99,14 +99,14 @@ func TestFaultMasterKilledWhileForking(t *testing.T) {
 	for round := 0; round < faultRounds(3); round++ {
 		l := startLoad(e, "hello.test", 4)
 		time.Sleep(time.Duration(50+rand.IntN(300)) * time.Millisecond) // the random point of the kill
-		pids := daemontest.Descendants(d.PID())
+		master, pids := d.PID(), daemontest.Descendants(d.PID())
 		d.Signal(t, syscall.SIGKILL)
 		if _, ok := d.Wait(5 * time.Second); !ok {
 			t.Fatal("master survived SIGKILL")
 		}
 		close(l.stop)
 		l.wg.Wait()
-		waitGone(t, pids, 5*time.Second)
+		waitGone(t, master, pids, 5*time.Second)
 		d = daemontest.Start(t, socks+"/hello.sock", args...)
 		if code, body := e.get(t, "hello.test", "/"); code != 200 {
 			t.Fatalf("round %d: new daemon: %d %q\n%s", round, code, body, d.Log())
@@ -114,14 +114,14 @@ func TestFaultMasterKilledWhileForking(t *testing.T) {
 	}
 }
 
-// waitGone waits until none of pids runs (zombies of a dead parent are
-// reaped by init).
-func waitGone(t *testing.T, pids []int, timeout time.Duration) {
+// waitGone waits until none of pids runs, nor any orphan of a test's
+// daemon (a worker forked after pids was taken, its parent gone).
+func waitGone(t *testing.T, master int, pids []int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		var left []string
-		for _, p := range pids {
+		for _, p := range append(pids, daemontest.Descendants(master)...) {
 			if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p)); err == nil && !strings.Contains(string(stat), ") Z ") {
 				cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
 				left = append(left, fmt.Sprintf("%d (%s)", p, strings.ReplaceAll(string(cmd), "\x00", " ")))
@@ -131,7 +131,7 @@ func waitGone(t *testing.T, pids []int, timeout time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			for _, p := range pids {
+			for _, p := range append(pids, daemontest.Descendants(master)...) {
 				_ = syscall.Kill(p, syscall.SIGKILL)
 			}
 			t.Fatalf("processes outlived the master: %v", left)
