@@ -204,18 +204,6 @@ func (z *zygote) send(cmd map[string]any) error {
 	return nil
 }
 
-// exitCode of a zygote's Wait error: its exit status, or -1.
-func exitCode(err error) int {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	if err == nil {
-		return 0
-	}
-	return -1
-}
-
 // startError says why the app's interpreter did not start; a permission
 // error names the user and the real interpreter: a venv made from a Python
 // under a private directory (pyenv in /root, say) is the usual cause.
