@@ -50,6 +50,7 @@ func uwsgiCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "plugin", Aliases: []string{"plugins"}, Usage: "accepted and ignored: Python is built in"},
 			&cli.StringSliceFlag{Name: "vhost-root", Usage: "apps whose directory (and venv) lie under `DIR` may run (repeatable)"},
 			&cli.StringFlag{Name: "nginx-conf", EnvVars: []string{"PYVHOST_NGINX_CONF"}, Usage: "apps declared in this nginx config `FILE` may run (default: nginx -V's --conf-path when no --vhost-root is given)"},
+			&cli.IntFlag{Name: "max-apps", Value: daemon.DefaultMaxApps, Usage: "most apps from --vhost-root held at once; past `N` the idlest is evicted, and if all are in use a new one gets a 503"},
 			&cli.IntFlag{Name: "idle", Usage: "stop an app's processes after `SECS` without requests; the next request starts them again"},
 			&cli.StringFlag{Name: "python", Value: "python3", Usage: "interpreter `BIN` for apps without a venv"},
 			&cli.StringFlag{Name: "ctl", EnvVars: []string{"PYVHOST_CTL"}, Usage: "control socket `PATH` (default " + control.DefaultSocket() + ")"},
@@ -86,6 +87,7 @@ func runUwsgi(c *cli.Context) error {
 		Vhost:         c.Bool("vhost"),
 		VhostRoots:    c.StringSlice("vhost-root"),
 		NginxConf:     c.String("nginx-conf"),
+		MaxApps:       c.Int("max-apps"),
 		Python:        c.String("python"),
 		AppSockets:    c.String("app-sockets"),
 		AllowRootApps: c.Bool("allow-root-apps"),
@@ -101,6 +103,9 @@ func runUwsgi(c *cli.Context) error {
 	}
 	if cfg.Processes < 1 {
 		return usagef("-p/--processes must be at least 1")
+	}
+	if cfg.MaxApps < 1 {
+		return usagef("--max-apps must be at least 1")
 	}
 	if cfg.SocketTimeout < time.Second {
 		return usagef("--socket-timeout must be at least 1 (seconds)")

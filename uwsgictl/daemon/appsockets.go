@@ -128,7 +128,7 @@ func (d *Daemon) pruneRetired() {
 	d.retiring = keep
 	alive := d.retired[:0]
 	for _, a := range d.retired {
-		if !a.Done() {
+		if !a.Release() { // still has processes
 			alive = append(alive, a)
 		}
 	}

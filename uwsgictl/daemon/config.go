@@ -25,6 +25,7 @@ type Config struct {
 	Vhost         bool          // --vhost (accepted: routing by vars is always on)
 	VhostRoots    []string      // --vhost-root: apps under these directories may run
 	NginxConf     string        // --nginx-conf: apps declared there may run
+	MaxApps       int           // --max-apps: most apps held from --vhost-root (0 = DefaultMaxApps)
 	Python        string        // --python
 	AppSockets    string        // --app-sockets: per-app unix sockets live here
 	AllowRootApps bool

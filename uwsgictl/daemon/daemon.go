@@ -51,6 +51,9 @@ type Daemon struct {
 	retiring         []retiring
 	retired          []*pool.App
 	retiredListeners []*listener
+	admitted         map[pool.Key]struct{} // apps from a --vhost-root, at most --max-apps (evict.go)
+	refusalLogged    time.Time
+	refusalsQuiet    int
 
 	sigs                 chan os.Signal // caught from New on: a signal before Run must not kill the daemon
 	toMasterR, toMasterW *os.File
@@ -93,7 +96,7 @@ func New(cfg Config) (d *Daemon, err error) {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
 	d = &Daemon{
 		cfg: cfg, log: lg, limits: wire.Limits{BufferSize: cfg.BufferSize, MaxVars: wire.DefaultMaxVars},
-		appSockets: map[string]*listener{}, sockApp: map[*listener]*pool.App{}, apps: map[pool.Key]*pool.App{},
+		appSockets: map[string]*listener{}, sockApp: map[*listener]*pool.App{}, apps: map[pool.Key]*pool.App{}, admitted: map[pool.Key]struct{}{},
 		started: time.Now(), stopping: make(chan struct{}), traffic: map[*pool.App][2]uint64{}, sigs: sigs,
 		shutdownReq: make(chan struct{}, 1),
 	}

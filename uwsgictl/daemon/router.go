@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -187,6 +188,12 @@ func (d *Daemon) route(conn int, prefix []byte, viaShared bool) {
 		return
 	}
 	a, err := d.app(k)
+	if errors.Is(err, errTooManyApps) {
+		d.logRefusal(fmt.Sprintf("%s %s%s: %v", req.Get("REMOTE_ADDR"), req.Get("HTTP_HOST"), req.Get("REQUEST_URI"), err))
+		pool.Respond(conn, 503)
+		unix.Close(conn)
+		return
+	}
 	if err != nil {
 		d.log.logf("%s %s%s: %v", req.Get("REMOTE_ADDR"), req.Get("HTTP_HOST"), req.Get("REQUEST_URI"), err)
 		pool.Respond(conn, 403)
@@ -231,11 +238,20 @@ func (d *Daemon) app(k pool.Key) (*pool.App, error) {
 	if a, ok := d.apps[k]; ok {
 		return a, nil
 	}
+	admitted := name == "" // under a --vhost-root, not declared: bounded by --max-apps
+	if admitted {
+		if err := d.makeRoomLocked(k); err != nil {
+			return nil, err
+		}
+	}
 	a, err = pool.New(d.pcfg, k, d.nextNum, name, nil, d.sharedFiles())
 	if err != nil {
 		return nil, err
 	}
 	d.nextNum++
 	d.apps[k] = a
+	if admitted {
+		d.admitted[k] = struct{}{}
+	}
 	return a, nil
 }

@@ -75,6 +75,7 @@ type App struct {
 	routed     uint64
 	refused    uint64
 	closed     bool
+	released   bool // Release freed its scoreboard and handoff socket
 	old        retired
 }
 

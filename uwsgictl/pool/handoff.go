@@ -25,6 +25,13 @@ func (a *App) Handoff(fd int, prefix []byte, viaShared bool) {
 	}
 	a.ensureLocked()
 	switch {
+	case a.closed:
+		// Closed (retired or evicted) while the request was on its way:
+		// nothing will serve it here, and queueing it would hold it forever.
+		a.refused++
+		Respond(fd, 503)
+		unix.Close(fd)
+		return
 	case a.cur != nil && a.cur.ready:
 		if len(a.queue) == 0 && a.sendLocked(fd, prefix) {
 			return

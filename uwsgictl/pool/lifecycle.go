@@ -171,3 +171,42 @@ func (a *App) Done() bool {
 	defer a.mu.Unlock()
 	return a.cur == nil && a.next == nil && len(a.draining) == 0
 }
+
+// Activity is when the app last had work (a request routed to it or
+// served by a worker, or its start) and whether it has work now: a busy
+// worker or a request waiting for one.
+func (a *App) Activity() (last time.Time, busy bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	last = a.started
+	if a.lastRouted.After(last) {
+		last = a.lastRouted
+	}
+	for i, s := range a.slots {
+		if s.gen == nil {
+			continue
+		}
+		st := a.sb.slot(i)
+		if t := time.UnixMilli(int64(st.LastUnixMS)); st.LastUnixMS != 0 && t.After(last) {
+			last = t
+		}
+		busy = busy || st.State == stateBusy || s.spawning
+	}
+	return last, busy || a.pendingLocked(true)
+}
+
+// Release frees what a closed app holds once its processes are gone: the
+// scoreboard's memory and descriptor and the handoff socket. It reports
+// whether it did; the app answers Stats (all zero) afterwards.
+func (a *App) Release() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.released || !a.closed || a.cur != nil || a.next != nil || len(a.draining) > 0 {
+		return a.released
+	}
+	a.sb.release()
+	a.handoffR.Close()
+	a.handoffW.Close()
+	a.released = true
+	return true
+}

@@ -52,6 +52,17 @@ func (s *scoreboard) close() {
 	s.file.Close()
 }
 
+// release unmaps the shared memory of an app whose processes are gone and
+// puts a private zeroed copy in its place, so a late reader of its stats
+// reads zeros rather than unmapped memory (make's memory is 8-aligned, as
+// the atomic loads need).
+func (s *scoreboard) release() {
+	old := s.mem
+	s.mem = make([]byte, len(old))
+	_ = unix.Munmap(old)
+	s.file.Close()
+}
+
 func (s *scoreboard) u32(off int) *uint32 { return (*uint32)(unsafe.Pointer(&s.mem[off])) }
 func (s *scoreboard) u64(off int) *uint64 { return (*uint64)(unsafe.Pointer(&s.mem[off])) }
 

@@ -1,0 +1,123 @@
+package daemon_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
+	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
+	"github.com/pyvhost/pyvhost/uwsgictl/wire"
+)
+
+// TestFaultMaxApps: apps a peer names under a --vhost-root are bounded by
+// --max-apps. Past it the idlest cold app is evicted (and everything it
+// held released: the daemon's descriptors come back to where they were),
+// and when every held app is in use the new one gets a 503 and a log line.
+func TestFaultMaxApps(t *testing.T) {
+	slow(t)
+	dir := daemontest.Dir(t)
+	venv := daemontest.Venv(t)
+	sock := freeAddr(t)
+	ctl := filepath.Join(dir, "ctl.sock")
+	d := daemontest.Start(t, sock, "-s", sock, "--ctl", ctl, "--max-apps", "2", "-p", "1",
+		"--vhost-root", dir, "--vhost-root", filepath.Dir(venv))
+	c, err := control.Dial(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chdirs := map[string]string{}
+	for _, n := range []string{"a", "b", "c"} {
+		chdirs[n] = daemontest.App(t, filepath.Join(dir, n), "hello")
+	}
+	get := func(n string) string {
+		pkt, _ := wire.Encode(0, 0, []wire.Var{{Key: "SERVER_PROTOCOL", Value: "HTTP/1.1"}, {Key: "REQUEST_METHOD", Value: "GET"},
+			{Key: "PATH_INFO", Value: "/"}, {Key: "UWSGI_PYHOME", Value: venv}, {Key: "UWSGI_CHDIR", Value: chdirs[n]}, {Key: "UWSGI_SCRIPT", Value: "hello"}})
+		r := rawRequest(t, sock, pkt)
+		return strings.SplitN(r, "\r\n", 2)[0]
+	}
+	stop := func(n string) {
+		t.Helper()
+		if _, err := c.Stop(appID(t, c, chdirs[n])); err != nil {
+			t.Fatalf("stop %s: %v", n, err)
+		}
+	}
+	const ok, full = "HTTP/1.1 200 OK", "HTTP/1.1 503 Service Unavailable"
+	for _, step := range []struct{ app, want string }{{"a", ok}, {"b", ok}, {"c", full}} {
+		if got := get(step.app); got != step.want {
+			t.Fatalf("app %s with a and b in use and --max-apps 2: %q, want %q\n%s", step.app, got, step.want, d.Log())
+		}
+	}
+	d.WaitLog(t, "--max-apps 2 apps from --vhost-root are held and all had requests", 5*time.Second)
+
+	// Cycle: stop one (it is cold now), ask for the third, which evicts it.
+	stop("a")
+	if got := get("c"); got != ok {
+		t.Fatalf("c after a was stopped: %q, want it to evict a and serve\n%s", got, d.Log())
+	}
+	d.WaitLog(t, "evicted", 5*time.Second)
+	// Once an evicted app is released the control socket no longer lists it.
+	settled := func() int {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if apps, err := c.Apps(); err == nil && len(apps.Apps) == 2 {
+				return countFDs(t, d.PID())
+			}
+		}
+		t.Fatalf("the evicted app is still listed 5 s on\n%s", d.Log())
+		return 0
+	}
+	base := settled()
+	for i, cycle := range [][2]string{{"b", "a"}, {"c", "b"}, {"a", "c"}, {"b", "a"}} {
+		stop(cycle[0])
+		if got := get(cycle[1]); got != ok {
+			t.Fatalf("cycle %d: %s after %s was stopped: %q\n%s", i, cycle[1], cycle[0], got, d.Log())
+		}
+		if n := settled(); n != base {
+			t.Fatalf("cycle %d: the daemon holds %d descriptors, %d before: an evicted app's were not released", i, n, base)
+		}
+		// Descriptors are also closed by the garbage collector; mappings
+		// are not: one scoreboard is mapped per app held.
+		if n := scoreboardMaps(t, d.PID()); n != 2 {
+			t.Fatalf("cycle %d: %d scoreboards mapped, want 2 (one per app held): an evicted app's was not unmapped", i, n)
+		}
+	}
+}
+
+// appID is the control socket's id of the app in chdir.
+func appID(t *testing.T, c *control.Client, chdir string) string {
+	t.Helper()
+	apps, err := c.Apps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range apps.Apps {
+		if a.Chdir == chdir {
+			return a.ID
+		}
+	}
+	t.Fatalf("no app in %s among %+v", chdir, apps.Apps)
+	return ""
+}
+
+func countFDs(t *testing.T, pid int) int {
+	t.Helper()
+	es, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
+}
+
+// scoreboardMaps counts the scoreboard mappings in a process.
+func scoreboardMaps(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "maps"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "memfd:pyvhost-scoreboard")
+}
