@@ -145,6 +145,12 @@ func TestDeploySeedScenario(t *testing.T) {
 	}
 	e.deploy("app1.example.com", "--app-dir", app1, "--module", "myapp1", "--venv", venv, "--socket", shared)
 	e.want("app1.example.com", "/", 200, "V2 hello from app1.example.com")
+
+	// The same app under a second domain, on a socket of its own: one
+	// pool serves both sockets (it was a 15 s smoke-test timeout).
+	e.deploy("www.app3.example.com", "--app-dir", app3, "--module", "app3", "--venv", venv, "--listen", e.listen)
+	e.want("www.app3.example.com", "/", 200, "hello from www.app3.example.com")
+	e.want("app3.example.com", "/", 200, "hello from app3.example.com")
 }
 
 // TestDeployTwoAppsDryRunRollbackUndeploy: one server with apps at / and

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"os"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/pyvhost/pyvhost/uwsgictl/pool"
@@ -20,13 +22,18 @@ type retiring struct {
 }
 
 // syncAppSockets makes the per-app sockets match the nginx config: every
-// uwsgi_pass unix:--app-sockets/NAME.sock gets its socket and a (cold)
-// pool; a socket the config no longer names — or names for another app (a
-// redeploy with another venv or module) — is unlinked and its app retired.
+// uwsgi_pass unix:--app-sockets/NAME.sock gets its socket, served by the
+// (cold) pool of the app it names; an app several sites name (one app
+// under two domains) has one pool serving all its sockets. A socket the
+// config no longer names — or names for another app (a redeploy with
+// another venv or module) — is unlinked. A pool's sockets are fixed when
+// it starts, so an app whose set of sockets changed gets a new pool and
+// the old one is retired (it serves what it was handed for retireGrace).
 func (d *Daemon) syncAppSockets() error {
 	_, sockets, nginxUser := d.policy.snapshot()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	var orphans []*pool.App // apps that lost a socket
 	for path, l := range d.appSockets {
 		a := d.sockApp[l]
 		if k, ok := sockets[path]; ok && (a == nil || a.Key == k) {
@@ -39,57 +46,90 @@ func (d *Daemon) syncAppSockets() error {
 		// closed fd number is then never polled or accepted on after reuse.
 		d.retiredListeners = append(d.retiredListeners, l)
 		if a != nil {
-			d.retireLocked(a, "its socket "+path+" left the nginx config")
+			orphans = append(orphans, a)
 		}
 	}
+	want := map[pool.Key][]string{}
 	for path, k := range sockets {
-		if _, ok := d.appSockets[path]; ok {
+		want[k] = append(want[k], path)
+	}
+	for k, paths := range want {
+		sort.Strings(paths)
+		if a, ok := d.apps[k]; ok && d.servesExactlyLocked(a, paths) {
 			continue
 		}
-		if a, ok := d.apps[k]; ok {
-			if d.ownsSocketLocked(a) {
-				continue // one socket per app; a second location reaches it through the daemon
-			}
-			// Served so far without a socket of its own (through a shared
-			// port): a pool's sockets are fixed when it starts, so a new
-			// pool takes over with the socket.
-			delete(d.apps, k)
-			d.retireLocked(a, "it now has a socket of its own, "+path)
-		}
-		if err := d.addAppSocketLocked(path, k, nginxUser); err != nil {
+		if err := d.startSocketAppLocked(k, paths, nginxUser); err != nil {
 			return err
 		}
 	}
+	for _, a := range orphans { // those still named got a new pool above, and are retiring
+		if d.apps[a.Key] == a {
+			delete(d.apps, a.Key)
+			d.retireLocked(a, "its socket left the nginx config")
+		}
+	}
 	return nil
 }
 
-func (d *Daemon) addAppSocketLocked(path string, k pool.Key, nginxUser string) error {
-	l, err := listen(path, d.cfg.Backlog, d.cfg.Ctl)
-	if err != nil {
-		return err
+// servesExactlyLocked reports whether a's pool serves exactly the sockets
+// at paths.
+func (d *Daemon) servesExactlyLocked(a *pool.App, paths []string) bool {
+	if len(a.OwnSockets()) != len(paths) {
+		return false
 	}
-	grantNginx(path, nginxUser, d.log.logf)
+	for _, p := range paths {
+		if l := d.appSockets[p]; l == nil || d.sockApp[l] != a {
+			return false
+		}
+	}
+	return true
+}
+
+// startSocketAppLocked starts (cold) a pool for app k serving the sockets
+// at paths, binding those not bound yet, and retires the pool that served
+// k before, if any.
+func (d *Daemon) startSocketAppLocked(k pool.Key, paths []string, nginxUser string) error {
+	var ls []*listener
+	var files []*os.File
+	var bound []*listener // new here: closed if the pool cannot start
+	for _, p := range paths {
+		l := d.appSockets[p]
+		if l == nil {
+			var err error
+			if l, err = listen(p, d.cfg.Backlog, d.cfg.Ctl); err != nil {
+				closeListeners(bound)
+				return err
+			}
+			grantNginx(p, nginxUser, d.log.logf)
+			bound = append(bound, l)
+		}
+		ls = append(ls, l)
+		files = append(files, l.file)
+	}
 	name, _ := d.policy.allowed(k)
-	a, err := pool.New(d.pcfg, k, d.nextNum, name, []*os.File{l.file}, nil)
+	a, err := pool.New(d.pcfg, k, d.nextNum, name, files, nil)
 	if err != nil {
-		l.file.Close()
+		closeListeners(bound)
 		return err
 	}
 	d.nextNum++
-	d.appSockets[path] = l
-	d.sockApp[l] = a
+	if old, ok := d.apps[k]; ok {
+		d.retireLocked(old, "its sockets changed: "+strings.Join(paths, ", ")+" now")
+	}
+	for i, l := range ls {
+		d.appSockets[paths[i]] = l
+		d.sockApp[l] = a
+	}
 	d.apps[k] = a
-	d.log.logf("app %s (%s): per-app socket %s", a.ID, a.Name, path)
+	d.log.logf("app %s (%s): per-app socket %s", a.ID, a.Name, strings.Join(paths, ", "))
 	return nil
 }
 
-func (d *Daemon) ownsSocketLocked(a *pool.App) bool {
-	for _, owner := range d.sockApp {
-		if owner == a {
-			return true
-		}
+func closeListeners(ls []*listener) {
+	for _, l := range ls {
+		os.Remove(l.addr)
+		l.file.Close()
 	}
-	return false
 }
 
 func (d *Daemon) retireLocked(a *pool.App, why string) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/pyvhost/pyvhost/uwsgictl/control"
 	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
 	"github.com/pyvhost/pyvhost/uwsgictl/wire"
@@ -120,4 +121,60 @@ func scoreboardMaps(t *testing.T, pid int) int {
 		t.Fatal(err)
 	}
 	return strings.Count(string(b), "memfd:pyvhost-scoreboard")
+}
+
+// TestFaultOneAppTwoDomains: one app (same venv, dir and module) under two
+// domains, each with its per-app socket, is one pool serving both sockets;
+// removing one domain and adding it back keeps the other serving.
+func TestFaultOneAppTwoDomains(t *testing.T) {
+	slow(t)
+	dir := daemontest.Dir(t)
+	venv := daemontest.Venv(t)
+	socks := filepath.Join(dir, "socks")
+	ctl := filepath.Join(dir, "ctl.sock")
+	hello := daemontest.App(t, dir, "hello")
+	spec := func(name string) site {
+		return site{name + ".test", []nginxconf.AppSpec{{Socket: "unix:" + socks + "/" + name + ".sock", Venv: venv, AppDir: hello, Module: "hello"}}}
+	}
+	e := startNginx(t, dir, spec("x1"), spec("x2"))
+	d := daemontest.Start(t, socks+"/x1.sock", "--app-sockets", socks, "--nginx-conf", e.conf, "--ctl", ctl)
+	c, err := control.Dial(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := func(when string, hosts ...string) {
+		t.Helper()
+		for _, h := range hosts {
+			if code, out := e.get(t, h, "/"); code != 200 || !strings.Contains(out, "hello app") {
+				t.Fatalf("%s: %s answered %d %q\n%s", when, h, code, out, d.Log())
+			}
+		}
+	}
+	both("one app under two domains", "x1.test", "x2.test")
+	if apps, err := c.Apps(); err != nil || len(apps.Apps) != 1 {
+		t.Fatalf("ctl apps: %+v %v, want one app serving both sockets", apps, err)
+	}
+	reconfigure := func(sites ...site) {
+		t.Helper()
+		var blocks []string
+		for _, s := range sites {
+			b, err := nginxconf.Render(nginxconf.SiteSpec{Domain: s.domain, Listen: e.listen, Apps: s.apps}, nginxconf.RenderOptions{IncludeParams: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			blocks = append(blocks, string(b))
+		}
+		write(t, filepath.Join(dir, "sites.conf"), strings.Join(blocks, "\n"))
+		if err := c.ReloadConfig(); err != nil {
+			t.Fatalf("reload-config: %v\n%s", err, d.Log())
+		}
+		e.nginx.Reload(t)
+	}
+	reconfigure(spec("x1"))
+	both("x2 removed", "x1.test")
+	if _, err := os.Stat(socks + "/x2.sock"); !os.IsNotExist(err) {
+		t.Fatalf("x2.sock after x2 left the config: %v, want it gone", err)
+	}
+	reconfigure(spec("x1"), spec("x2"))
+	both("x2 added back", "x1.test", "x2.test")
 }
