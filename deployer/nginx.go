@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
+
+	"github.com/pyvhost/pyvhost/nginxconf/nginxproc"
 )
 
 // Nginx runs the nginx binary against one configuration.
@@ -13,7 +16,15 @@ type Nginx struct {
 	Bin    string // the nginx binary
 	Conf   string // its main configuration file
 	Prefix string // -p, when nginx runs with a private prefix; "" for the system's
+	// PidFile is where nginx keeps its master's pid (nginxconf.PidFile):
+	// Reload waits on the master's workers. "" waits on nothing.
+	PidFile string
 }
+
+// reloadSettle bounds the wait for nginx's workers from before a reload to
+// stop accepting: it takes milliseconds; past this the master did not
+// apply the config.
+const reloadSettle = 10 * time.Second
 
 func (n *Nginx) args(extra ...string) []string {
 	var a []string
@@ -75,7 +86,32 @@ func NewWarnings(before, after TestResult) []string {
 // Reload asks the running nginx to load the configuration: systemctl when
 // nginx is an active systemd unit, else `nginx -s reload`, else, if nginx
 // is not running, it is started.
+//
+// It returns once every new connection sees the new config: nginx's
+// workers from before the reload have stopped accepting (package
+// nginxproc says why that is needed and how it is seen).
 func (n *Nginx) Reload(ctx context.Context) error {
+	master := 0
+	var old []int
+	if n.PidFile != "" {
+		if master = nginxproc.MasterPID(n.PidFile); master > 0 {
+			old = nginxproc.AcceptingWorkers(master)
+		}
+	}
+	if err := n.signalReload(ctx); err != nil {
+		return err
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	if err := nginxproc.WaitOldWorkers(ctx, master, old, reloadSettle); err != nil {
+		return fmt.Errorf("reload nginx: %w", err)
+	}
+	return nil
+}
+
+// signalReload asks nginx to reload (or starts it).
+func (n *Nginx) signalReload(ctx context.Context) error {
 	if n.Prefix == "" {
 		if _, _, err := n.Runner.Run(ctx, "systemctl", "is-active", "--quiet", "nginx"); err == nil {
 			if _, stderr, err := n.Runner.Run(ctx, "systemctl", "reload", "nginx"); err != nil {

@@ -115,7 +115,7 @@ func Plan(f Facts) []Step {
 	if !f.ConfigSame {
 		add(StepNginxReload, "reload nginx (start it if it is not running)")
 	}
-	add(StepSmoke, "GET http://%s%s with Host: %s must answer below 500", f.SmokeAddr, f.SmokePath, f.Site.Spec.Domain)
+	add(StepSmoke, "GET http://%s%s with Host: %s must answer below 500", f.SmokeAddr, f.SmokePath, strings.Join(smokeHosts(f.Site.Spec), ", "))
 	if !f.ConfigSame {
 		add(StepRelease, "record the release (config, spec, time); keep the last %d", KeepReleases)
 	}

@@ -88,16 +88,47 @@ func get(ctx context.Context, client *http.Client, url, host string) (int, strin
 	return resp.StatusCode, strings.TrimSpace(string(body)), nil
 }
 
-// smokeSite smoke-tests a site through nginx for deploy and rollback: when
-// the daemon answers and the site has an app, the answer must be the app's.
-func smokeSite(ctx context.Context, c *control.Client, app *nginxconf.AppSpec, addr, host, path string) error {
+// smokeSite smoke-tests a site through nginx for deploy and rollback, on
+// every name it answers to (an alias is as much the change as the domain):
+// when the daemon answers and the site has an app, each answer must be the
+// app's.
+func smokeSite(ctx context.Context, c *control.Client, app *nginxconf.AppSpec, addr string, spec nginxconf.SiteSpec, path string) error {
 	var served ServedCount
 	if c != nil && app != nil {
 		served = servedBy(c, *app)
 	}
-	_, err := SmokeTest(ctx, addr, host, path, 15*time.Second, served)
-	return err
+	for _, host := range smokeHosts(spec) {
+		if _, err := SmokeTest(ctx, addr, host, path, 15*time.Second, served); err != nil {
+			return err
+		}
+	}
+	return nil
 }
+
+// smokeHosts are Host headers that reach each of a site's names: a
+// wildcard name gets a made-up label in place of its star, ".example.com"
+// (nginx's example.com and *.example.com) is asked as example.com, and a
+// regular expression, which names no host, is left out.
+func smokeHosts(spec nginxconf.SiteSpec) []string {
+	var out []string
+	for _, n := range append([]string{spec.Domain}, spec.Aliases...) {
+		switch {
+		case strings.HasPrefix(n, "~"):
+			continue
+		case strings.HasPrefix(n, "*."):
+			n = smokeLabel + n[1:]
+		case strings.HasSuffix(n, ".*"):
+			n = n[:len(n)-1] + smokeLabel
+		case strings.HasPrefix(n, "."):
+			n = n[1:]
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// smokeLabel stands for a wildcard's star in a smoke test's Host.
+const smokeLabel = "pyvhost-smoke"
 
 // servedBy counts the requests the daemon's app has served.
 func servedBy(c *control.Client, app nginxconf.AppSpec) ServedCount {

@@ -2,6 +2,7 @@ package nginxconf
 
 import (
 	"os/exec"
+	"path/filepath"
 	"regexp"
 )
 
@@ -35,4 +36,40 @@ func NginxBinary() (string, error) {
 		return p, nil
 	}
 	return exec.LookPath("/usr/sbin/nginx")
+}
+
+var (
+	pidPathArg = regexp.MustCompile(`--pid-path=(\S+)`)
+	prefixArg  = regexp.MustCompile(`--prefix=(\S+)`)
+)
+
+// PidFile is where the nginx binary bin, run on the main file conf with
+// -p prefix ("" for its built-in one), writes its master's pid: the main
+// file's top-level `pid`, else the --pid-path bin was built with; a
+// relative path is taken from the prefix, as nginx does.
+func PidFile(bin, conf, prefix string) string {
+	var built []byte
+	if out, err := exec.Command(bin, "-V").CombinedOutput(); err == nil {
+		built = out
+	}
+	p := ""
+	if tree, err := Load(conf); err == nil {
+		p = tree.PidFile()
+	}
+	if m := pidPathArg.FindSubmatch(built); p == "" && m != nil {
+		p = string(m[1])
+	}
+	if p == "" {
+		p = "logs/nginx.pid" // nginx's own default
+	}
+	if filepath.IsAbs(p) {
+		return p
+	}
+	if prefix == "" {
+		prefix = "/usr/local/nginx"
+		if m := prefixArg.FindSubmatch(built); m != nil {
+			prefix = string(m[1])
+		}
+	}
+	return filepath.Join(prefix, p)
 }

@@ -160,6 +160,19 @@ func paramStrings(d config.IDirective) []string {
 	return out
 }
 
+// PidFile is the main context's pid directive, "" when it has none.
+func (t *Tree) PidFile() string {
+	main := t.byPath[t.Main]
+	for _, e := range t.expand(main, main.Config.Directives) {
+		if e.d.GetName() == "pid" {
+			if v := values(paramStrings(e.d)); len(v) > 0 {
+				return v[0]
+			}
+		}
+	}
+	return ""
+}
+
 // User is the user nginx's worker processes run as: the main context's
 // user directive, else nginx's built-in default, nobody.
 func (t *Tree) User() string {

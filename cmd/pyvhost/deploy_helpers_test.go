@@ -125,7 +125,7 @@ func (e *deployEnv) get(host, path string) (int, string) {
 	e.t.Helper()
 	req, _ := http.NewRequest("GET", "http://"+e.listen+path, nil)
 	req.Host = host
-	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err.Error()
@@ -136,20 +136,22 @@ func (e *deployEnv) get(host, path string) (int, string) {
 }
 
 // want fails the test unless host+path answers code with a body holding
-// substr within 3 s: nginx's old workers may answer a request or two
-// after a reload.
+// substr, at once: a command that said "live" must be (nginx's old workers
+// stopped accepting before it returned), so there is no retrying here.
 func (e *deployEnv) want(host, path string, code int, substr string) {
 	e.t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		got, body := e.get(host, path)
-		if got == code && strings.Contains(body, substr) {
-			return
+	if got, body := e.get(host, path); got != code || !strings.Contains(body, substr) {
+		e.t.Fatalf("GET %s%s: %d %q, want %d with %q", host, path, got, trim(body), code, substr)
+	}
+}
+
+// wantEach is want for n requests in a row, each on a new connection.
+func (e *deployEnv) wantEach(n int, host, path string, code int, substr string) {
+	e.t.Helper()
+	for i := 0; i < n; i++ {
+		if got, body := e.get(host, path); got != code || !strings.Contains(body, substr) {
+			e.t.Fatalf("request %d of %d right after the command: GET %s%s: %d %q, want %d with %q", i+1, n, host, path, got, trim(body), code, substr)
 		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("GET %s%s: %d %q, want %d with %q", host, path, got, trim(body), code, substr)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

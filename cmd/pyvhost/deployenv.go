@@ -33,8 +33,9 @@ func changeEnv(c *cli.Context) (deployer.Env, error) {
 		state = daemon.DefaultStateDir()
 	}
 	return deployer.Env{
-		Runner:   deployer.ExecRunner{},
-		Nginx:    &deployer.Nginx{Runner: deployer.ExecRunner{}, Bin: bin, Conf: confPath(c), Prefix: c.String("nginx-prefix")},
+		Runner: deployer.ExecRunner{},
+		Nginx: &deployer.Nginx{Runner: deployer.ExecRunner{}, Bin: bin, Conf: confPath(c), Prefix: c.String("nginx-prefix"),
+			PidFile: nginxconf.PidFile(bin, confPath(c), c.String("nginx-prefix"))},
 		StateDir: state,
 		Ctl:      ctlPath(c),
 	}, nil

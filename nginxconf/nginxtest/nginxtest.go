@@ -5,6 +5,7 @@
 package nginxtest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pyvhost/pyvhost/nginxconf/nginxproc"
 )
 
 // Binary returns the nginx binary, failing the test with what to do when
@@ -162,10 +165,15 @@ func Start(t testing.TB, conf, addr string) *Server {
 // for the new workers.
 func (s *Server) Reload(t testing.TB) {
 	t.Helper()
+	master := s.cmd.Process.Pid
+	old := nginxproc.AcceptingWorkers(master)
 	if out, err := exec.Command(Binary(t), "-p", s.Dir, "-c", s.Conf, "-s", "reload").CombinedOutput(); err != nil {
 		t.Fatalf("nginx -s reload: %v\n%s", err, out)
 	}
-	time.Sleep(300 * time.Millisecond)
+	if err := nginxproc.WaitOldWorkers(context.Background(), master, old, 10*time.Second); err != nil {
+		log, _ := os.ReadFile(filepath.Join(s.Dir, "error.log"))
+		t.Fatalf("%v\n%s", err, log)
+	}
 }
 
 func (s *Server) stop() {
