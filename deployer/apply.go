@@ -253,7 +253,7 @@ func (d *Deployment) rollback(ctx context.Context) error {
 // it had loaded the new ones.
 func restoreNginx(ctx context.Context, n *Nginx, tx *Transaction, reload bool) error {
 	if err := tx.Rollback(); err != nil {
-		return fmt.Errorf("restore the nginx files: %w", err)
+		return fmt.Errorf("restore the nginx files: %w (their old bytes stay in %s: the next deploy, undeploy or rollback puts them back)", err, tx.journal)
 	}
 	if r, err := n.Test(ctx); err != nil || !r.OK {
 		return fmt.Errorf("nginx -t on the restored files: %v %s", err, strings.Join(r.Errors, "; "))

@@ -1,6 +1,7 @@
 package deployer
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,7 +37,9 @@ type journalEntry struct {
 const journalName = "nginx-transaction.json"
 
 // Begin records the current state of every file the changes touch and
-// applies the changes. On error the files are already restored.
+// applies the changes. On error the files are already restored, unless it
+// also returns the transaction: then restoring failed too, and its
+// journal stays for Rollback (or the next run's Recover) to finish.
 func Begin(stateDir string, changes []nginxconf.Change) (*Transaction, error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
@@ -63,7 +66,10 @@ func Begin(stateDir string, changes []nginxconf.Change) (*Transaction, error) {
 	for _, c := range changes {
 		if err := applyChange(c); err != nil {
 			if rerr := t.Rollback(); rerr != nil {
-				return nil, fmt.Errorf("%w (and restoring failed: %v)", err, rerr)
+				// Not put back: the journal stays (it is how the next run
+				// restores the files), and the caller's rollback, which
+				// tries again, reports what could not be restored.
+				return t, err
 			}
 			return nil, err
 		}
@@ -138,6 +144,9 @@ func restore(entries []journalEntry) error {
 	var errs []error
 	for i := len(entries) - 1; i >= 0; i-- {
 		e := entries[i]
+		if asRecorded(e) {
+			continue // never changed (or already put back): nothing to write
+		}
 		var err error
 		switch {
 		case !e.Existed: // a file, link or directory the change created
@@ -156,6 +165,32 @@ func restore(entries []journalEntry) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// asRecorded reports whether path is as its journal entry recorded it, so
+// restoring it needs no write: a change that failed part-way, on a
+// read-only directory say, restores what it changed and nothing else.
+func asRecorded(e journalEntry) bool {
+	now, err := snapshot(e.Path)
+	if err != nil || now.Existed != e.Existed {
+		return false
+	}
+	if !e.Existed {
+		return true // still absent (a file or directory the change would create)
+	}
+	return now.Mode == e.Mode && now.Symlink == e.Symlink && bytes.Equal(now.Old, e.Old)
+}
+
+// PendingJournal is the journal of a change that was neither finished nor
+// undone (a crash, or files that could not be put back), "" when there is
+// none: nginx's files may then not be what pyvhost last wrote, until the
+// next deploy, undeploy or rollback puts them back.
+func PendingJournal(stateDir string) string {
+	p := filepath.Join(stateDir, journalName)
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return ""
 }
 
 // Recover finishes what a crashed run left: if a journal is in the state

@@ -32,6 +32,9 @@ func ctlCommand() *cli.Command {
 			"   pyvhost ctl load --app-dir /var/www/myappdir1 --module myapp1 --venv /var/www/myenv\n" +
 			"   pyvhost ctl reload app1.example.com\n" +
 			"   pyvhost ctl top",
+		// The daemon serves what nginx's config declares: a change left
+		// half-done there shows in what ctl reports.
+		Before: func(c *cli.Context) error { warnPendingJournal(c); return nil },
 		Subcommands: []*cli.Command{
 			{Name: "status", Usage: "the daemon's version, pid, uptime, sockets and totals", Flags: []cli.Flag{ctlFlag(), jsonFlag()}, Action: runCtlStatus},
 			{Name: "apps", Usage: "every app with its state, workers, requests and latency", Flags: []cli.Flag{ctlFlag(), jsonFlag()}, Action: runCtlApps},

@@ -47,7 +47,9 @@ func runDeploy(c *cli.Context) error {
 	}
 	out := newUI(c.App.Writer, c.Bool("no-color"))
 	dry := c.Bool("dry-run")
-	if !dry {
+	if dry {
+		warnPendingJournal(c) // a real deploy would repair it first
+	} else {
 		lock, err := beginChange(c, env)
 		if err != nil {
 			return err

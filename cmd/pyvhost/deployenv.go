@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/pyvhost/pyvhost/deployer"
 	"github.com/pyvhost/pyvhost/nginxconf"
@@ -16,7 +17,7 @@ func changeFlags() []cli.Flag {
 	return []cli.Flag{
 		nginxConfFlag(),
 		&cli.StringFlag{Name: "nginx-prefix", EnvVars: []string{"PYVHOST_NGINX_PREFIX"}, Usage: "nginx's -p `DIR`, when it runs with a private prefix"},
-		&cli.StringFlag{Name: "state-dir", EnvVars: []string{"PYVHOST_STATE_DIR"}, Usage: "`DIR` for releases, the deploy lock, logs (default " + daemon.DefaultStateDir() + ")"},
+		stateDirFlag(),
 		ctlFlag(),
 		&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask for confirmation (needed when there is no terminal)"},
 	}
@@ -28,10 +29,7 @@ func changeEnv(c *cli.Context) (deployer.Env, error) {
 	if err != nil {
 		return deployer.Env{}, fmt.Errorf("nginx is not installed (apt-get install nginx): pyvhost deploys sites behind it")
 	}
-	state := c.String("state-dir")
-	if state == "" {
-		state = daemon.DefaultStateDir()
-	}
+	state := stateDir(c)
 	return deployer.Env{
 		Runner: deployer.ExecRunner{},
 		Nginx: &deployer.Nginx{Runner: deployer.ExecRunner{}, Bin: bin, Conf: confPath(c), Prefix: c.String("nginx-prefix"),
@@ -39,6 +37,32 @@ func changeEnv(c *cli.Context) (deployer.Env, error) {
 		StateDir: state,
 		Ctl:      ctlPath(c),
 	}, nil
+}
+
+func stateDirFlag() cli.Flag {
+	return &cli.StringFlag{Name: "state-dir", EnvVars: []string{"PYVHOST_STATE_DIR"}, Usage: "`DIR` for releases, the deploy lock, logs (default " + daemon.DefaultStateDir() + ")"}
+}
+
+// warnPendingJournal warns, for a command that reads nginx's config but
+// changes nothing, that a change was left unfinished: what it shows may be
+// half of that change until the next deploy, undeploy or rollback repairs
+// it.
+func warnPendingJournal(c *cli.Context) {
+	if p := deployer.PendingJournal(stateDir(c)); p != "" {
+		u := newUI(c.App.ErrWriter, c.Bool("no-color"))
+		fmt.Fprintln(c.App.ErrWriter, u.warn.Render("warning: an unfinished change to nginx's files is recorded in "+p+
+			"; the config shown may be half of it until the next deploy, undeploy or rollback puts the files back"))
+	}
+}
+
+// stateDir is --state-dir (or $PYVHOST_STATE_DIR), else the default.
+func stateDir(c *cli.Context) string {
+	for _, v := range []string{c.String("state-dir"), os.Getenv("PYVHOST_STATE_DIR")} {
+		if v != "" {
+			return v
+		}
+	}
+	return daemon.DefaultStateDir()
 }
 
 // beginChange repairs what an interrupted run left and takes the deploy
@@ -55,7 +79,7 @@ func beginChange(c *cli.Context, env deployer.Env) (*deployer.Lock, error) {
 	}
 	if repaired {
 		u := newUI(c.App.ErrWriter, c.Bool("no-color"))
-		fmt.Fprintln(c.App.ErrWriter, u.warn.Render("repaired: an earlier run was interrupted after writing nginx's files; they are back as they were before it, and nginx reloaded"))
+		fmt.Fprintln(c.App.ErrWriter, u.warn.Render("repaired: an earlier change to nginx's files was left unfinished (interrupted, or its files could not be put back); they are back as they were before it, and nginx reloaded"))
 	}
 	return lock, nil
 }

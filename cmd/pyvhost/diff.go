@@ -27,6 +27,7 @@ func runDiff(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	warnPendingJournal(c)
 	tree, err := loadTree(c)
 	if err != nil {
 		return err

@@ -251,8 +251,15 @@ func TestDeployLockAndCrashRepair(t *testing.T) {
 	if after := e.snapshot(false); after == before {
 		t.Fatal("the killed deploy had not written its files yet: the test proves nothing")
 	}
+	// Commands that only read the config warn that it may be half a change.
+	for _, args := range [][]string{{"sites"}, {"deploy", "good.test", "--app-dir", good, "--module", "good", "--venv", venv, "--dry-run"},
+		{"rollback", "good.test", "--list"}, {"ctl", "status"}} {
+		if _, _, errOut := e.run(args...); !strings.Contains(errOut, "warning: an unfinished change to nginx's files is recorded in "+journal) {
+			t.Errorf("%s after the crash: stderr %q, want a warning naming the journal", args[0], errOut)
+		}
+	}
 	code, out, errOut := e.run("deploy", "good.test", "--app-dir", good, "--module", "good", "--venv", venv, "--yes")
-	if code != 0 || !strings.Contains(errOut, "repaired: an earlier run was interrupted") {
+	if code != 0 || !strings.Contains(errOut, "repaired: an earlier change to nginx's files was left unfinished") {
 		t.Fatalf("the run after the crash: %d\n%s\n%s", code, out, errOut)
 	}
 	if after := e.snapshot(false); after != before {
@@ -260,4 +267,7 @@ func TestDeployLockAndCrashRepair(t *testing.T) {
 	}
 	e.want("good.test", "/", 200, "hello from good.test")
 	e.want("slow.test", "/", 200, "other site")
+	if _, _, errOut := e.run("sites"); strings.Contains(errOut, "warning") {
+		t.Errorf("sites after the repair still warns: %s", errOut)
+	}
 }

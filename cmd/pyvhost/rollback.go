@@ -39,6 +39,7 @@ func runRollback(c *cli.Context) error {
 	}
 	out := newUI(c.App.Writer, c.Bool("no-color"))
 	if c.Bool("list") {
+		warnPendingJournal(c)
 		all, err := deployer.Releases(env.StateDir, strings.ToLower(domain))
 		if err != nil {
 			return err

@@ -24,6 +24,7 @@ func sitesCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print a JSON array, one element per server block"},
 			nginxConfFlag(),
 			ctlFlag(), // for each app's live state
+			stateDirFlag(),
 		},
 		Action: runSites,
 	}
@@ -33,6 +34,7 @@ func runSites(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef("sites takes no arguments")
 	}
+	warnPendingJournal(c)
 	tree, err := loadTree(c)
 	if err != nil {
 		return err
