@@ -207,7 +207,10 @@ func appError(err error) error {
 	var ae *control.APIError
 	if errors.As(err, &ae) && ae.Traceback != "" {
 		lines := strings.Split(strings.TrimSpace(ae.Traceback), "\n")
-		return fmt.Errorf("%s: %s", ae.Msg, lines[len(lines)-1])
+		if last := lines[len(lines)-1]; !strings.HasSuffix(ae.Msg, last) {
+			return fmt.Errorf("%s: %s", ae.Msg, last)
+		}
+		return errors.New(ae.Msg) // the message already ends with the exception
 	}
 	return err
 }

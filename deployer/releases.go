@@ -49,6 +49,9 @@ func RecordRelease(stateDir string, r Release) (Release, error) {
 		r.Time = time.Now().UTC()
 	}
 	if err := writeJSONAtomic(filepath.Join(dir, fmt.Sprintf("%06d.json", r.N)), r); err != nil {
+		if len(all) == 0 {
+			_ = os.Remove(dir) // made just now: no empty release dir is left
+		}
 		return r, fmt.Errorf("record release: %w", err)
 	}
 	all = append(all, r)
