@@ -26,13 +26,14 @@ build:
 test: deps
 	$(GO) test -count=1 ./...
 
-# The fault suite (uwsgictl/daemon/e2e_faults_test.go): crashes, exit
-# statuses, a master killed while forking, idle and slow peers, short and
-# stalled bodies, hostile headers. make test runs each once; this repeats
-# the ones that hit races by chance FAULT_ROUNDS times.
+# The fault suite (every TestFault*): the daemon's crashes, exit statuses,
+# a master killed while forking, idle and slow peers, short and stalled
+# bodies, hostile headers; deploys on a read-only or full disk, SIGKILLed
+# half-way, losing nginx half-way, racing. make test runs each in a short
+# form; this repeats the ones that hit races by chance FAULT_ROUNDS times.
 FAULT_ROUNDS ?= 20
 faults: deps
-	FAULT_ROUNDS=$(FAULT_ROUNDS) $(GO) test -count=1 -run 'Fault' ./uwsgictl/daemon/
+	FAULT_ROUNDS=$(FAULT_ROUNDS) $(GO) test -count=1 -timeout 30m -run 'Fault' ./uwsgictl/daemon/ ./cmd/pyvhost/
 
 # Unit tests only: skips the suites that start nginx or Python.
 test-short:

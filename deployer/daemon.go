@@ -218,13 +218,18 @@ func resolvedPath(p string) string {
 }
 
 // findApp is the daemon's app with this identity, if it knows it.
+// findApp is the daemon's current pool of an app: one that is retiring
+// (replaced, finishing its last requests) is the answer only when there
+// is no other, as it serves nothing new.
 func findApp(apps []pool.AppStats, app nginxconf.AppSpec) (pool.AppStats, bool) {
+	var found pool.AppStats
+	ok := false
 	for _, a := range apps {
-		if a.Pyhome == app.Venv && a.Chdir == app.AppDir && a.Script == app.Module {
-			return a, true
+		if a.Pyhome == app.Venv && a.Chdir == app.AppDir && a.Script == app.Module && (!ok || found.Retiring) {
+			found, ok = a, true
 		}
 	}
-	return pool.AppStats{}, false
+	return found, ok
 }
 
 // running reports whether an app has processes (or is starting them).

@@ -110,6 +110,12 @@ func (n *Nginx) Reload(ctx context.Context) error {
 	return nil
 }
 
+// up reports whether nginx's master runs; true when its pid file is not
+// known (nothing says it does not).
+func (n *Nginx) up() bool {
+	return n.PidFile == "" || nginxproc.MasterPID(n.PidFile) > 0
+}
+
 // signalReload asks nginx to reload (or starts it).
 func (n *Nginx) signalReload(ctx context.Context) error {
 	if n.Prefix == "" {
@@ -128,6 +134,28 @@ func (n *Nginx) signalReload(ctx context.Context) error {
 		// Not running: start it.
 		if _, stderr, err := n.Runner.Run(ctx, n.Bin, n.args()...); err != nil {
 			return fmt.Errorf("start nginx: %v: %s", err, strings.TrimSpace(string(stderr)))
+		}
+		return n.waitStarted(ctx)
+	}
+	return nil
+}
+
+// waitStarted waits until a started nginx's master has written its pid
+// file: the command that starts it returns when it has forked into the
+// background, before that.
+func (n *Nginx) waitStarted(ctx context.Context) error {
+	if n.PidFile == "" {
+		return nil
+	}
+	deadline := time.Now().Add(reloadSettle)
+	for nginxproc.MasterPID(n.PidFile) == 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("start nginx: no master process in %s %s after it started (see its error log)", n.PidFile, reloadSettle)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
 	return nil

@@ -22,7 +22,10 @@ type ServedCount func() (uint64, error)
 // asynchronously (the first tries may reach old workers), and a request
 // that another server block catches (a default_server, a wildcard) also
 // answers 200 without proving anything.
-func SmokeTest(ctx context.Context, addr, host, path string, timeout time.Duration, served ServedCount) (int, error) {
+//
+// nginxUp, when given, tells whether nginx runs: a refused connection
+// while it does not fails at once rather than after timeout.
+func SmokeTest(ctx context.Context, addr, host, path string, timeout time.Duration, served ServedCount, nginxUp func() bool) (int, error) {
 	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -41,6 +44,9 @@ func SmokeTest(ctx context.Context, addr, host, path string, timeout time.Durati
 		switch {
 		case err != nil:
 			last = err.Error()
+			if nginxUp != nil && !nginxUp() {
+				return 0, fmt.Errorf("smoke test: http://%s%s: %v: nginx is not running (it stopped after the reload: see its error log)", addr, path, err)
+			}
 		case code >= 500:
 			last = fmt.Sprintf("%d %s", code, body)
 			// The app itself answered 5xx: a verdict, not a reload still
@@ -92,13 +98,13 @@ func get(ctx context.Context, client *http.Client, url, host string) (int, strin
 // every name it answers to (an alias is as much the change as the domain):
 // when the daemon answers and the site has an app, each answer must be the
 // app's.
-func smokeSite(ctx context.Context, c *control.Client, app *nginxconf.AppSpec, addr string, spec nginxconf.SiteSpec, path string) error {
+func smokeSite(ctx context.Context, n *Nginx, c *control.Client, app *nginxconf.AppSpec, addr string, spec nginxconf.SiteSpec, path string) error {
 	var served ServedCount
 	if c != nil && app != nil {
 		served = servedBy(c, *app)
 	}
 	for _, host := range smokeHosts(spec) {
-		if _, err := SmokeTest(ctx, addr, host, path, 15*time.Second, served); err != nil {
+		if _, err := SmokeTest(ctx, addr, host, path, 15*time.Second, served, n.up); err != nil {
 			return err
 		}
 	}

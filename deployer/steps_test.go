@@ -63,21 +63,21 @@ server { listen %s; server_name broken.test; location / { uwsgi_pass unix:%s/non
 		t.Fatal(err)
 	}
 	nginxtest.Start(t, conf, addr)
-	if code, err := SmokeTest(context.Background(), addr, "ok.test", "/", 2*time.Second, nil); err != nil || code != 200 {
+	if code, err := SmokeTest(context.Background(), addr, "ok.test", "/", 2*time.Second, nil, nil); err != nil || code != 200 {
 		t.Fatalf("healthy site: %d %v", code, err)
 	}
-	if _, err := SmokeTest(context.Background(), addr, "broken.test", "/", 500*time.Millisecond, nil); err == nil || !strings.Contains(err.Error(), "502") {
+	if _, err := SmokeTest(context.Background(), addr, "broken.test", "/", 500*time.Millisecond, nil, nil); err == nil || !strings.Contains(err.Error(), "502") {
 		t.Fatalf("site whose upstream is down: %v, want the 502", err)
 	}
 	// An answer that did not come from the app (the counter stays) is not
 	// a pass: another server block may be catching the Host.
 	never := func() (uint64, error) { return 7, nil }
-	if _, err := SmokeTest(context.Background(), addr, "ok.test", "/", 300*time.Millisecond, never); err == nil || !strings.Contains(err.Error(), "something other than the app") {
+	if _, err := SmokeTest(context.Background(), addr, "ok.test", "/", 300*time.Millisecond, never, nil); err == nil || !strings.Contains(err.Error(), "something other than the app") {
 		t.Fatalf("answer not from the app: %v", err)
 	}
 	n := uint64(0)
 	counting := func() (uint64, error) { n++; return n, nil }
-	if _, err := SmokeTest(context.Background(), addr, "ok.test", "/", 2*time.Second, counting); err != nil {
+	if _, err := SmokeTest(context.Background(), addr, "ok.test", "/", 2*time.Second, counting, nil); err != nil {
 		t.Fatalf("answer from the app: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
-// Deploys under faults: the disk, nginx or the deploy itself failing.
+// Deploys under faults: a read-only config dir, a full state dir, a first
+// deploy that fails.
 
 import (
 	"fmt"
@@ -42,11 +43,11 @@ func readOnly(t *testing.T, dir string) {
 	})
 }
 
-// TestDeployReadOnlyConfigDir: a deploy that cannot write nginx's files
+// TestFaultDeployReadOnlyConfigDir: a deploy that cannot write nginx's files
 // fails with a message that is true (nothing was changed, so everything
 // is as it was; no "restoring failed"), leaves no journal behind to block
 // the next change, and the next deploy works once the dir is writable.
-func TestDeployReadOnlyConfigDir(t *testing.T) {
+func TestFaultDeployReadOnlyConfigDir(t *testing.T) {
 	skipShort(t)
 	e := newDeployEnv(t, true)
 	venv := filepath.Join(e.dir, "venv")
@@ -76,11 +77,11 @@ func TestDeployReadOnlyConfigDir(t *testing.T) {
 	}
 }
 
-// TestDeployFailedFirstLeavesNoTrace: a first deploy that fails (the app
+// TestFaultDeployFailedFirstLeavesNoTrace: a first deploy that fails (the app
 // answers 500, or fails to import in the daemon) leaves nothing behind: no
 // release directory, no app in the daemon, no site in sites; both with the
 // daemon already running and with the daemon this deploy started.
-func TestDeployFailedFirstLeavesNoTrace(t *testing.T) {
+func TestFaultDeployFailedFirstLeavesNoTrace(t *testing.T) {
 	skipShort(t)
 	apps := map[string]string{
 		"answers500": "def application(environ, start_response):\n    start_response('500 Internal Server Error', [])\n    return [b'no']\n",
@@ -121,10 +122,10 @@ func TestDeployFailedFirstLeavesNoTrace(t *testing.T) {
 	}
 }
 
-// TestDeployFullStateDir: with no space left in the state dir a deploy
+// TestFaultDeployFullStateDir: with no space left in the state dir a deploy
 // fails before touching nginx's files, says why in one line, and the next
 // deploy, once there is room, works.
-func TestDeployFullStateDir(t *testing.T) {
+func TestFaultDeployFullStateDir(t *testing.T) {
 	skipShort(t)
 	needRoot(t, "a small tmpfs as the state dir")
 	e := newDeployEnv(t, true)

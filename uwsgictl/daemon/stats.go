@@ -20,7 +20,11 @@ var Version = "dev"
 func (d *Daemon) Apps() []pool.AppStats {
 	var out []pool.AppStats
 	for _, a := range d.appList() {
-		out = append(out, a.Stats())
+		st := a.Stats()
+		d.mu.Lock()
+		st.Retiring = d.apps[a.Key] != a
+		d.mu.Unlock()
+		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Num < out[j].Num })
 	return out

@@ -48,6 +48,9 @@ type AppStats struct {
 	ListensShared bool          `json:"listens_shared"`
 	LastError     string        `json:"last_error,omitempty"`
 	Traceback     string        `json:"traceback,omitempty"`
+	// Retiring: replaced (its socket left the config, or a new pool took
+	// it over) and finishing what it was handed; set by the daemon.
+	Retiring bool `json:"retiring,omitempty"`
 }
 
 // retired keeps the counters of workers that have exited, so app totals
