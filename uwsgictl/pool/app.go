@@ -44,6 +44,7 @@ type App struct {
 	Name string // the nginx server_name and mount that declare it, else the key
 
 	cfg    *Config
+	start  startFunc  // starts a generation's zygote (startZygote; a fake in tests)
 	own    []*os.File // listening sockets only this app's workers accept on
 	shared []*os.File // the shared vhost sockets
 	sb     *scoreboard
@@ -88,11 +89,12 @@ type slot struct {
 
 type generation struct {
 	n        int
-	z        *zygote
+	z        process
 	ready    bool
 	stopping bool
 	exited   bool
 	failed   bool // its zygote reported an import failure
+	killed   bool // stopped at once: its processes were sent SIGKILL
 }
 
 type routed struct {
@@ -120,14 +122,16 @@ func New(cfg *Config, key Key, num int, name string, own, shared []*os.File) (*A
 	if name == "" {
 		name = key.String()
 	}
-	return &App{
+	a := &App{
 		Key: key, ID: key.ID(), Num: num, Name: name,
 		cfg: cfg, own: own, shared: shared, sb: sb,
 		handoffR: SharedFile(pair[1], "handoff-r"),
 		handoffW: SharedFile(pair[0], "handoff-w"),
 		state:    Cold,
 		slots:    make([]slot, sb.n),
-	}, nil
+	}
+	a.start = a.startZygote
+	return a, nil
 }
 
 // State returns the app's state.
@@ -174,7 +178,7 @@ func (a *App) ensureLocked() {
 func (a *App) startGenLocked() {
 	a.genSeq++
 	g := &generation{n: a.genSeq}
-	z, err := a.startZygote(
+	z, err := a.start(
 		func(ev event) { a.onEvent(g, ev) },
 		func(err error) { a.onZygoteExit(g, err) },
 	)
@@ -188,7 +192,7 @@ func (a *App) startGenLocked() {
 		a.state = Starting
 		a.started = time.Now()
 	}
-	a.cfg.logf("app %s (%s): starting generation %d, zygote pid %d", a.ID, a.Name, g.n, z.cmd.Process.Pid)
+	a.cfg.logf("app %s (%s): starting generation %d, zygote pid %d", a.ID, a.Name, g.n, z.pid())
 }
 
 func (a *App) onEvent(g *generation, ev event) {
@@ -301,6 +305,11 @@ func (a *App) onWorkerExitLocked(g *generation, ev event) {
 			a.cur = nil
 		}
 		a.failLocked(g, "the app failed to import in a worker (--lazy-apps); see the log", "")
+	case last.State == stateImportFailed:
+		// Others still serve: an import that failed once will fail again,
+		// so no respawn; Tick adds a worker if the load asks for one.
+		a.cfg.logf("app %s (%s): worker pid %d could not import the app (--lazy-apps; see the log above); %d of its workers still serve",
+			a.ID, a.Name, s.pid, a.liveLocked(g))
 	default:
 		a.onCrashLocked(g, s.pid, deathCause(ws, last))
 	}
@@ -388,7 +397,7 @@ func (a *App) spawnLocked(g *generation) {
 	}
 	a.sb.clearSlot(free)
 	a.slots[free] = slot{gen: g, spawning: true}
-	if err := g.z.send(map[string]any{"cmd": "spawn", "slot": free}); err != nil {
+	if err := g.z.spawn(free); err != nil {
 		a.slots[free] = slot{}
 		a.cfg.logf("app %s: %v", a.ID, err)
 	}
@@ -427,7 +436,7 @@ func (a *App) onZygoteExit(g *generation, err error) {
 // stopGenLocked stops a generation: gracefully (workers finish their
 // requests) or at once.
 func (a *App) stopGenLocked(g *generation, graceful bool) {
-	if g.stopping && graceful {
+	if (g.stopping && graceful) || g.killed {
 		return
 	}
 	first := !g.stopping
@@ -439,14 +448,15 @@ func (a *App) stopGenLocked(g *generation, graceful bool) {
 		a.draining = append(a.draining, g)
 	}
 	if graceful {
-		_ = g.z.send(map[string]any{"cmd": "stop"})
-		_ = g.z.cmd.Process.Signal(syscall.SIGTERM)
+		g.z.stop()
 		return
 	}
-	_ = syscall.Kill(-g.z.cmd.Process.Pid, syscall.SIGKILL)
+	g.killed = true
+	var workers []int
 	for _, s := range a.slots {
 		if s.gen == g && s.pid > 0 {
-			_ = syscall.Kill(s.pid, syscall.SIGKILL)
+			workers = append(workers, s.pid)
 		}
 	}
+	g.z.kill(workers)
 }

@@ -86,7 +86,7 @@ func (a *App) Stats() AppStats {
 	if a.cur != nil {
 		s.Generation = a.cur.n
 		if a.cur.z != nil {
-			s.ZygotePID = a.cur.z.cmd.Process.Pid
+			s.ZygotePID = a.cur.z.pid()
 			s.ZygoteRSS = RSS(s.ZygotePID)
 		}
 	}

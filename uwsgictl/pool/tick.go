@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -46,7 +45,7 @@ func (a *App) Tick() {
 				a.slots[i].harakiri = true
 				a.cfg.logf("*** HARAKIRI ON app %s (%s) worker pid %d: one request ran for more than %s; killed ***",
 					a.ID, a.Name, s.pid, a.cfg.Harakiri)
-				_ = syscall.Kill(s.pid, syscall.SIGKILL)
+				s.gen.z.killWorker(s.pid)
 			}
 		}
 	}

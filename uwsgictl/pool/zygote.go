@@ -26,12 +26,45 @@ type event struct {
 	Traceback string `json:"traceback"`
 }
 
+// process is what the pool's state machine needs of a generation's
+// zygote and its workers: the real one is a Python process (zygote); the
+// state machine's tests feed events to a fake one.
+type process interface {
+	pid() int
+	spawn(slot int) error // fork a worker into slot; it reports "spawned", later "exited"
+	stop()                // gracefully: workers finish their requests, then exit
+	kill(workers []int)   // at once: the zygote's process group and the workers
+	killWorker(pid int)   // one worker (harakiri)
+}
+
+// startFunc starts a generation's process. Events arrive on onEvent and
+// its exit on onExit, from a goroutine of its own.
+type startFunc func(onEvent func(event), onExit func(error)) (process, error)
+
 // zygote is one generation's first Python process: it imports the app and
 // forks the workers.
 type zygote struct {
 	cmd *exec.Cmd
 	ctl *os.File // the daemon's end of a SOCK_SEQPACKET pair
 }
+
+func (z *zygote) pid() int { return z.cmd.Process.Pid }
+
+func (z *zygote) spawn(slot int) error { return z.send(map[string]any{"cmd": "spawn", "slot": slot}) }
+
+func (z *zygote) stop() {
+	_ = z.send(map[string]any{"cmd": "stop"})
+	_ = z.cmd.Process.Signal(syscall.SIGTERM)
+}
+
+func (z *zygote) kill(workers []int) {
+	_ = syscall.Kill(-z.cmd.Process.Pid, syscall.SIGKILL)
+	for _, pid := range workers {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+func (z *zygote) killWorker(pid int) { _ = syscall.Kill(pid, syscall.SIGKILL) }
 
 // acceptGrace is how long a worker waits for the vars of a connection it
 // accepted before handing it to the daemon, which waits for the rest off
@@ -116,9 +149,8 @@ func (a *App) credential() (*syscall.Credential, string, error) {
 	return cred, home, nil
 }
 
-// startZygote starts a generation's zygote. Events arrive on onEvent and
-// its exit on onExit, from a goroutine of its own.
-func (a *App) startZygote(onEvent func(event), onExit func(error)) (*zygote, error) {
+// startZygote starts a generation's zygote (the App's startFunc).
+func (a *App) startZygote(onEvent func(event), onExit func(error)) (process, error) {
 	py, err := a.interpreter()
 	if err != nil {
 		return nil, err
