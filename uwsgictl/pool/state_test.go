@@ -24,11 +24,14 @@ type fakeProc struct {
 	onExit  func(error)
 }
 
-func (p *fakeProc) pid() int             { return 1000 * p.n }
-func (p *fakeProc) spawn(slot int) error { p.calls = append(p.calls, fmt.Sprint("spawn ", slot)); return nil }
-func (p *fakeProc) stop()                { p.calls = append(p.calls, "stop") }
-func (p *fakeProc) kill(w []int)         { p.calls = append(p.calls, fmt.Sprint("kill ", w)) }
-func (p *fakeProc) killWorker(pid int)   { p.calls = append(p.calls, fmt.Sprint("killWorker ", pid)) }
+func (p *fakeProc) pid() int { return 1000 * p.n }
+func (p *fakeProc) spawn(slot int) error {
+	p.calls = append(p.calls, fmt.Sprint("spawn ", slot))
+	return nil
+}
+func (p *fakeProc) stop()              { p.calls = append(p.calls, "stop") }
+func (p *fakeProc) kill(w []int)       { p.calls = append(p.calls, fmt.Sprint("kill ", w)) }
+func (p *fakeProc) killWorker(pid int) { p.calls = append(p.calls, fmt.Sprint("killWorker ", pid)) }
 
 // rig is an App whose zygotes are fakes, with its log.
 type rig struct {
@@ -124,7 +127,7 @@ func (r *rig) wantState(s State) {
 	}
 }
 
-func exited(code int) int            { return code << 8 }
+func exited(code int) int             { return code << 8 }
 func killedBy(sig syscall.Signal) int { return int(sig) }
 
 func TestStateMachine(t *testing.T) {
