@@ -91,17 +91,23 @@ func debianTree(t *testing.T, dir string, dirs ...string) {
 // run runs the pyvhost binary with the env's paths.
 func (e *deployEnv) run(args ...string) (code int, stdout, stderr string) {
 	e.t.Helper()
+	code, stdout, stderr, err := e.try(args...)
+	if err != nil {
+		e.t.Fatalf("run pyvhost: %v", err)
+	}
+	return code, stdout, stderr
+}
+
+// try is run for goroutines: it returns the error instead of failing.
+func (e *deployEnv) try(args ...string) (code int, stdout, stderr string, err error) {
 	cmd := e.command(args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code = 0
+	err = cmd.Run()
 	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("run pyvhost: %v", err)
+		code, err = ee.ExitCode(), nil
 	}
-	return code, out.String(), errb.String()
+	return code, out.String(), errb.String(), err
 }
 
 // deploy runs `pyvhost deploy ARGS --yes` and fails the test unless it

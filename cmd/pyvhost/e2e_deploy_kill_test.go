@@ -173,6 +173,7 @@ func TestFaultRacingDeploys(t *testing.T) {
 	type result struct {
 		code   int
 		stderr string
+		err    error
 	}
 	results := make([]result, n)
 	var wg sync.WaitGroup
@@ -180,8 +181,8 @@ func TestFaultRacingDeploys(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			code, _, errOut := e.run(argsOf(i)...)
-			results[i] = result{code, errOut}
+			code, _, errOut, err := e.try(argsOf(i)...)
+			results[i] = result{code, errOut, err}
 		}()
 	}
 	wg.Wait()
@@ -189,6 +190,8 @@ func TestFaultRacingDeploys(t *testing.T) {
 	for i, r := range results {
 		host := fmt.Sprintf("race%d.test", i)
 		switch {
+		case r.err != nil:
+			t.Fatalf("%s: run pyvhost: %v", host, r.err)
 		case r.code == 0:
 			won++
 			e.want(host, "/", 200, "hello from "+host)

@@ -124,25 +124,34 @@ func freeAddr(t *testing.T) string {
 // rawRequest sends bytes straight to a uwsgi socket and returns the reply.
 func rawRequest(t *testing.T, addr string, packet []byte) string {
 	t.Helper()
+	r, err := rawTry(addr, packet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// rawTry is rawRequest for goroutines: it returns the error instead of failing.
+func rawTry(addr string, packet []byte) (string, error) {
 	network := "tcp"
 	if strings.HasPrefix(addr, "/") {
 		network = "unix"
 	}
 	c, err := net.DialTimeout(network, addr, 2*time.Second)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Write(packet); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	// Half-close: a truncated packet then ends, as when a client goes away.
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
 	b, _ := io.ReadAll(c)
-	return string(b)
+	return string(b), nil
 }
 
 // load requests host/ from several goroutines until stopped, counting

@@ -130,7 +130,7 @@ func TestSIGHUPUnderLoad(t *testing.T) {
 	l := startLoad(e, "hello.test", 8)
 	uid, gid := daemontest.AppOwner()
 	for i := 0; i < 3; i++ {
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(400 * time.Millisecond) // the pace of the reloads (the load runs meanwhile), not synchronisation
 		if i == 2 {
 			f := filepath.Join(paths["hello"], "hello.py")
 			write(t, f, "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'new code\\n']\n")
@@ -138,29 +138,59 @@ func TestSIGHUPUnderLoad(t *testing.T) {
 		}
 		d.Signal(t, syscall.SIGHUP)
 	}
-	time.Sleep(800 * time.Millisecond)
-	n := l.end(t, d, "during SIGHUP reloads")
-	if code, out := e.get(t, "hello.test", "/"); code != 200 || out != "new code\n" {
-		t.Fatalf("after reload: %d %q", code, out)
+	// The last reload is done when the new code answers (the load keeps
+	// checking that nothing fails meanwhile).
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if code, out := e.get(t, "hello.test", "/"); code == 200 && out == "new code\n" {
+			break
+		} else if time.Now().After(end) {
+			t.Fatalf("10 s after the last reload: %d %q, want the new code", code, out)
+		}
 	}
+	n := l.end(t, d, "during SIGHUP reloads")
 	t.Logf("%d requests, none failed, across 3 reloads", n)
+}
+
+// waitBusy waits until a worker serves a request starting with req (as
+// the control socket reports it).
+func waitBusy(t *testing.T, ctl, req string) {
+	t.Helper()
+	c, err := control.Dial(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		apps, err := c.Apps()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range apps.Apps {
+			for _, w := range a.Workers {
+				if w.State == "busy" && strings.HasPrefix(w.Request, req) {
+					return
+				}
+			}
+		}
+	}
+	t.Fatalf("no worker busy with %q within 10 s", req)
 }
 
 // TestSignalsStopGracefully: SIGTERM lets an in-flight request finish.
 func TestSignalsStopGracefully(t *testing.T) {
 	slow(t)
-	e, d, _ := wsgiEnv(t, nil, "slow")
+	ctl := filepath.Join(daemontest.Dir(t), "ctl.sock")
+	e, d, _ := wsgiEnv(t, []string{"--ctl", ctl}, "slow")
 	if code, _ := e.get(t, "slow.test", "/?s=0"); code != 200 {
 		t.Fatal(code)
 	}
 	done := make(chan string, 1)
 	go func() {
-		code, out := e.get(t, "slow.test", "/?s=1")
-		done <- fmt.Sprintf("%d %s", code, out)
+		code, out, err := e.try("slow.test", "/?s=1")
+		done <- fmt.Sprintf("%d %s%v", code, out, err)
 	}()
-	time.Sleep(300 * time.Millisecond)
+	waitBusy(t, ctl, "GET /")
 	d.Signal(t, syscall.SIGTERM)
-	if got := <-done; got != "200 slept 1\n" {
+	if got := <-done; got != "200 slept 1\n<nil>" {
 		t.Fatalf("in-flight request during SIGTERM: %q\n%s", got, d.Log())
 	}
 	if _, ok := d.Wait(10 * time.Second); !ok {
@@ -316,7 +346,10 @@ func TestQueueLimit(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := rawRequest(t, sock, pkt)
+			r, err := rawTry(sock, pkt)
+			if err != nil {
+				r = err.Error()
+			}
 			mu.Lock()
 			codes[strings.SplitN(r, "\r\n", 2)[0]]++
 			mu.Unlock()

@@ -22,34 +22,67 @@ var releaseWhenQuiet = &quietRelease{after: 5 * time.Second, minGap: time.Minute
 
 // quietRelease calls release once no poke came for after, and not more
 // often than every minGap (apps that --idle stops and starts again should
-// not have the daemon page its code in and out all day).
+// not have the daemon page its code in and out all day). When is decided
+// by due, from the times alone; a timer only wakes fire up.
 type quietRelease struct {
 	after, minGap time.Duration
 	release       func()
-	mu            sync.Mutex
-	timer         *time.Timer
-	last          time.Time
+	now           func() time.Time // time.Now when nil; tests set it
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	pending bool // poked since the last release
+	pokedAt time.Time
+	last    time.Time // the last release
+}
+
+func (q *quietRelease) clock() time.Time {
+	if q.now != nil {
+		return q.now()
+	}
+	return time.Now()
 }
 
 func (q *quietRelease) poke() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.timer == nil {
-		q.timer = time.AfterFunc(q.after, q.fire)
-		return
-	}
-	q.timer.Reset(q.after)
+	q.pending, q.pokedAt = true, q.clock()
+	q.armLocked(q.pokedAt)
 }
 
+// due is when the pending release may run: the quiet period after the
+// last poke, and minGap after the last release.
+func (q *quietRelease) due() time.Time {
+	at := q.pokedAt.Add(q.after)
+	if !q.last.IsZero() && q.last.Add(q.minGap).After(at) {
+		at = q.last.Add(q.minGap)
+	}
+	return at
+}
+
+func (q *quietRelease) armLocked(now time.Time) {
+	wait := q.due().Sub(now)
+	if q.timer == nil {
+		q.timer = time.AfterFunc(wait, q.fire)
+		return
+	}
+	q.timer.Reset(wait)
+}
+
+// fire releases if a release is pending and due, else waits on.
 func (q *quietRelease) fire() {
 	q.mu.Lock()
-	wait := q.minGap - time.Since(q.last)
-	if !q.last.IsZero() && wait > 0 {
-		q.timer.Reset(wait)
+	now := q.clock()
+	if !q.pending {
 		q.mu.Unlock()
 		return
 	}
-	q.last = time.Now()
+	if now.Before(q.due()) {
+		q.armLocked(now)
+		q.mu.Unlock()
+		return
+	}
+	q.pending, q.last = false, now
 	q.mu.Unlock()
 	q.release()
 }

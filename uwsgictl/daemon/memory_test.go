@@ -1,35 +1,46 @@
 package daemon
 
 import (
-	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // TestQuietRelease: the release runs once the pokes stop for the quiet
 // period, not on every poke, and again after a later burst, but not sooner
-// than minGap after the last one.
+// than minGap after the last one. The clock is the test's: fire is called
+// at chosen times (its real timer is an hour away).
 func TestQuietRelease(t *testing.T) {
-	var n atomic.Int32
-	q := &quietRelease{after: 50 * time.Millisecond, minGap: 300 * time.Millisecond, release: func() { n.Add(1) }}
-	for i := 0; i < 5; i++ { // a burst of app starts, each before the quiet period ends
-		q.poke()
-		time.Sleep(10 * time.Millisecond)
+	var released int
+	var now time.Time
+	base := time.Unix(1_000_000, 0)
+	q := &quietRelease{after: time.Hour, minGap: 6 * time.Hour, release: func() { released++ }, now: func() time.Time { return now }}
+	minute := func(n int) time.Time { return base.Add(time.Duration(n) * time.Minute) }
+	steps := []struct {
+		at      int
+		op      string // poke or fire
+		wantRel int
+	}{
+		{0, "poke", 0}, {10, "poke", 0}, {20, "poke", 0}, {30, "poke", 0}, // a burst of app starts
+		{60, "fire", 0},  // 30 minutes after the last poke: still in the quiet period
+		{90, "fire", 1},  // an hour after the last poke: released
+		{200, "fire", 1}, // no poke since: nothing to release
+		{300, "poke", 1},
+		{370, "fire", 1}, // quiet for an hour, but within 6 h of the last release
+		{450, "fire", 2}, // 6 h after the last release
+		{460, "fire", 2},
 	}
-	if got := n.Load(); got != 0 {
-		t.Fatalf("released %d times during the burst", got)
+	for _, s := range steps {
+		now = minute(s.at)
+		if s.op == "poke" {
+			q.poke()
+		} else {
+			q.fire()
+		}
+		if released != s.wantRel {
+			t.Fatalf("after %s at minute %d: %d releases, want %d", s.op, s.at, released, s.wantRel)
+		}
 	}
-	waitFor(t, func() bool { return n.Load() == 1 })
-	time.Sleep(100 * time.Millisecond)
-	if got := n.Load(); got != 1 {
-		t.Fatalf("released %d times after one burst, want 1", got)
-	}
-	start := time.Now()
-	q.poke()
-	waitFor(t, func() bool { return n.Load() == 2 })
-	if waited := time.Since(start); waited < 150*time.Millisecond {
-		t.Errorf("second release after %v, sooner than minGap allows", waited)
-	}
+	q.timer.Stop()
 }
 
 // TestReleaseStartupMemory runs the real thing on the test binary: it must
@@ -37,15 +48,4 @@ func TestQuietRelease(t *testing.T) {
 func TestReleaseStartupMemory(t *testing.T) {
 	ReleaseStartupMemory()
 	ReleaseStartupMemory()
-}
-
-func waitFor(t *testing.T, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 2s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

@@ -1,5 +1,8 @@
 """A streaming generator: each chunk is sent as it is produced, and close()
-is always called (it leaves a marker file next to the app)."""
+is always called (it leaves a marker file next to the app). /gated yields
+its first chunk, then waits (10 s at most) until the client, having read
+it, creates go.marker next to the app; it sends X-Accel-Buffering: no, as
+an app that streams behind nginx does (nginx buffers a response otherwise)."""
 import os
 import time
 
@@ -20,6 +23,18 @@ class Body:
             f.write("closed\n")
 
 
+def gated():
+    yield b"first\n"
+    go = os.path.join(HERE, "go.marker")
+    deadline = time.monotonic() + 10
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    yield b"released\n" if os.path.exists(go) else b"timed out\n"
+
+
 def application(environ, start_response):
+    if environ.get("PATH_INFO") == "/gated":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Accel-Buffering", "no")])
+        return gated()
     start_response("200 OK", [("Content-Type", "text/plain")])
     return Body(5)
