@@ -258,6 +258,17 @@ class Input(object):
         self.length = length
         self.left = length - len(self.buf)
 
+    @staticmethod
+    def length_of(cl):
+        """CONTENT_LENGTH as a number of bytes, or -1 (logged) when it is
+        not one: ASCII digits only, as RFC 9110 has it and nginx sends it.
+        int() alone would take "-5", " 5", "5_0" and "\u0661\u0662". Both
+        request paths call it."""
+        if len(cl) <= 18 and cl.isascii() and cl.isdigit():
+            return int(cl)
+        log("refused a request with CONTENT_LENGTH %r: not a number of bytes (400)" % (cl[:40],))
+        return -1
+
     def _fill(self, want):
         while len(self.buf) < want and self.left > 0:
             got = self.length - self.left
@@ -903,17 +914,20 @@ class Worker(object):
 
     def call_app(self, conn, env, body_prefix, start, nvars, pktsize):
         proto = env.get("SERVER_PROTOCOL") or "HTTP/1.0"
+        r = self.resp
+        r.begin(conn, proto)
         cl = env.get("CONTENT_LENGTH")
         if cl and cl != "0":
-            try:
-                length = int(cl)
-            except ValueError:
-                length = 0
+            length = Input.length_of(cl)
+            if length < 0:
+                error_response(conn, 400, proto)
+                self.count(requests=1, errors=0, tx=0)
+                if self.logging:
+                    self.log_request(env, 400, 0, start, nvars, pktsize, proto)
+                return
             inp = env["wsgi.input"] = Input(conn, body_prefix, length)
         else:
             inp = env["wsgi.input"] = EMPTY_INPUT  # stateless: shared by bodiless requests
-        r = self.resp
-        r.begin(conn, proto)
         status_code = 500
         result = None
         try:

@@ -225,7 +225,10 @@ VARS = [("REQUEST_METHOD", "GET"), ("PATH_INFO", "/blog/x"), ("SCRIPT_NAME", "/b
         ("UWSGI_PYHOME", "/v"), ("UWSGI_CHDIR", "/a"), ("UWSGI_SCRIPT", "m"), ("REQUEST_SCHEME", "https")]
 REQUESTS = [request(VARS), request(VARS + [("CONTENT_LENGTH", "11")], b"hello world"),
             request([("REQUEST_METHOD", "GET"), ("UWSGI_PYHOME", "/v"), ("UWSGI_CHDIR", "/a"), ("UWSGI_SCRIPT", "m")]),
-            request(VARS + [("CONTENT_LENGTH", "x1")])]
+            request(VARS + [("CONTENT_LENGTH", "3")], b"hello")]
+# CONTENT_LENGTH that is not a number of bytes: both paths answer 400 without calling the app
+BAD_LENGTH = [request(VARS + [("CONTENT_LENGTH", cl)], b"hello") for cl in ("x1", "-5", "5_0", " 5", "+5")]
+REQUESTS += BAD_LENGTH
 saved_stderr = os.dup(2)
 LOGGED = re.compile(r"^.*\[pid: \d+\|app: .*$", re.M)
 WHEN = re.compile(r"\[\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\]| in \d+ msecs")
@@ -275,18 +278,21 @@ with tempfile.TemporaryFile() as f:
                 logf.seek(0)
                 logged = WHEN.sub("", "\n".join(LOGGED.findall(logf.read().decode("latin-1"))))
                 logf.close()
-                assert logged.count("[pid: %d|app: 3|req: 1/1] " % os.getpid()) == 1, (kind, logged)  # one line
+                assert logged.count("[pid: %d|app: 3|req: 1/1] " % os.getpid()) == 1, (kind, req, use_c, logged)  # one line
                 outs.append((out, logged, struct.unpack_from("<QQQ", sb, off + 16)[0:1] + struct.unpack_from("<QQ", sb, off + 32)[:1]
                              + struct.unpack_from("<Q", sb, off + 48)))
                 for o in (off, ):  # the slots start each request equal
                     sb[o:o + w.SLOT_SIZE] = bytes(w.SLOT_SIZE)
             assert outs[0] == outs[1], (kind, req, outs[0], outs[1])
+            if req in BAD_LENGTH:
+                assert outs[0][0].startswith(b"HTTP/1.1 400 "), (kind, req, outs[0][0])
+                continue
             if kind in REFUSED_KINDS:  # the app's bad header never reaches the socket
                 assert outs[0][0].split(b" ")[1] == b"500" and b"evil" not in outs[0][0].lower() and b"X-A" not in outs[0][0], (kind, outs[0][0])
             if kind == "echo" and req is REQUESTS[0]:
                 example = outs[0][1]
             checked += 1
-    assert Closing.closed == 2 * len(REQUESTS), Closing.closed
+    assert Closing.closed == 2 * (len(REQUESTS) - len(BAD_LENGTH)), Closing.closed  # a 400 calls no app
 
     # The scoreboard writers against the struct-based ones: two workers'
     # slots, written the same way, must hold the same bytes (but for the

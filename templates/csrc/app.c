@@ -166,15 +166,17 @@ static int run_app(int conn, PyObject *env, const char *body, Py_ssize_t blen) {
     responder_reset(r, conn, proto);
     PyObject *cl = get(env, s_CONTENT_LENGTH);
     if (nonempty(cl) && PyUnicode_CompareWithASCIIString(cl, "0") != 0) {
-        Py_ssize_t length = 0;
-        PyObject *num = PyNumber_Long(cl); /* int(cl), as worker.py */
-        if (num) {
-            length = PyLong_AsSsize_t(num);
-            Py_DECREF(num);
-        }
-        if (PyErr_Occurred()) {
+        /* worker.py's Input.length_of decides (one rule for both paths) */
+        PyObject *num = PyObject_CallMethod(H.input_cls, "length_of", "O", cl);
+        Py_ssize_t length = num ? PyLong_AsSsize_t(num) : -1;
+        Py_XDECREF(num);
+        if (length < 0) {
+            if (PyErr_Occurred()) report_pending("CONTENT_LENGTH");
+            PyObject *x = PyObject_CallFunction(H.error_page, "iiO", conn, 400, proto);
+            Py_XDECREF(x);
             PyErr_Clear();
-            length = 0;
+            Py_DECREF(proto);
+            return 400;
         }
         inp = PyObject_CallFunction(H.input_cls, "iy#n", conn, body, blen, length);
     } else {

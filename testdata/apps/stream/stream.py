@@ -2,7 +2,8 @@
 is always called (it leaves a marker file next to the app). /gated yields
 its first chunk, then waits (10 s at most) until the client, having read
 it, creates go.marker next to the app; it sends X-Accel-Buffering: no, as
-an app that streams behind nginx does (nginx buffers a response otherwise)."""
+an app that streams behind nginx does (nginx buffers a response otherwise).
+/forever streams until the client leaves."""
 import os
 import time
 
@@ -32,7 +33,23 @@ def gated():
     yield b"released\n" if os.path.exists(go) else b"timed out\n"
 
 
+class Forever:
+    """64 KB chunks until the client goes away; close() says so."""
+
+    def __iter__(self):
+        chunk = b"x" * 65536
+        while True:
+            yield chunk
+
+    def close(self):
+        with open(os.path.join(HERE, "forever.marker"), "a") as f:
+            f.write("closed\n")
+
+
 def application(environ, start_response):
+    if environ.get("PATH_INFO") == "/forever":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return Forever()
     if environ.get("PATH_INFO") == "/gated":
         start_response("200 OK", [("Content-Type", "text/plain"), ("X-Accel-Buffering", "no")])
         return gated()
