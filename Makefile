@@ -12,7 +12,7 @@ TEST_PKGS  := nginx python3-venv python3-flask python3-django python3-dev gcc uw
 BENCH_PKGS := uwsgi-core uwsgi-plugin-python3 wrk curl
 
 # package:FuzzTarget pairs run by `make fuzz`.
-FUZZ := ./nginxconf:FuzzParseFile ./nginxconf:FuzzRender ./nginxconf:FuzzNames ./uwsgictl/wire:FuzzDecode ./uwsgictl/control:FuzzLoadRequest
+FUZZ := ./nginxconf:FuzzParseFile ./nginxconf:FuzzRender ./nginxconf:FuzzNames ./uwsgictl/wire:FuzzDecode ./uwsgictl/control:FuzzLoadRequest ./uwsgictl/daemon:FuzzWorkerHeaders
 
 # The benchmark scripts shared with the project (beside the repository).
 SHARED_BENCH ?= ../shared/bench
