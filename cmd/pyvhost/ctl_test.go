@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -81,9 +80,7 @@ func TestCtlPermissionDenied(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs the daemon (make test runs it)")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run the client as another user")
-	}
+	daemontest.NeedRoot(t, "to run the client as another user")
 	ctl, _ := startDaemonWithApp(t)
 	cmd := exec.Command(daemontest.Binary(t), "ctl", "status", "--ctl", ctl)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}

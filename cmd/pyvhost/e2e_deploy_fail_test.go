@@ -90,8 +90,8 @@ func TestDeployFailuresLeaveEverythingAsItWas(t *testing.T) {
 	domains := map[string]string{"conflicting domain": "other.test", "invalid domain": "bad_domain;.test"}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.name == "root-owned app dir" && os.Geteuid() != 0 {
-				t.Skip("only root drops apps to their dir's owner")
+			if tc.name == "root-owned app dir" {
+				daemontest.NeedRoot(t, "only root drops apps to their dir's owner")
 			}
 			domain := domains[tc.name]
 			if domain == "" {

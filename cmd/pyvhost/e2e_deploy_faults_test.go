@@ -10,26 +10,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// needRoot skips a test only root can run, except in CI, where it fails:
-// CI runs as root, and a skipped fault test there would hide a regression.
-func needRoot(t *testing.T, why string) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("needs root (%s), and CI runs as root", why)
-	}
-	t.Skipf("needs root: %s", why)
-}
+	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
+)
 
 // readOnly makes dir read-only (a read-only bind mount: root ignores file
 // modes) until the test ends.
 func readOnly(t *testing.T, dir string) {
 	t.Helper()
-	needRoot(t, "a read-only bind mount")
+	daemontest.NeedRoot(t, "a read-only bind mount")
 	for _, args := range [][]string{{"--bind", dir, dir}, {"-o", "remount,ro,bind", dir}} {
 		if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
 			exec.Command("umount", dir).Run()
@@ -127,7 +116,7 @@ func TestFaultDeployFailedFirstLeavesNoTrace(t *testing.T) {
 // deploy, once there is room, works.
 func TestFaultDeployFullStateDir(t *testing.T) {
 	skipShort(t)
-	needRoot(t, "a small tmpfs as the state dir")
+	daemontest.NeedRoot(t, "a small tmpfs as the state dir")
 	e := newDeployEnv(t, true)
 	if err := os.MkdirAll(e.state, 0o700); err != nil {
 		t.Fatal(err)

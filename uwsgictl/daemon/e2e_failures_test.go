@@ -119,9 +119,7 @@ func TestRefusals(t *testing.T) {
 // not run (it would run as root) unless --allow-root-apps.
 func TestRootOwnedAppRefused(t *testing.T) {
 	slow(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the daemon drops privileges only when it has them")
-	}
+	daemontest.NeedRoot(t, "the daemon drops privileges only when it has them")
 	dir := daemontest.Dir(t)
 	venv := daemontest.Venv(t)
 	hello := daemontest.App(t, dir, "hello")

@@ -370,3 +370,17 @@ func Pythons(t testing.TB) []Python {
 	t.Logf("Pythons: %v", found)
 	return found
 }
+
+// NeedRoot skips a test only root can run, except under CI, where it
+// fails: CI runs as root, and a skipped test there would hide a
+// regression.
+func NeedRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("needs root (%s), and CI runs as root", why)
+	}
+	t.Skipf("needs root: %s", why)
+}
