@@ -1,7 +1,7 @@
 package main
 
-// Deploys under faults: a read-only config dir, a full state dir, a first
-// deploy that fails.
+// Deploys under faults: a read-only or full config dir, a full state dir,
+// a first deploy that fails.
 
 import (
 	"fmt"
@@ -145,6 +145,47 @@ func TestFaultDeployFullStateDir(t *testing.T) {
 	t.Logf("%s", errOut)
 	e.unchanged(before, false, "a deploy with a full state dir")
 	e.want("good.test", "/", 200, "hello from good.test")
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	e.deploy("good.test", "--app-dir", good, "--module", "good", "--venv", venv, "--alias", "www.good.test")
+	e.want("www.good.test", "/", 200, "hello from www.good.test")
+}
+
+// TestFaultDeployFullConfigDir: with no space left where nginx's site
+// files go, a deploy fails in one line naming the full disk, every file is
+// as it was (a half-written file is never left to be loaded), and nginx
+// serves on.
+func TestFaultDeployFullConfigDir(t *testing.T) {
+	skipShort(t)
+	daemontest.NeedRoot(t, "a small tmpfs as nginx's sites-available")
+	e := newDeployEnv(t, true)
+	avail := filepath.Join(e.dir, "sites-available")
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", avail).CombinedOutput(); err != nil {
+		t.Fatalf("mount a tmpfs on %s: %v %s", avail, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", avail).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", avail, err, out)
+		}
+	})
+	venv := daemontest.Venv(t)
+	good := e.app("good", map[string]string{"good.py": helloPy})
+	e.deploy("good.test", "--app-dir", good, "--module", "good", "--venv", venv, "--listen", e.listen)
+	filler := filepath.Join(avail, ".filler") // a dot-file: nginx's include glob skips it
+	fill(t, filler)
+	before := e.snapshot(true)
+	for _, args := range [][]string{
+		{"deploy", "new.test", "--app-dir", good, "--module", "good", "--venv", venv, "--listen", e.listen, "--yes"},
+		{"deploy", "good.test", "--app-dir", good, "--module", "good", "--venv", venv, "--alias", "www.good.test", "--yes"},
+	} {
+		code, out, errOut := e.run(args...)
+		if code == 0 || !strings.Contains(errOut, "no space left on device") || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+			t.Fatalf("%s %s with a full config dir: exit %d\n%s\nstderr: %s\nwant one line naming the full disk", args[0], args[1], code, out, errOut)
+		}
+		e.unchanged(before, true, args[1]+" with a full config dir")
+		e.want("good.test", "/", 200, "hello from good.test")
+	}
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}

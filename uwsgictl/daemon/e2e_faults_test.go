@@ -91,7 +91,8 @@ func TestFaultAppExitStatus(t *testing.T) {
 // TestFaultMasterKilledWhileForking: the master SIGKILLed at a random
 // moment while workers are forked all the time (-R 1): every worker and
 // zygote goes with it (none orphaned, none spinning on a dead socket), and
-// a new daemon starts on the same sockets at once.
+// a new daemon starts on the same sockets at once. nginx sees errors only
+// in the gap: none before the kill, none once the new daemon is up.
 func TestFaultMasterKilledWhileForking(t *testing.T) {
 	slow(t)
 	e, d, socks := unixEnv(t, []string{"-p", "4", "-R", "1"}, "hello")
@@ -100,6 +101,9 @@ func TestFaultMasterKilledWhileForking(t *testing.T) {
 		l := startLoad(e, "hello.test", 4)
 		time.Sleep(time.Duration(50+rand.IntN(300)) * time.Millisecond) // the random point of the kill
 		master, pids := d.PID(), daemontest.Descendants(d.PID())
+		if n := l.failed.Load(); n > 0 {
+			t.Fatalf("round %d: %d requests failed before the kill (-R 1 recycling must cost nothing)\n%s", round, n, d.Log())
+		}
 		d.Signal(t, syscall.SIGKILL)
 		if _, ok := d.Wait(5 * time.Second); !ok {
 			t.Fatal("master survived SIGKILL")
@@ -111,6 +115,11 @@ func TestFaultMasterKilledWhileForking(t *testing.T) {
 		if code, body := e.get(t, "hello.test", "/"); code != 200 {
 			t.Fatalf("round %d: new daemon: %d %q\n%s", round, code, body, d.Log())
 		}
+		after := startLoad(e, "hello.test", 4)
+		for start := time.Now(); after.ok.Load() < 200 && time.Since(start) < 10*time.Second; {
+			time.Sleep(5 * time.Millisecond) // until 200 requests were answered (the load runs meanwhile)
+		}
+		after.end(t, d, fmt.Sprintf("round %d: after the new daemon was up", round))
 	}
 }
 
