@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
@@ -45,6 +46,7 @@ func Begin(stateDir string, changes []nginxconf.Change) (*Transaction, error) {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
 	t := &Transaction{journal: filepath.Join(stateDir, journalName)}
+	removeStaleTemps(t.journal)
 	if _, err := os.Stat(t.journal); err == nil {
 		return nil, fmt.Errorf("an unfinished change is recorded in %s: run the command again to repair it first", t.journal)
 	}
@@ -144,6 +146,7 @@ func restore(entries []journalEntry) error {
 	var errs []error
 	for i := len(entries) - 1; i >= 0; i-- {
 		e := entries[i]
+		removeStaleTemps(e.Path) // a write killed half-way leaves its temp file
 		if asRecorded(e) {
 			continue // never changed (or already put back): nothing to write
 		}
@@ -215,6 +218,36 @@ func Recover(stateDir string) (bool, error) {
 	return true, os.Remove(path)
 }
 
+// tempPrefix is how writeFileAtomic names its temp file next to path.
+func tempPrefix(path string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".pyvhost-")
+}
+
+// removeStaleTemps removes the temp files of writes to path that never
+// reached their rename (the process was killed). Only callers holding the
+// deploy lock use it: no other write can be under way.
+func removeStaleTemps(path string) {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	stale, _ := filepath.Glob(globEscape(tempPrefix(path)) + "*")
+	for _, p := range stale {
+		_ = os.Remove(p)
+	}
+}
+
+// globEscape quotes the characters filepath.Glob treats specially.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 // writeFileAtomic replaces path's content in one rename: a temp dot-file in
 // the same directory (dot-files are never loaded by nginx's globs),
 // fsynced, renamed over the target. A symlink is followed, so the link
@@ -223,7 +256,7 @@ func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		path = real
 	}
-	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.pyvhost-%d", filepath.Base(path), time.Now().UnixNano()))
+	tmp := fmt.Sprintf("%s%d", tempPrefix(path), time.Now().UnixNano())
 	if err := writeSynced(tmp, data, mode); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, bare(err))

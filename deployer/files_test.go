@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -178,5 +179,49 @@ func TestRecoverAfterCrash(t *testing.T) {
 	}
 	if repaired, err := Recover(state); err != nil || repaired {
 		t.Fatalf("second Recover: %v %v, want nothing to do", repaired, err)
+	}
+}
+
+// TestRepairRemovesStaleTemps: a write killed between creating its temp
+// file and renaming it leaves a dot-file next to the target; the repair
+// (and the next journal) takes it away with the rest of the half-done
+// change.
+func TestRepairRemovesStaleTemps(t *testing.T) {
+	state, dir := t.TempDir(), t.TempDir()
+	target := filepath.Join(dir, "x[1].conf") // glob characters in the name are matched literally
+	if err := os.WriteFile(target, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Begin(state, []nginxconf.Change{{Kind: nginxconf.Modify, Path: target, New: []byte("new")}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{tempPrefix(target) + "123", tempPrefix(filepath.Join(state, journalName)) + "456"} {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := filepath.Join(dir, ".x.conf.pyvhost-789") // another file's temp: left alone
+	if err := os.WriteFile(other, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if repaired, err := Recover(state); err != nil || !repaired {
+		t.Fatalf("Recover: %v %v", repaired, err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "old" {
+		t.Fatalf("target %q after the repair", b)
+	}
+	if _, err := Begin(state, nil); err != nil { // the next change clears the journal's own temp
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if len(names) != 2 || !slices.Contains(names, ".x.conf.pyvhost-789") {
+		t.Fatalf("files after the repair: %v, want the target and the other file's temp", names)
+	}
+	if m, _ := filepath.Glob(filepath.Join(state, ".*pyvhost-*")); len(m) != 0 {
+		t.Fatalf("the journal's stale temp is still there: %v", m)
 	}
 }

@@ -37,6 +37,11 @@ func RecordRelease(stateDir string, r Release) (Release, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return r, fmt.Errorf("releases: %w", err)
 	}
+	if stale, _ := filepath.Glob(filepath.Join(dir, ".*.pyvhost-*")); len(stale) > 0 {
+		for _, p := range stale { // a release write killed half-way (we hold the deploy lock)
+			_ = os.Remove(p)
+		}
+	}
 	all, err := Releases(stateDir, r.Spec.Domain)
 	if err != nil {
 		return r, err

@@ -128,7 +128,9 @@ func TestFaultDeployNginxKilled(t *testing.T) {
 }
 
 // killNginx SIGKILLs nginx's master and its workers, as the OOM killer or
-// a crash would.
+// a crash would: its whole process group at once (nginx in the background
+// leads a session of its own), so the master cannot respawn a worker
+// between the kills and leave it holding the port.
 func (e *deployEnv) killNginx() {
 	b, err := os.ReadFile(filepath.Join(e.dir, "nginx.pid"))
 	if err != nil {
@@ -138,10 +140,7 @@ func (e *deployEnv) killNginx() {
 	if master <= 0 {
 		return
 	}
-	pids := append(daemontest.Descendants(master), master)
-	for _, p := range pids {
-		_ = syscall.Kill(p, syscall.SIGKILL)
-	}
+	_ = syscall.Kill(-master, syscall.SIGKILL)
 }
 
 func firstLine(s, empty string) string {
