@@ -138,6 +138,15 @@ func (d *Daemon) retireLocked(a *pool.App, why string) {
 			return
 		}
 	}
+	if !a.Running() {
+		// No process: nothing to finish, and a request handed to it now
+		// gets a 503. Gone at once, so ctl apps does not list, say, the
+		// app of a first deploy that failed and was rolled back.
+		a.Close(false)
+		a.Release()
+		d.log.logf("app %s (%s): removed: %s", a.ID, a.Name, why)
+		return
+	}
 	d.retiring = append(d.retiring, retiring{app: a, at: time.Now().Add(retireGrace)})
 	d.log.logf("app %s (%s): retiring: %s; it serves what is handed to it for %s, then stops", a.ID, a.Name, why, retireGrace)
 }
