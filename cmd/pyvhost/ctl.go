@@ -131,9 +131,12 @@ func appsTable(u *ui, apps []pool.AppStats) string {
 			rss += w.RSS
 		}
 		state := string(a.State)
-		if a.State == pool.Failed {
+		switch {
+		case a.Retiring: // replaced; it finishes what it was handed, then goes
+			state = u.dim.Render("retiring")
+		case a.State == pool.Failed:
 			state = u.err.Render(state)
-		} else if a.State == pool.Ready {
+		case a.State == pool.Ready:
 			state = u.ok.Render(state)
 		}
 		last := "-"

@@ -115,8 +115,8 @@ func addLiveState(ctl string, sites []nginxconf.ServerBlock) bool {
 			a := &sites[i].Apps[j]
 			a.State = string(pool.Cold)
 			for _, st := range apps.Apps {
-				if st.Pyhome == a.Pyhome && st.Chdir == a.Chdir && st.Script == a.Script {
-					a.State = string(st.State)
+				if st.Pyhome == a.Pyhome && st.Chdir == a.Chdir && st.Script == a.Script && !st.Retiring {
+					a.State = string(st.State) // the current pool's, not one finishing after a change
 				}
 			}
 		}
