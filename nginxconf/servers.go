@@ -161,28 +161,27 @@ func paramStrings(d config.IDirective) []string {
 }
 
 // PidFile is the main context's pid directive, "" when it has none.
-func (t *Tree) PidFile() string {
+func (t *Tree) PidFile() string { return t.mainValue("pid") }
+
+// User is the user nginx's worker processes run as: the main context's
+// user directive, else nginx's built-in default, nobody.
+func (t *Tree) User() string {
+	if u := t.mainValue("user"); u != "" {
+		return u
+	}
+	return "nobody"
+}
+
+// mainValue is the first value of a directive of the main context, includes
+// followed; "" when there is none.
+func (t *Tree) mainValue(name string) string {
 	main := t.byPath[t.Main]
 	for _, e := range t.expand(main, main.Config.Directives) {
-		if e.d.GetName() == "pid" {
+		if e.d.GetName() == name {
 			if v := values(paramStrings(e.d)); len(v) > 0 {
 				return v[0]
 			}
 		}
 	}
 	return ""
-}
-
-// User is the user nginx's worker processes run as: the main context's
-// user directive, else nginx's built-in default, nobody.
-func (t *Tree) User() string {
-	main := t.byPath[t.Main]
-	for _, e := range t.expand(main, main.Config.Directives) {
-		if e.d.GetName() == "user" {
-			if v := values(paramStrings(e.d)); len(v) > 0 {
-				return v[0]
-			}
-		}
-	}
-	return "nobody"
 }

@@ -80,8 +80,7 @@ func TestFaultWorkerAndZygoteSignals(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGSTOP} {
 		done := make(chan int, 1)
 		go func() { code, _, _ := e.try("crash.test", "/slow/30"); done <- code }()
-		waitBusy(t, ctl, "GET /slow/30")
-		busy := busyWorker(t, c, "GET /slow/30")
+		busy := waitBusy(t, ctl, "GET /slow/30")
 		if err := syscall.Kill(busy, sig); err != nil {
 			t.Fatal(err)
 		}
@@ -116,24 +115,6 @@ func TestFaultWorkerAndZygoteSignals(t *testing.T) {
 func appVars(t *testing.T, socks, name string) []wire.Var {
 	return []wire.Var{{Key: "UWSGI_PYHOME", Value: daemontest.Venv(t)}, {Key: "UWSGI_CHDIR", Value: filepath.Join(filepath.Dir(socks), name)},
 		{Key: "UWSGI_SCRIPT", Value: name}}
-}
-
-// busyWorker is the pid of the worker serving req.
-func busyWorker(t *testing.T, c *control.Client, req string) int {
-	t.Helper()
-	apps, err := c.Apps()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range apps.Apps {
-		for _, w := range a.Workers {
-			if w.State == "busy" && strings.HasPrefix(w.Request, req) {
-				return w.PID
-			}
-		}
-	}
-	t.Fatalf("no worker serves %q", req)
-	return 0
 }
 
 // waitExited waits until pid is gone (or a zombie nobody reaps).

@@ -152,8 +152,8 @@ func TestSIGHUPUnderLoad(t *testing.T) {
 }
 
 // waitBusy waits until a worker serves a request starting with req (as
-// the control socket reports it).
-func waitBusy(t *testing.T, ctl, req string) {
+// the control socket reports it) and returns its pid.
+func waitBusy(t *testing.T, ctl, req string) int {
 	t.Helper()
 	c, err := control.Dial(ctl)
 	if err != nil {
@@ -167,12 +167,13 @@ func waitBusy(t *testing.T, ctl, req string) {
 		for _, a := range apps.Apps {
 			for _, w := range a.Workers {
 				if w.State == "busy" && strings.HasPrefix(w.Request, req) {
-					return
+					return w.PID
 				}
 			}
 		}
 	}
 	t.Fatalf("no worker busy with %q within 10 s", req)
+	return 0
 }
 
 // TestSignalsStopGracefully: SIGTERM lets an in-flight request finish.
