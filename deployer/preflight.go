@@ -5,25 +5,17 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/pyvhost/pyvhost/templates"
 )
 
-// preflightPy imports the app the way templates/worker.py's load_app does
-// (chdir, the app dir first on sys.path, module[:callable], default
-// callable "application") and exits 3 with the traceback on failure.
-const preflightPy = `import os, sys, traceback
-chdir, script = sys.argv[1], sys.argv[2]
+// preflightPy imports the app with the worker's own load_app_from
+// (templates/loadapp.py: a factory is called too) and exits 3 with the
+// traceback on failure.
+var preflightPy = templates.LoadAppPy + `
+import sys, traceback
 try:
-    os.chdir(chdir)
-    sys.path.insert(0, chdir)
-    module, _, name = script.partition(":")
-    mod = __import__(module)
-    for part in module.split(".")[1:]:
-        mod = getattr(mod, part)
-    app = getattr(mod, name or "application", None)
-    if app is None:
-        raise AttributeError("module %r has no callable %r" % (module, name or "application"))
-    if not callable(app):
-        raise TypeError("%s:%s is not callable" % (module, name or "application"))
+    load_app_from(sys.argv[1], sys.argv[2])
 except BaseException:
     traceback.print_exc()
     sys.exit(3)

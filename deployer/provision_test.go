@@ -169,8 +169,8 @@ func TestPreflight(t *testing.T) {
 		{"named:make", ""},
 		{"pkg.wsgi", ""},
 		{"syntax", "SyntaxError"},
-		{"nocall", "has no callable 'application'"},
-		{"named:missing", "has no callable 'missing'"},
+		{"nocall", "no callable 'application' in nocall"},
+		{"named:missing", "no callable 'missing' in named"},
 		{"notcall", "is not callable"},
 		{"absent", "No module named 'absent'"},
 	}

@@ -101,7 +101,8 @@ func ValidatePath(what, p string) error {
 	return nil
 }
 
-// ValidateModule checks MOD[:CALLABLE]: dotted Python identifiers.
+// ValidateModule checks MOD[:CALLABLE]: dotted Python identifiers, the
+// callable optionally an app factory called without arguments (NAME()).
 func ValidateModule(what, m string) error {
 	if err := checkSafe(what, m); err != nil {
 		return err
@@ -112,8 +113,8 @@ func ValidateModule(what, m string) error {
 			return fmt.Errorf("%s %q: %q is not a Python identifier (want package.module[:callable])", what, m, part)
 		}
 	}
-	if hasCallable && !isIdentifier(callable) {
-		return fmt.Errorf("%s %q: callable %q is not a Python identifier", what, m, callable)
+	if hasCallable && !isIdentifier(strings.TrimSuffix(callable, "()")) {
+		return fmt.Errorf("%s %q: callable %q is not a Python identifier (or an app factory's, called without arguments: NAME())", what, m, callable)
 	}
 	return nil
 }

@@ -21,10 +21,17 @@ var SiteConf string
 var UwsgiParams string
 
 // WorkerPy is the Python program that runs one app's zygote and workers
-// for the daemon.
-//
+// for the daemon: worker.py with LoadAppPy spliced in at its marker.
+var WorkerPy = strings.Replace(workerPy, "# @LOADAPP@ (templates/loadapp.py is spliced in here: load_app_from)\n", LoadAppPy, 1)
+
 //go:embed worker.py
-var WorkerPy string
+var workerPy string
+
+// LoadAppPy defines load_app_from, how an app is found and imported: the
+// worker's and the deploy's preflight import's one definition.
+//
+//go:embed loadapp.py
+var LoadAppPy string
 
 // speedupsSrc is the optional C request path of the worker: csrc/speedups.c
 // and the parts it includes.

@@ -187,25 +187,13 @@ def send_ctl(ev):
 # Loading the app
 
 
+# @LOADAPP@ (templates/loadapp.py is spliced in here: load_app_from)
+
+
 def load_app():
-    """Import the app exactly as the daemon's users expect uWSGI to:
-    chdir, the app directory first on sys.path, module[:callable]."""
-    chdir = CFG.get("chdir")
-    if chdir:
-        os.chdir(chdir)
-        sys.path.insert(0, chdir)
-    script = CFG["script"]
-    module, _, callable_name = script.partition(":")
-    callable_name = callable_name or "application"
-    mod = __import__(module)
-    for part in module.split(".")[1:]:
-        mod = getattr(mod, part)
-    app = getattr(mod, callable_name, None)
-    if app is None:
-        raise AttributeError("module %r has no callable %r" % (module, callable_name))
-    if not callable(app):
-        raise TypeError("%s:%s is not callable" % (module, callable_name))
-    return app
+    """Import the app exactly as the daemon's users expect uWSGI to (see
+    load_app_from: module[:callable], module:factory())."""
+    return load_app_from(CFG.get("chdir"), CFG["script"])
 
 
 def set_limits():

@@ -288,6 +288,14 @@ func (e *deployEnv) app(name string, files map[string]string) string {
 		e.t.Fatal(err)
 	}
 	for f, src := range files {
+		if sub := filepath.Dir(f); sub != "." { // a package: its directory too
+			if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+				e.t.Fatal(err)
+			}
+			if err := os.Chown(filepath.Join(dir, sub), uid, gid); err != nil {
+				e.t.Fatal(err)
+			}
+		}
 		write(e.t, filepath.Join(dir, f), src)
 		if err := os.Chown(filepath.Join(dir, f), uid, gid); err != nil {
 			e.t.Fatal(err)

@@ -57,7 +57,7 @@ func TestDeployFailuresLeaveEverythingAsItWas(t *testing.T) {
 			stderr: []string{`step "preflight" failed`, "SyntaxError", `File "` + filepath.Join(e.dir, "apps", "syntax-error", "bad.py")}},
 		{name: "missing callable", files: map[string]string{"nocall.py": "app = None\n"},
 			args: []string{"--module", "nocall:app", "--venv", venv}, code: 1,
-			stderr: []string{`step "preflight" failed`, "module 'nocall' has no callable 'app'"}},
+			stderr: []string{`step "preflight" failed`, "no callable 'app' in nocall"}},
 		{name: "missing module", files: map[string]string{"other.py": helloPy},
 			args: []string{"--module", "absent", "--venv", venv}, code: 1,
 			stderr: []string{`step "preflight" failed`, "No module named 'absent'"}},
