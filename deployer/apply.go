@@ -109,7 +109,7 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		d.undo.nginxReloaded = true
 		return d.opts.Nginx.Reload(ctx)
 	case StepSmoke:
-		return smokeSite(ctx, d.opts.Nginx, d.client, app, d.SmokeAddr, d.Site.Spec, d.SmokePath)
+		return smokeSite(ctx, d.opts.Nginx, d.client, app, d.SmokeAddr, d.Site.Spec, append([]string{d.SmokePath}, d.SmokeExtra...))
 	case StepRelease:
 		if err := recordChange(d.opts.StateDir, d.Site); err != nil {
 			return err

@@ -58,7 +58,7 @@ func (cc *ConfigChange) plan(before TestResult) {
 		add(StepLoad, "stop %s (%s) in the daemon", a.Module, a.AppDir)
 	}
 	if cc.Smoke != "" {
-		add(StepSmoke, "GET http://%s%s with Host: %s must answer below 500", smokeAddr(cc.Site.Spec.Listen), cc.Smoke, strings.Join(smokeHosts(cc.Site.Spec), ", "))
+		add(StepSmoke, "%s", smokeStep(smokeAddr(cc.Site.Spec.Listen), cc.Site.Spec, []string{cc.Smoke}, len(cc.Site.Spec.Apps) > 0))
 	}
 	if len(cc.Purge) > 0 {
 		add(StepPurge, "remove %s", strings.Join(cc.Purge, ", "))
@@ -109,7 +109,7 @@ func (cc *ConfigChange) run(ctx context.Context, s Step) error {
 		if len(cc.Site.Spec.Apps) > 0 {
 			app = &cc.Site.Spec.Apps[0]
 		}
-		return smokeSite(ctx, cc.env.Nginx, cc.client, app, smokeAddr(cc.Site.Spec.Listen), cc.Site.Spec, cc.Smoke)
+		return smokeSite(ctx, cc.env.Nginx, cc.client, app, smokeAddr(cc.Site.Spec.Listen), cc.Site.Spec, []string{cc.Smoke})
 	case StepPurge:
 		for _, dir := range cc.Purge {
 			if err := os.RemoveAll(dir); err != nil {

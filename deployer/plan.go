@@ -47,9 +47,10 @@ type Facts struct {
 	RunAs        string // user the daemon will run the app as (preflight imports as it); "" = us
 
 	Daemon     DaemonFacts
-	SmokeAddr  string // host:port nginx listens on for the site
-	SmokePath  string
-	ConfigSame bool // the nginx files already say this: no write, no reload
+	SmokeAddr  string   // host:port nginx listens on for the site
+	SmokePath  string   // the site's (or the mount's) root; "" = no smoke test (--smoke-path none)
+	SmokeExtra []string // --smoke-path: more paths, each must end in a 2xx
+	ConfigSame bool     // the nginx files already say this: no write, no reload
 }
 
 // DaemonFacts is what the running daemon (if any) said.
@@ -115,11 +116,27 @@ func Plan(f Facts) []Step {
 	if !f.ConfigSame {
 		add(StepNginxReload, "reload nginx (start it if it is not running)")
 	}
-	add(StepSmoke, "GET http://%s%s with Host: %s must answer below 500", f.SmokeAddr, f.SmokePath, strings.Join(smokeHosts(f.Site.Spec), ", "))
+	if f.SmokePath != "" {
+		add(StepSmoke, "%s", smokeStep(f.SmokeAddr, f.Site.Spec, append([]string{f.SmokePath}, f.SmokeExtra...), app != nil))
+	}
 	if !f.ConfigSame {
 		add(StepRelease, "record the release (config, spec, time); keep the last %d", KeepReleases)
 	}
 	return steps
+}
+
+// smokeStep describes the smoke test of paths on every name of the site.
+// With an app it must answer with a 2xx; a static location, below 500.
+func smokeStep(addr string, spec nginxconf.SiteSpec, paths []string, app bool) string {
+	want := "answer below 500"
+	if app {
+		want = "be answered by the app with a 2xx (redirects within the site followed)"
+	}
+	s := fmt.Sprintf("GET http://%s%s with Host: %s must %s", addr, paths[0], strings.Join(smokeHosts(spec), ", "), want)
+	if len(paths) > 1 {
+		s += ", and " + strings.Join(paths[1:], ", ") + " too"
+	}
+	return s
 }
 
 func orUs(user string) string {

@@ -23,6 +23,7 @@ type Options struct {
 	SysSite      bool               // --system-site-packages
 	Requirements string             // "" = APP-DIR/requirements.txt when present
 	User         string             // --user; "" = www-data for a new app dir, when root and it exists
+	SmokePaths   []string           // --smoke-path: more paths that must answer 2xx; ["none"] = no smoke test
 	Runner       Runner
 	Nginx        *Nginx
 	StateDir     string
@@ -70,8 +71,27 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	} else if len(o.Spec.Statics) > 0 {
 		d.SmokePath = strings.TrimSuffix(o.Spec.Statics[0].URL, "/") + "/"
 	}
+	if err := d.smokePaths(o.SmokePaths); err != nil {
+		return nil, err
+	}
 	d.Steps = Plan(d.Facts)
 	return d, nil
+}
+
+// smokePaths applies --smoke-path: "none" alone turns the smoke test off;
+// other values are paths on the site that must answer 2xx too.
+func (d *Deployment) smokePaths(paths []string) error {
+	if len(paths) == 1 && paths[0] == "none" {
+		d.SmokePath = ""
+		return nil
+	}
+	for _, p := range paths {
+		if p == "none" || !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\r\n#") {
+			return &nginxconf.InvalidError{Err: fmt.Errorf("--smoke-path %q: want a path on the site such as /healthz (or none alone, to skip the smoke test)", p)}
+		}
+	}
+	d.SmokeExtra = paths
+	return nil
 }
 
 // loadPassingConfig reads nginx's configuration, refusing to build on one

@@ -2,9 +2,12 @@ package deployer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -16,60 +19,61 @@ import (
 // the daemon); nil when there is no app to ask about (a static site).
 type ServedCount func() (uint64, error)
 
-// SmokeTest requests http://addr/path with Host: host through nginx until
-// it answers with a status below 500 — and, when served is given, until
-// the answer came from the deployed app: nginx applies a reload
-// asynchronously (the first tries may reach old workers), and a request
-// that another server block catches (a default_server, a wildcard) also
-// answers 200 without proving anything.
-//
-// nginxUp, when given, tells whether nginx runs: a refused connection
-// while it does not fails at once rather than after timeout.
-func SmokeTest(ctx context.Context, addr, host, path string, timeout time.Duration, served ServedCount, nginxUp func() bool) (int, error) {
+// maxRedirects bounds the redirects within the site a smoke test follows.
+const maxRedirects = 5
+
+// Smoke is one smoke test: a GET through nginx, with the site's Host,
+// that the deployed app itself must answer well. An answer that did not
+// come from the app (its served count did not move: another server block
+// caught the Host) does not count, and is asked again until Timeout. The
+// app's answer is the verdict: a 2xx passes; a redirect within the site is
+// followed (at most maxRedirects) and its end must pass; a redirect off
+// the site passes unless Strict (a --smoke-path must end in a 2xx);
+// anything else fails, as a *SmokeError. Without an app (Served nil: a
+// static location) nginx's own answer below 500 passes, a directory's 403
+// included.
+type Smoke struct {
+	Addr, Host, Path string
+	Timeout          time.Duration
+	Served           ServedCount
+	NginxUp          func() bool // when given: a refused connection while nginx is down fails at once
+	Strict           bool
+}
+
+// SmokeError is a smoke test the app failed: what it answered, and (added
+// by smokeSite) its log lines from meanwhile.
+type SmokeError struct {
+	URL     string   // the first request, with its Host
+	Chain   []string // "301 -> /login", … then the final status line
+	Body    string   // the final answer's first bytes
+	AppLog  string   // the daemon's log lines written during the test
+	LogFile string
+}
+
+func (e *SmokeError) Error() string {
+	msg := fmt.Sprintf("smoke test: %s answered %s", e.URL, strings.Join(e.Chain, ", then "))
+	if b := firstLine(e.Body); b != "" && !strings.HasSuffix(e.Chain[len(e.Chain)-1], b) {
+		msg += ": " + b // the app's own words (not the worker's error page repeating the status)
+	}
+	if e.LogFile != "" {
+		msg += " (the app's log: " + e.LogFile + ")"
+	}
+	return msg
+}
+
+// Run runs the smoke test; it returns the final status code.
+func (s Smoke) Run(ctx context.Context) (int, error) {
 	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}, Transport: &http.Transport{DisableKeepAlives: true}}
-	var base uint64
-	if served != nil {
-		n, err := served()
-		if err != nil {
-			return 0, fmt.Errorf("smoke test: ask the daemon: %w", err)
-		}
-		base = n
-	}
-	deadline := time.Now().Add(timeout)
-	var last string
+	deadline := time.Now().Add(s.Timeout)
 	for {
-		code, body, err := get(ctx, client, "http://"+addr+path, host)
-		switch {
-		case err != nil:
-			last = err.Error()
-			if nginxUp != nil && !nginxUp() {
-				return 0, fmt.Errorf("smoke test: http://%s%s: %v: nginx is not running (it stopped after the reload: see its error log)", addr, path, err)
-			}
-		case code >= 500:
-			last = fmt.Sprintf("%d %s", code, body)
-			// The app itself answered 5xx: a verdict, not a reload still
-			// under way.
-			if served != nil {
-				if n, err := served(); err == nil && n > base {
-					return code, fmt.Errorf("smoke test: the app answered http://%s%s (Host %s) with %s", addr, path, host, last)
-				}
-			}
-		case served == nil:
-			return code, nil
-		default:
-			n, err := served()
-			if err != nil {
-				return 0, fmt.Errorf("smoke test: ask the daemon: %w", err)
-			}
-			if n > base {
-				return code, nil
-			}
-			last = fmt.Sprintf("%d from something other than the app (is another server block catching Host %s?)", code, host)
+		code, retry, err := s.attempt(ctx, client)
+		if retry == "" {
+			return code, err
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("smoke test: http://%s%s with Host %s answered %s", addr, path, host, last)
+			return 0, fmt.Errorf("smoke test: http://%s%s with Host %s answered %s", s.Addr, s.Path, s.Host, retry)
 		}
 		select {
 		case <-ctx.Done():
@@ -79,36 +83,163 @@ func SmokeTest(ctx context.Context, addr, host, path string, timeout time.Durati
 	}
 }
 
-func get(ctx context.Context, client *http.Client, url, host string) (int, string, error) {
+// attempt asks once, following the site's redirects. A non-empty retry
+// says why there is no verdict yet (no connection, not the app's answer).
+func (s Smoke) attempt(ctx context.Context, client *http.Client) (code int, retry string, err error) {
+	path := s.Path
+	fail := &SmokeError{URL: fmt.Sprintf("http://%s%s (Host %s)", s.Addr, s.Path, s.Host)}
+	for hop := 0; ; hop++ {
+		base, err := s.count()
+		if err != nil {
+			return 0, "", err
+		}
+		res, err := get(ctx, client, "http://"+s.Addr+path, s.Host)
+		if err != nil {
+			if s.NginxUp != nil && !s.NginxUp() {
+				return 0, "", fmt.Errorf("smoke test: http://%s%s: %v: nginx is not running (it stopped after the reload: see its error log)", s.Addr, path, err)
+			}
+			return 0, err.Error(), nil
+		}
+		if n, err := s.count(); err != nil {
+			return 0, "", err
+		} else if s.Served != nil && n <= base {
+			return 0, fmt.Sprintf("%d from something other than the app (is another server block catching Host %s?)", res.code, s.Host), nil
+		}
+		switch loc := res.location; {
+		case res.code >= 200 && res.code < 300, s.Served == nil && res.code < 500 && (res.code < 300 || res.code >= 400):
+			return res.code, "", nil
+		case res.code >= 300 && res.code < 400 && loc != "":
+			next, onSite := s.onSite(path, loc)
+			fail.Chain = append(fail.Chain, fmt.Sprintf("%d -> %s", res.code, loc))
+			switch {
+			case !onSite && !s.Strict:
+				return res.code, "", nil // off the site (a login service, say): the app answered sanely
+			case !onSite:
+				fail.Chain = append(fail.Chain, "off the site, where --smoke-path wants a 2xx")
+				return res.code, "", fail
+			case hop == maxRedirects:
+				fail.Chain = append(fail.Chain, fmt.Sprintf("more than %d redirects", maxRedirects))
+				return res.code, "", fail
+			}
+			path = next
+		default:
+			fail.Chain, fail.Body = append(fail.Chain, res.status), res.body
+			return res.code, "", fail
+		}
+	}
+}
+
+func (s Smoke) count() (uint64, error) {
+	if s.Served == nil {
+		return 0, nil
+	}
+	n, err := s.Served()
+	if err != nil {
+		return 0, fmt.Errorf("smoke test: ask the daemon: %w", err)
+	}
+	return n, nil
+}
+
+// onSite resolves a redirect's Location against the request: the path to
+// ask next, and whether it stays on this site (same host, plain http).
+func (s Smoke) onSite(from, location string) (string, bool) {
+	base := &url.URL{Scheme: "http", Host: s.Host, Path: from}
+	u, err := base.Parse(location)
+	if err != nil || u.Scheme != "http" || !strings.EqualFold(u.Hostname(), s.Host) {
+		return "", false
+	}
+	return u.RequestURI(), true
+}
+
+type answer struct {
+	code             int
+	status, location string
+	body             string
+}
+
+func get(ctx context.Context, client *http.Client, url, host string) (answer, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
-		return 0, "", err
+		return answer{}, err
 	}
 	req.Host = host
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, "", err
+		return answer{}, err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
-	return resp.StatusCode, strings.TrimSpace(string(body)), nil
+	return answer{code: resp.StatusCode, status: resp.Status, location: resp.Header.Get("Location"),
+		body: strings.TrimSpace(string(body))}, nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
 }
 
 // smokeSite smoke-tests a site through nginx for deploy and rollback, on
-// every name it answers to (an alias is as much the change as the domain):
-// when the daemon answers and the site has an app, each answer must be the
-// app's.
-func smokeSite(ctx context.Context, n *Nginx, c *control.Client, app *nginxconf.AppSpec, addr string, spec nginxconf.SiteSpec, path string) error {
+// every name it answers to (an alias is as much the change as the domain)
+// and every path: when the daemon answers and the site has an app, each
+// answer must be the app's. A failure carries the app's log lines.
+func smokeSite(ctx context.Context, n *Nginx, c *control.Client, app *nginxconf.AppSpec, addr string, spec nginxconf.SiteSpec, paths []string) error {
 	var served ServedCount
 	if c != nil && app != nil {
 		served = servedBy(c, *app)
 	}
-	for _, host := range smokeHosts(spec) {
-		if _, err := SmokeTest(ctx, addr, host, path, 15*time.Second, served, n.up); err != nil {
-			return err
+	log := daemonLog(c)
+	for i, path := range paths {
+		for _, host := range smokeHosts(spec) {
+			sm := Smoke{Addr: addr, Host: host, Path: path, Timeout: 15 * time.Second, Served: served, NginxUp: n.up, Strict: i > 0}
+			if _, err := sm.Run(ctx); err != nil {
+				var se *SmokeError
+				if errors.As(err, &se) {
+					se.AppLog, se.LogFile = log.since(), log.path
+				}
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// logMark is the daemon's log file and its size when a smoke test began.
+type logMark struct {
+	path string
+	size int64
+}
+
+func daemonLog(c *control.Client) logMark {
+	if c == nil {
+		return logMark{}
+	}
+	st, err := c.Status()
+	if err != nil || st.LogFile == "" {
+		return logMark{}
+	}
+	m := logMark{path: st.LogFile}
+	if fi, err := os.Stat(st.LogFile); err == nil {
+		m.size = fi.Size()
+	}
+	return m
+}
+
+// since is what the log got after the mark: its last 40 lines.
+func (m logMark) since() string {
+	if m.path == "" {
+		return ""
+	}
+	f, err := os.Open(m.path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.NewSectionReader(f, m.size, 1<<20))
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // smokeHosts are Host headers that reach each of a site's names: a

@@ -2,6 +2,7 @@ package deployer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -57,27 +58,61 @@ func TestSmokeTest(t *testing.T) {
 	dir := t.TempDir()
 	addr := fmt.Sprintf("127.0.0.1:%d", nginxtest.FreePort(t))
 	conf := filepath.Join(dir, "nginx.conf")
-	body := fmt.Sprintf(`server { listen %s; server_name ok.test; location / { return 200 "fine"; } }
-server { listen %s; server_name broken.test; location / { uwsgi_pass unix:%s/none.sock; } }`, addr, addr, dir)
+	body := fmt.Sprintf(`server { listen %[1]s; server_name ok.test; location / { return 200 "fine"; } }
+server { listen %[1]s; server_name broken.test; location / { uwsgi_pass unix:%[2]s/none.sock; } }
+server { listen %[1]s; server_name redir.test;
+    location = / { return 301 /a; } location = /a { return 302 http://redir.test/b; } location = /b { return 200 "at b"; }
+    location = /loop { return 302 /loop; } location = /bad { return 301 /oops; } location = /oops { return 500 "boom"; }
+    location = /away { return 302 https://sso.example/login; } location = /denied { return 400 "DisallowedHost"; } }`, addr, dir)
 	if err := os.WriteFile(conf, []byte(nginxtest.MainConf(dir, body)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	nginxtest.Start(t, conf, addr)
-	if code, err := SmokeTest(context.Background(), addr, "ok.test", "/", 2*time.Second, nil, nil); err != nil || code != 200 {
-		t.Fatalf("healthy site: %d %v", code, err)
+	ctx := context.Background()
+	smoke := func(host, path string, strict bool, timeout time.Duration, served ServedCount) (int, error) {
+		return Smoke{Addr: addr, Host: host, Path: path, Timeout: timeout, Served: served, Strict: strict}.Run(ctx)
 	}
-	if _, err := SmokeTest(context.Background(), addr, "broken.test", "/", 500*time.Millisecond, nil, nil); err == nil || !strings.Contains(err.Error(), "502") {
+	for _, tc := range []struct {
+		host, path string
+		strict     bool
+		wantCode   int
+		wantErr    string // "" = passes
+	}{
+		{"ok.test", "/", false, 200, ""},
+		{"redir.test", "/", false, 200, ""},                // 301 -> /a -> 302 (absolute, same site) -> /b: 200
+		{"redir.test", "/away", false, 302, ""},            // off the site: the app answered sanely
+		{"redir.test", "/away", true, 302, "off the site"}, // a --smoke-path must end in a 2xx
+		{"redir.test", "/loop", false, 302, "more than 5 redirects"},
+		{"redir.test", "/bad", false, 500, "/oops, then 500 Internal Server Error: boom"},
+		{"redir.test", "/denied", false, 400, "answered 400 Bad Request: DisallowedHost"},
+	} {
+		n := uint64(0)
+		app := func() (uint64, error) { n++; return n, nil } // every answer counts as the app's
+		code, err := smoke(tc.host, tc.path, tc.strict, 2*time.Second, app)
+		var se *SmokeError
+		switch {
+		case tc.wantErr == "" && err != nil, tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.As(err, &se)):
+			t.Errorf("%s%s (strict %v): %v, want error %q", tc.host, tc.path, tc.strict, err, tc.wantErr)
+		case code != tc.wantCode:
+			t.Errorf("%s%s: code %d, want %d", tc.host, tc.path, code, tc.wantCode)
+		}
+	}
+	// No app (a static location): nginx's own answer below 500 passes.
+	if code, err := smoke("redir.test", "/denied", false, time.Second, nil); err != nil || code != 400 {
+		t.Errorf("a static location answering 400: %d %v, want a pass", code, err)
+	}
+	if _, err := smoke("broken.test", "/", false, 500*time.Millisecond, nil); err == nil || !strings.Contains(err.Error(), "502") {
 		t.Fatalf("site whose upstream is down: %v, want the 502", err)
 	}
 	// An answer that did not come from the app (the counter stays) is not
 	// a pass: another server block may be catching the Host.
 	never := func() (uint64, error) { return 7, nil }
-	if _, err := SmokeTest(context.Background(), addr, "ok.test", "/", 300*time.Millisecond, never, nil); err == nil || !strings.Contains(err.Error(), "something other than the app") {
+	if _, err := smoke("ok.test", "/", false, 300*time.Millisecond, never); err == nil || !strings.Contains(err.Error(), "something other than the app") {
 		t.Fatalf("answer not from the app: %v", err)
 	}
 	n := uint64(0)
 	counting := func() (uint64, error) { n++; return n, nil }
-	if _, err := SmokeTest(context.Background(), addr, "ok.test", "/", 2*time.Second, counting, nil); err != nil {
+	if _, err := smoke("ok.test", "/", false, 2*time.Second, counting); err != nil {
 		t.Fatalf("answer from the app: %v", err)
 	}
 }

@@ -65,6 +65,7 @@ func runDeploy(c *cli.Context) error {
 		Python:       c.String("python"),
 		SysSite:      c.Bool("system-site-packages"),
 		Requirements: c.String("requirements"),
+		SmokePaths:   c.StringSlice("smoke-path"),
 		User:         c.String("user"),
 		Runner:       env.Runner,
 		Nginx:        env.Nginx,
@@ -94,12 +95,15 @@ func runDeploy(c *cli.Context) error {
 func showTraceback(c *cli.Context, err error) {
 	var pe *deployer.PreflightError
 	var ae *control.APIError
+	var se *deployer.SmokeError
 	tb := ""
 	switch {
 	case errors.As(err, &pe):
 		tb = pe.Traceback
 	case errors.As(err, &ae):
 		tb = ae.Traceback
+	case errors.As(err, &se) && se.AppLog != "":
+		tb = "the daemon's log meanwhile (" + se.LogFile + "):\n" + se.AppLog
 	}
 	if tb != "" {
 		fmt.Fprintln(c.App.ErrWriter, strings.TrimRight(tb, "\n"))
@@ -114,6 +118,7 @@ func provisionFlags() []cli.Flag {
 		&cli.StringFlag{Name: "requirements", Usage: "pip requirements `FILE` (default: APP-DIR/requirements.txt when present)"},
 		&cli.StringFlag{Name: "user", Usage: "`USER` the app runs as: owns the app dir (default www-data for a new dir)"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and the diff; change nothing"},
+		&cli.StringSliceFlag{Name: "smoke-path", Usage: "another `PATH` the app must answer with a 2xx before the deploy counts (repeatable); none: no smoke test"},
 	}
 }
 

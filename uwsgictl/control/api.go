@@ -30,6 +30,7 @@ type Status struct {
 	NginxConf     string `json:"nginx_conf,omitempty"`
 	AppSockets    string `json:"app_sockets,omitempty"`
 	AllowRootApps bool   `json:"allow_root_apps,omitempty"`
+	LogFile       string `json:"log_file,omitempty"` // where the daemon and its apps log; "" = stderr
 }
 
 // Apps is GET /v1/apps.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 // Status is the daemon's summary for the control API.
 func (d *Daemon) Status() control.Status {
 	st := control.Status{Version: Version, PID: os.Getpid(), UptimeSec: time.Since(d.started).Seconds(), Sockets: []string{},
-		NginxConf: d.cfg.NginxConf, AppSockets: d.cfg.AppSockets, AllowRootApps: d.cfg.AllowRootApps}
+		NginxConf: d.cfg.NginxConf, AppSockets: d.cfg.AppSockets, AllowRootApps: d.cfg.AllowRootApps, LogFile: d.logFile()}
 	for _, l := range d.shared {
 		st.Sockets = append(st.Sockets, l.addr)
 	}
@@ -83,6 +84,17 @@ func (d *Daemon) AppList() control.Apps {
 
 // appWaitTimeout bounds how long a control request waits for an import.
 const appWaitTimeout = 90 * time.Second
+
+// logFile is --logto as an absolute path, "" when the daemon logs to stderr.
+func (d *Daemon) logFile() string {
+	if d.cfg.LogTo == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(d.cfg.LogTo); err == nil {
+		return abs
+	}
+	return d.cfg.LogTo
+}
 
 // findApp finds a running or known app by name or id.
 func (d *Daemon) findApp(ref string) (*pool.App, error) {
