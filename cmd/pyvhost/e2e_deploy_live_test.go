@@ -39,4 +39,8 @@ func TestDeployIsLiveWhenItSaysSo(t *testing.T) {
 		t.Fatalf("undeploy: %d\n%s\n%s", code, out, errOut)
 	}
 	e.wantEach(30, "live.example.com", "/", 200, "other site")
+	// Its app left the config and was stopped: ctl apps no longer lists it.
+	if _, apps, _ := e.run("ctl", "apps", "--json"); strings.Contains(apps, `"chdir": "`+app+`"`) {
+		t.Errorf("ctl apps still lists the undeployed app:\n%s", apps)
+	}
 }

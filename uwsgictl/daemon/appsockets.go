@@ -164,7 +164,7 @@ func (d *Daemon) pruneRetired() {
 	d.retiredListeners = nil
 	keep := d.retiring[:0]
 	for _, r := range d.retiring {
-		if now.Before(r.at) {
+		if now.Before(r.at) && r.app.Running() { // no process left (stopped meanwhile): nothing to wait for
 			keep = append(keep, r)
 			continue
 		}

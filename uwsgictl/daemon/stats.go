@@ -20,10 +20,14 @@ var Version = "dev"
 func (d *Daemon) Apps() []pool.AppStats {
 	var out []pool.AppStats
 	for _, a := range d.appList() {
-		st := a.Stats()
 		d.mu.Lock()
-		st.Retiring = d.apps[a.Key] != a
+		retiring := d.apps[a.Key] != a
 		d.mu.Unlock()
+		if retiring && !a.Running() {
+			continue // replaced and without processes: gone but for the next prune
+		}
+		st := a.Stats()
+		st.Retiring = retiring
 		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Num < out[j].Num })
