@@ -42,14 +42,15 @@ func Render(spec SiteSpec, opt RenderOptions) ([]byte, error) {
 		return nil, err
 	}
 	data := struct {
-		Domain, Listen, ServerNames string
-		Params                      []string
-		Apps                        []renderApp
-		Statics                     []renderStatic
+		Domain, Listen, ServerNames, MaxBody string
+		Params                               []string
+		Apps                                 []renderApp
+		Statics                              []renderStatic
 	}{
 		Domain:      spec.Domain,
 		Listen:      spec.Listen,
 		ServerNames: strings.Join(append([]string{spec.Domain}, spec.Aliases...), " "),
+		MaxBody:     spec.MaxBody,
 		Params:      []string{"include uwsgi_params;"},
 	}
 	if !opt.IncludeParams {

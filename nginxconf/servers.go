@@ -8,13 +8,14 @@ import (
 
 // ServerBlock is one http server block as nginx would load it.
 type ServerBlock struct {
-	File        string   `json:"file"`         // file as nginx loads it (symlink path in sites-enabled)
-	Line        int      `json:"line"`         // line where "server" starts
-	ServerNames []string `json:"server_names"` // quotes stripped, wildcards and regexes as written
-	Listen      []string `json:"listen"`       // each listen directive's parameters joined by a space
-	Managed     bool     `json:"managed"`      // the file is one pyvhost owns
-	Apps        []App    `json:"apps"`         // locations that uwsgi_pass
-	Static      []Static `json:"static"`       // locations that nginx serves from disk with alias
+	File        string   `json:"file"`               // file as nginx loads it (symlink path in sites-enabled)
+	Line        int      `json:"line"`               // line where "server" starts
+	ServerNames []string `json:"server_names"`       // quotes stripped, wildcards and regexes as written
+	Listen      []string `json:"listen"`             // each listen directive's parameters joined by a space
+	MaxBody     string   `json:"max_body,omitempty"` // the server's client_max_body_size, when it sets one
+	Managed     bool     `json:"managed"`            // the file is one pyvhost owns
+	Apps        []App    `json:"apps"`               // locations that uwsgi_pass
+	Static      []Static `json:"static"`             // locations that nginx serves from disk with alias
 }
 
 // App is a location that hands requests to a uwsgi daemon, with the params
@@ -112,6 +113,10 @@ func (t *Tree) server(se entry, httpParams params) ServerBlock {
 			s.ServerNames = append(s.ServerNames, values(paramStrings(e.d))...)
 		case "listen":
 			s.Listen = append(s.Listen, strings.Join(values(paramStrings(e.d)), " "))
+		case "client_max_body_size":
+			if v := values(paramStrings(e.d)); len(v) > 0 {
+				s.MaxBody = v[0]
+			}
 		}
 	}
 	t.locations(&s, body, inherited)

@@ -7,6 +7,11 @@ import (
 	"strings"
 )
 
+// DefaultMaxBody is a site's client_max_body_size unless --max-body says
+// otherwise: nginx's own default, 1m, refuses ordinary uploads (a phone's
+// photo) with a 413 the app never sees.
+const DefaultMaxBody = "16m"
+
 // DefaultAppSocketDir is where per-app unix sockets live unless --socket says
 // otherwise; the daemon's --app-sockets default.
 const DefaultAppSocketDir = "/run/pyvhost/apps"
@@ -16,6 +21,7 @@ type SiteSpec struct {
 	Domain  string
 	Aliases []string
 	Listen  string // PORT or ADDR:PORT; "" means 80
+	MaxBody string // client_max_body_size: nginx's SIZE (16m, 1g; 0 = no limit); "" means DefaultMaxBody
 	Apps    []AppSpec
 	Statics []StaticSpec
 
@@ -93,6 +99,9 @@ func (s *SiteSpec) Normalize() {
 	if s.Listen == "" {
 		s.Listen = "80"
 	}
+	if s.MaxBody == "" {
+		s.MaxBody = DefaultMaxBody
+	}
 	for i := range s.Apps {
 		a := &s.Apps[i]
 		a.Mount = NormalizeMount(a.Mount)
@@ -151,6 +160,9 @@ func (s *SiteSpec) validate(allowEmpty bool) error {
 		}
 	}
 	if err := ValidateListen("--listen", s.Listen); err != nil {
+		return err
+	}
+	if err := ValidateSize("--max-body", s.MaxBody); err != nil {
 		return err
 	}
 	if len(s.Apps) == 0 && len(s.Statics) == 0 && !allowEmpty {
@@ -223,6 +235,9 @@ func (s *SiteSpec) Merge(other SiteSpec) {
 	if other.Listen != "" {
 		s.Listen = other.Listen
 	}
+	if other.MaxBody != "" {
+		s.MaxBody = other.MaxBody
+	}
 	for _, a := range other.Apps {
 		replaced := false
 		for i := range s.Apps {
@@ -286,6 +301,7 @@ func SpecFromServer(b ServerBlock) SiteSpec {
 	if len(b.Listen) > 0 {
 		s.Listen = b.Listen[0]
 	}
+	s.MaxBody = b.MaxBody
 	for _, a := range b.Apps {
 		mount := a.ScriptName
 		if mount == "" {

@@ -131,6 +131,19 @@ func isIdentifier(s string) bool {
 	return true
 }
 
+// ValidateSize checks an nginx size: a number of bytes, with k, m or g
+// (either case) for KiB, MiB, GiB; 0 means no limit.
+func ValidateSize(what, v string) error {
+	if err := checkSafe(what, v); err != nil {
+		return err
+	}
+	n := strings.TrimRight(v, "kKmMgG")
+	if len(v)-len(n) > 1 || n == "" || len(n) > 12 || strings.Trim(n, "0123456789") != "" {
+		return fmt.Errorf("%s %q: want a size as nginx writes it, e.g. 16m, 512k or 1g (0: no limit)", what, v)
+	}
+	return nil
+}
+
 // MaxUnixPath is the longest unix socket path Linux takes (sun_path is 108
 // bytes with its NUL); nginx -t rejects a longer uwsgi_pass.
 const MaxUnixPath = 107

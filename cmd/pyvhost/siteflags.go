@@ -16,6 +16,7 @@ func siteFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "static", Usage: "let nginx serve `URL=DIR` itself (repeatable)"},
 		&cli.StringSliceFlag{Name: "alias", Usage: "another server `NAME` for the site (repeatable)"},
 		&cli.StringFlag{Name: "listen", Usage: "nginx listen `[ADDR:]PORT` (default 80)"},
+		&cli.StringFlag{Name: "max-body", Usage: "largest request body nginx takes, `SIZE` as nginx writes it (default " + nginxconf.DefaultMaxBody + "; 0: no limit); an unset one keeps the site's"},
 		&cli.StringFlag{Name: "socket", Usage: "uwsgi daemon `ADDR`: unix:/path.sock or host:port (default: the app's own socket in --app-sockets)"},
 		&cli.StringFlag{Name: "app-sockets", EnvVars: []string{"PYVHOST_APP_SOCKETS"}, Value: nginxconf.DefaultAppSocketDir, Usage: "`DIR` of per-app unix sockets; the daemon's --app-sockets"},
 	}
@@ -31,6 +32,7 @@ func specFromFlags(c *cli.Context) (nginxconf.SiteSpec, error) {
 		Domain:  c.Args().First(),
 		Aliases: c.StringSlice("alias"),
 		Listen:  c.String("listen"),
+		MaxBody: c.String("max-body"),
 
 		SocketDir: c.String("app-sockets"),
 	}

@@ -49,7 +49,7 @@ func startNginx(t *testing.T, dir string, sites ...site) *env {
 	e := &env{dir: dir, listen: fmt.Sprintf("127.0.0.1:%d", nginxtest.FreePort(t)), conf: filepath.Join(dir, "nginx.conf")}
 	var blocks []string
 	for _, s := range sites {
-		b, err := nginxconf.Render(nginxconf.SiteSpec{Domain: s.domain, Listen: e.listen, Apps: s.apps},
+		b, err := nginxconf.Render(nginxconf.SiteSpec{Domain: s.domain, Listen: e.listen, MaxBody: "200m", Apps: s.apps},
 			nginxconf.RenderOptions{IncludeParams: true})
 		if err != nil {
 			t.Fatal(err)
@@ -62,7 +62,7 @@ func startNginx(t *testing.T, dir string, sites ...site) *env {
 	}
 	write(t, filepath.Join(dir, "uwsgi_params"), string(params))
 	write(t, filepath.Join(dir, "sites.conf"), strings.Join(blocks, "\n"))
-	body := "    client_max_body_size 200m;\n    uwsgi_read_timeout 30s;\n    include sites.conf;"
+	body := "    uwsgi_read_timeout 30s;\n    include sites.conf;"
 	write(t, e.conf, nginxtest.MainConf(dir, body))
 	e.nginx = nginxtest.Start(t, e.conf, e.listen)
 	e.client = &http.Client{Timeout: 30 * time.Second}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
+)
+
+const uploadPy = `def application(environ, start_response):
+    n = 0
+    inp = environ["wsgi.input"]
+    while True:
+        b = inp.read(65536)
+        if not b:
+            break
+        n += len(b)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"got %d bytes\n" % n]
+`
+
+// TestDeployMaxBody: a site takes ordinary uploads by default (16m, not
+// nginx's 1m); --max-body raises it; a redeploy without the flag keeps it.
+func TestDeployMaxBody(t *testing.T) {
+	skipShort(t)
+	e := newDeployEnv(t, true)
+	venv := daemontest.Venv(t)
+	dir := e.app("upload", map[string]string{"upload.py": uploadPy})
+	post := func(mb int) (int, string) {
+		req, _ := http.NewRequest("POST", "http://"+e.listen+"/", bytes.NewReader(make([]byte, mb<<20)))
+		req.Host = "up.test"
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	want := func(mb, code int) {
+		t.Helper()
+		got, body := post(mb)
+		if got != code || (code == 200 && body != fmt.Sprintf("got %d bytes\n", mb<<20)) {
+			t.Fatalf("a %d MB upload: %d %q, want %d", mb, got, trim(body), code)
+		}
+	}
+	e.deploy("up.test", "--app-dir", dir, "--module", "upload", "--venv", venv, "--listen", e.listen)
+	want(5, 200) // nginx's own default would refuse it
+	want(20, 413)
+	out := e.deploy("up.test", "--app-dir", dir, "--module", "upload", "--venv", venv, "--max-body", "32m")
+	if !strings.Contains(out, "+    client_max_body_size 32m;") {
+		t.Errorf("the diff should show the new limit:\n%s", out)
+	}
+	want(20, 200)
+	e.deploy("up.test", "--app-dir", dir, "--module", "upload", "--venv", venv) // keeps 32m
+	want(20, 200)
+	if code, _, errOut := e.run("deploy", "up.test", "--app-dir", dir, "--module", "upload", "--max-body", "16mb", "--yes"); code != 2 || !strings.Contains(errOut, `--max-body "16mb": want a size as nginx writes it`) {
+		t.Fatalf("--max-body 16mb: %d %s", code, errOut)
+	}
+}
