@@ -24,6 +24,7 @@ type Options struct {
 	Requirements string             // "" = APP-DIR/requirements.txt when present
 	User         string             // --user; "" = www-data for a new app dir, when root and it exists
 	SmokePaths   []string           // --smoke-path: more paths that must answer 2xx; ["none"] = no smoke test
+	Force        bool               // --force: overwrite hand edits of pyvhost's file
 	Runner       Runner
 	Nginx        *Nginx
 	StateDir     string
@@ -58,6 +59,9 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	spec := o.Spec
 	spec.SocketDir = o.Daemon.AppSockets
 	if d.Site, err = tree.PlanSite(spec); err != nil {
+		return nil, err
+	}
+	if err := checkHandEdits(o.StateDir, d.Site, o.Force); err != nil {
 		return nil, err
 	}
 	d.Python, d.SysSite = d.opts.Python, o.SysSite

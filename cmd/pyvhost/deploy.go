@@ -66,6 +66,7 @@ func runDeploy(c *cli.Context) error {
 		SysSite:      c.Bool("system-site-packages"),
 		Requirements: c.String("requirements"),
 		SmokePaths:   c.StringSlice("smoke-path"),
+		Force:        c.Bool("force"),
 		User:         c.String("user"),
 		Runner:       env.Runner,
 		Nginx:        env.Nginx,
@@ -73,6 +74,7 @@ func runDeploy(c *cli.Context) error {
 		Daemon:       deployer.DaemonSetup{Exe: exe, Ctl: env.Ctl, StateDir: env.StateDir, AppSockets: c.String("app-sockets")},
 	})
 	if err != nil {
+		showTraceback(c, err) // a hand edit's diff
 		return err
 	}
 	if err := showPlan(c, out, d.Site, d.Steps); err != nil {
@@ -96,12 +98,15 @@ func showTraceback(c *cli.Context, err error) {
 	var pe *deployer.PreflightError
 	var ae *control.APIError
 	var se *deployer.SmokeError
+	var he *deployer.HandEditError
 	tb := ""
 	switch {
 	case errors.As(err, &pe):
 		tb = pe.Traceback
 	case errors.As(err, &ae):
 		tb = ae.Traceback
+	case errors.As(err, &he):
+		tb = "the edits made by hand (- as pyvhost wrote it, + as it is now):\n" + strings.TrimRight(he.Diff, "\n")
 	case errors.As(err, &se) && se.AppLog != "":
 		tb = "the daemon's log meanwhile (" + se.LogFile + "):\n" + se.AppLog
 	}
@@ -118,6 +123,7 @@ func provisionFlags() []cli.Flag {
 		&cli.StringFlag{Name: "requirements", Usage: "pip requirements `FILE` (default: APP-DIR/requirements.txt when present)"},
 		&cli.StringFlag{Name: "user", Usage: "`USER` the app runs as: owns the app dir (default www-data for a new dir)"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and the diff; change nothing"},
+		&cli.BoolFlag{Name: "force", Usage: "overwrite edits made by hand to pyvhost's file for the site (deploy shows them and refuses without it)"},
 		&cli.StringSliceFlag{Name: "smoke-path", Usage: "another `PATH` the app must answer with a 2xx before the deploy counts (repeatable); none: no smoke test"},
 	}
 }

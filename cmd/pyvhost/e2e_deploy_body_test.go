@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,4 +64,34 @@ func TestDeployMaxBody(t *testing.T) {
 	if code, _, errOut := e.run("deploy", "up.test", "--app-dir", dir, "--module", "upload", "--max-body", "16mb", "--yes"); code != 2 || !strings.Contains(errOut, `--max-body "16mb": want a size as nginx writes it`) {
 		t.Fatalf("--max-body 16mb: %d %s", code, errOut)
 	}
+}
+
+// TestDeployRefusesHandEdits: a line added by hand to pyvhost's file (the
+// client_max_body_size of the issue) is shown and the deploy refused, the
+// file untouched; --force overwrites it.
+func TestDeployRefusesHandEdits(t *testing.T) {
+	skipShort(t)
+	e := newDeployEnv(t, true)
+	venv := daemontest.Venv(t)
+	dir := e.app("edited", map[string]string{"edited.py": helloPy})
+	args := []string{"edited.test", "--app-dir", dir, "--module", "edited", "--venv", venv, "--listen", e.listen}
+	e.deploy(args...)
+	site := filepath.Join(e.dir, "sites-available", "edited.test.conf")
+	b, err := os.ReadFile(site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(b), "    location / {", "    add_header X-Hand-Edit yes;\n\n    location / {", 1)
+	write(t, site, edited)
+	before := e.snapshot(true)
+	code, _, errOut := e.run(append([]string{"deploy"}, append(args, "--alias", "www.edited.test", "--yes")...)...)
+	if code == 0 || !strings.Contains(errOut, "edited by hand since pyvhost wrote it (release 1)") || !strings.Contains(errOut, "+    add_header X-Hand-Edit yes;") {
+		t.Fatalf("a deploy over a hand edit: exit %d\n%s", code, errOut)
+	}
+	e.unchanged(before, true, "a deploy refused for a hand edit")
+	e.deploy(append(args, "--alias", "www.edited.test", "--force")...)
+	if b, _ := os.ReadFile(site); strings.Contains(string(b), "X-Hand-Edit") {
+		t.Fatalf("--force kept the hand edit:\n%s", b)
+	}
+	e.want("www.edited.test", "/", 200, "hello from www.edited.test")
 }
