@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -64,6 +65,9 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	if err := checkHandEdits(o.StateDir, d.Site, o.Force); err != nil {
 		return nil, err
 	}
+	if err := checkStaticDirs(o.Spec.Statics); err != nil {
+		return nil, err
+	}
 	d.Python, d.SysSite = d.opts.Python, o.SysSite
 	d.ConfigSame = len(d.Site.Changes) == 0
 	d.SmokeAddr = smokeAddr(d.Site.Spec.Listen)
@@ -80,6 +84,24 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	}
 	d.Steps = Plan(d.Facts)
 	return d, nil
+}
+
+// checkStaticDirs refuses a --static whose directory is not one: nginx
+// would answer every request there with a 404 (or 403), and nothing would
+// say why.
+func checkStaticDirs(statics []nginxconf.StaticSpec) error {
+	for _, s := range statics {
+		st, err := os.Stat(s.Dir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return &nginxconf.InvalidError{Err: fmt.Errorf("--static %s=%s: %s does not exist (create it with the files to serve, or name the directory that has them)", s.URL, s.Dir, s.Dir)}
+		case err != nil:
+			return fmt.Errorf("--static %s=%s: %w", s.URL, s.Dir, err)
+		case !st.IsDir():
+			return &nginxconf.InvalidError{Err: fmt.Errorf("--static %s=%s: %s is not a directory", s.URL, s.Dir, s.Dir)}
+		}
+	}
+	return nil
 }
 
 // smokePaths applies --smoke-path: "none" alone turns the smoke test off;

@@ -86,6 +86,9 @@ func TestDeployFailuresLeaveEverythingAsItWas(t *testing.T) {
 			stderr: []string{"reads its apps from " + e.conf}},
 		{name: "root-owned app dir", args: []string{"--app-dir", rootOwned, "--module", "rootowned", "--venv", venv}, code: 1,
 			stderr: []string{"is owned by root", "--user"}},
+		{name: "static dir missing", files: map[string]string{"st.py": helloPy},
+			args: []string{"--module", "st", "--venv", venv, "--static", "/static/=" + filepath.Join(e.dir, "no-such-dir")}, code: 2,
+			stderr: []string{"no-such-dir does not exist (create it with the files to serve"}},
 	}
 	domains := map[string]string{"conflicting domain": "other.test", "invalid domain": "bad_domain;.test"}
 	for _, tc := range cases {
