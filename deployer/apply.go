@@ -111,7 +111,7 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 	case StepSmoke:
 		return smokeSite(ctx, d.opts.Nginx, d.client, app, d.SmokeAddr, d.Site.Spec, append([]string{d.SmokePath}, d.SmokeExtra...))
 	case StepRelease:
-		if err := recordChange(d.opts.StateDir, d.Site); err != nil {
+		if err := recordChange(d.opts.StateDir, d.Site, d.undo.tx); err != nil {
 			return err
 		}
 		err := d.undo.tx.Commit()

@@ -118,7 +118,7 @@ func (cc *ConfigChange) run(ctx context.Context, s Step) error {
 		}
 		return nil
 	case StepRelease:
-		return recordChange(cc.env.StateDir, cc.Site)
+		return recordChange(cc.env.StateDir, cc.Site, cc.tx)
 	}
 	return fmt.Errorf("unknown step %q", s.ID)
 }

@@ -126,6 +126,20 @@ func applyChange(c nginxconf.Change) error {
 	return fmt.Errorf("unknown change %q", c.Kind)
 }
 
+// Track adds a file (or directory) the change is about to create outside
+// nginx's tree — a release — to the journal, so an interrupted change
+// removes it with the rest.
+func (t *Transaction) Track(path string, dir bool) error {
+	if t.has(path) {
+		return nil
+	}
+	t.entries = append(t.entries, journalEntry{Path: path, Dir: dir})
+	if err := writeJSONAtomic(t.journal, t.entries); err != nil {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	return nil
+}
+
 // Commit makes the changes final.
 func (t *Transaction) Commit() error {
 	if err := os.Remove(t.journal); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -225,3 +225,35 @@ func TestRepairRemovesStaleTemps(t *testing.T) {
 		t.Fatalf("the journal's stale temp is still there: %v", m)
 	}
 }
+
+// TestInterruptedChangeTakesItsRelease: a change killed after recording
+// its release but before its commit loses the release with its nginx
+// files, so the newest release is what nginx has (a deploy after the
+// repair would otherwise take the restored file for a hand edit).
+func TestInterruptedChangeTakesItsRelease(t *testing.T) {
+	state, dir := t.TempDir(), t.TempDir()
+	site := filepath.Join(dir, "example.com.conf")
+	cfg := []byte("server {\n    listen 80;\n    server_name example.com;\n    location / { return 200; }\n}\n")
+	sc := &nginxconf.SiteChanges{SitePath: site, Spec: nginxconf.SiteSpec{Domain: "example.com"},
+		Changes: []nginxconf.Change{{Kind: nginxconf.Create, Path: site, New: cfg}}}
+	tx, err := Begin(state, sc.Changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := recordChange(state, sc, tx); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := Releases(state, "example.com"); len(all) != 1 {
+		t.Fatalf("%d releases recorded, want 1", len(all))
+	}
+	// killed here: no Commit
+	if repaired, err := Recover(state); err != nil || !repaired {
+		t.Fatalf("Recover: %v %v", repaired, err)
+	}
+	if _, err := os.Stat(site); !os.IsNotExist(err) {
+		t.Fatalf("the site file after the repair: %v", err)
+	}
+	if _, err := os.Stat(releaseDir(state, "example.com")); !os.IsNotExist(err) {
+		t.Fatalf("the release dir after the repair: %v, want it gone with its release", err)
+	}
+}

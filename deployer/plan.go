@@ -51,6 +51,7 @@ type Facts struct {
 	SmokePath  string   // the site's (or the mount's) root; "" = no smoke test (--smoke-path none)
 	SmokeExtra []string // --smoke-path: more paths, each must end in a 2xx
 	ConfigSame bool     // the nginx files already say this: no write, no reload
+	NginxDown  bool     // nginx is not running: it is started even when the config is the same
 }
 
 // DaemonFacts is what the running daemon (if any) said.
@@ -113,8 +114,11 @@ func Plan(f Facts) []Step {
 			add(StepLoad, "load %s in the daemon and wait for its import", app.Module)
 		}
 	}
-	if !f.ConfigSame {
+	switch {
+	case !f.ConfigSame:
 		add(StepNginxReload, "reload nginx (start it if it is not running)")
+	case f.NginxDown:
+		add(StepNginxReload, "start nginx (it is not running)")
 	}
 	if f.SmokePath != "" {
 		add(StepSmoke, "%s", smokeStep(f.SmokeAddr, f.Site.Spec, append([]string{f.SmokePath}, f.SmokeExtra...), app != nil))

@@ -47,6 +47,8 @@ func TestPlanGolden(t *testing.T) {
 			Daemon: DaemonFacts{Running: true, PID: 4242}, SmokeAddr: "127.0.0.1:80", SmokePath: "/"}},
 		{"redeploy-changed-code", Facts{Site: sameSite, App: &sameSite.Spec.Apps[0], AppDirExists: true, VenvExists: true, RunAs: "www-data",
 			Daemon: DaemonFacts{Running: true, PID: 4242, AppRunning: true}, SmokeAddr: "127.0.0.1:80", SmokePath: "/", ConfigSame: true}},
+		{"redeploy-nginx-down", Facts{Site: sameSite, App: &sameSite.Spec.Apps[0], AppDirExists: true, VenvExists: true, RunAs: "www-data",
+			Daemon: DaemonFacts{Running: true, PID: 4242, AppRunning: true}, SmokeAddr: "127.0.0.1:80", SmokePath: "/", ConfigSame: true, NginxDown: true}},
 		{"add-mount-give-dir", Facts{Site: addMount, App: &addMount.Spec.Apps[1], AppDirExists: true, AppDirUser: "blog", VenvExists: true, RunAs: "blog",
 			Daemon: DaemonFacts{Running: true, PID: 4242}, SmokeAddr: "10.0.0.1:8080", SmokePath: "/blog/"}},
 		{"static-only", Facts{Site: staticOnly, SmokeAddr: "127.0.0.1:80", SmokePath: "/media/"}},

@@ -70,6 +70,7 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	}
 	d.Python, d.SysSite = d.opts.Python, o.SysSite
 	d.ConfigSame = len(d.Site.Changes) == 0
+	d.NginxDown = !o.Nginx.up()
 	d.SmokeAddr = smokeAddr(d.Site.Spec.Listen)
 	d.SmokePath = "/"
 	if len(o.Spec.Apps) > 0 {

@@ -33,7 +33,20 @@ func releaseDir(stateDir, domain string) string {
 // RecordRelease stores a release as the next number and keeps the last
 // KeepReleases.
 func RecordRelease(stateDir string, r Release) (Release, error) {
+	return recordRelease(stateDir, r, nil)
+}
+
+// recordRelease is RecordRelease within a change's transaction (tx, when
+// not nil): the release file (and a new release dir) is journalled before
+// it is written, so a change killed before its commit loses its release
+// with its nginx files, and the newest release stays what nginx has.
+func recordRelease(stateDir string, r Release, tx *Transaction) (Release, error) {
 	dir := releaseDir(stateDir, r.Spec.Domain)
+	if _, err := os.Stat(dir); err != nil && tx != nil {
+		if err := tx.Track(dir, true); err != nil {
+			return r, err
+		}
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return r, fmt.Errorf("releases: %w", err)
 	}
@@ -53,7 +66,13 @@ func RecordRelease(stateDir string, r Release) (Release, error) {
 	if r.Time.IsZero() {
 		r.Time = time.Now().UTC()
 	}
-	if err := writeJSONAtomic(filepath.Join(dir, fmt.Sprintf("%06d.json", r.N)), r); err != nil {
+	file := filepath.Join(dir, fmt.Sprintf("%06d.json", r.N))
+	if tx != nil {
+		if err := tx.Track(file, false); err != nil {
+			return r, err
+		}
+	}
+	if err := writeJSONAtomic(file, r); err != nil {
 		if len(all) == 0 {
 			_ = os.Remove(dir) // made just now: no empty release dir is left
 		}
@@ -95,7 +114,7 @@ func Releases(stateDir, domain string) ([]Release, error) {
 // recordChange records the site's file as a change leaves it (a deploy,
 // rollback or undeploy of one mount). The first time pyvhost records a
 // site, the file it replaced goes first, so rollback can return to it.
-func recordChange(stateDir string, sc *nginxconf.SiteChanges) error {
+func recordChange(stateDir string, sc *nginxconf.SiteChanges, tx *Transaction) error {
 	for _, c := range sc.Changes {
 		if c.Path != sc.SitePath || (c.Kind != nginxconf.Create && c.Kind != nginxconf.Modify) {
 			continue
@@ -105,23 +124,23 @@ func recordChange(stateDir string, sc *nginxconf.SiteChanges) error {
 			return err
 		}
 		if len(all) == 0 && c.Kind == nginxconf.Modify {
-			if err := recordConfig(stateDir, c.Path, c.Old); err != nil {
+			if err := recordConfig(stateDir, c.Path, c.Old, tx); err != nil {
 				return err
 			}
 		}
-		return recordConfig(stateDir, c.Path, c.New)
+		return recordConfig(stateDir, c.Path, c.New, tx)
 	}
 	return nil
 }
 
 // recordConfig records one version of a site's file, its spec read back
 // from the bytes.
-func recordConfig(stateDir, path string, config []byte) error {
+func recordConfig(stateDir, path string, config []byte, tx *Transaction) error {
 	spec, err := nginxconf.SpecFromFile(path, config)
 	if err != nil {
 		return err
 	}
 	spec.Normalize()
-	_, err = RecordRelease(stateDir, Release{Spec: spec, File: path, Config: config})
+	_, err = recordRelease(stateDir, Release{Spec: spec, File: path, Config: config}, tx)
 	return err
 }

@@ -110,8 +110,12 @@ func TestFaultDeployNginxKilled(t *testing.T) {
 			t.Fatal(err)
 		}
 		delay := time.Duration(rand.Int64N(int64(took)))
-		time.AfterFunc(delay, e.killNginx)
+		killed := make(chan struct{})
+		timer := time.AfterFunc(delay, func() { e.killNginx(); close(killed) })
 		err := cmd.Wait()
+		if !timer.Stop() {
+			<-killed // the kill has happened: it must not land in the next deploy
+		}
 		switch now := e.snapshot(false); {
 		case err == nil && now != with:
 			t.Fatalf("round %d (nginx killed after %v): the deploy succeeded but the files are not the deployed ones:\n%s", r, delay, now)
