@@ -204,9 +204,9 @@ func (a *App) Release() bool {
 	if a.released || !a.closed || a.cur != nil || a.next != nil || len(a.draining) > 0 {
 		return a.released
 	}
-	a.sb.release()
 	a.handoffR.Close()
 	a.handoffW.Close()
+	a.sb.release() // last: once the mapping is gone, so is everything else (what the tests watch)
 	a.released = true
 	return true
 }
