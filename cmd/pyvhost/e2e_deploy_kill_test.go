@@ -17,14 +17,6 @@ import (
 	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
 )
 
-// faultRounds is FAULT_ROUNDS (make faults sets 20), else def.
-func faultRounds(def int) int {
-	if n, err := strconv.Atoi(os.Getenv("FAULT_ROUNDS")); err == nil && n > 0 {
-		return n
-	}
-	return def
-}
-
 // TestFaultDeployKilled: a deploy SIGKILLed at a random point, then run
 // again, leaves nginx's files exactly as an uninterrupted deploy does (the
 // repair puts the half-done change back first), the site live; an
@@ -54,7 +46,7 @@ func TestFaultDeployKilled(t *testing.T) {
 	}
 	undeploy(0)
 
-	rounds := faultRounds(4)
+	rounds := daemontest.FaultRounds(4)
 	for r := 1; r <= rounds; r++ {
 		cmd := e.command(args...)
 		if err := cmd.Start(); err != nil {
@@ -99,7 +91,7 @@ func TestFaultDeployNginxKilled(t *testing.T) {
 	took := time.Since(start)
 	with := e.snapshot(false)
 
-	for r := 1; r <= faultRounds(3); r++ {
+	for r := 1; r <= daemontest.FaultRounds(3); r++ {
 		if code, out, errOut := e.run("undeploy", "nk.test", "--yes"); code != 0 {
 			t.Fatalf("round %d: undeploy: %d\n%s\n%s", r, code, out, errOut)
 		}

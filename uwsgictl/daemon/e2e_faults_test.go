@@ -22,14 +22,6 @@ import (
 	"github.com/pyvhost/pyvhost/uwsgictl/wire"
 )
 
-// faultRounds is FAULT_ROUNDS, else def.
-func faultRounds(def int) int {
-	if n, err := strconv.Atoi(os.Getenv("FAULT_ROUNDS")); err == nil && n > 0 {
-		return n
-	}
-	return def
-}
-
 // unixEnv is nginx in front of a daemon serving apps on per-app unix
 // sockets (the default set-up), one site per app.
 func unixEnv(t *testing.T, daemonArgs []string, apps ...string) (*env, *daemontest.Daemon, string) {
@@ -97,7 +89,7 @@ func TestFaultMasterKilledWhileForking(t *testing.T) {
 	slow(t)
 	e, d, socks := unixEnv(t, []string{"-p", "4", "-R", "1"}, "hello")
 	args := []string{"--app-sockets", socks, "--nginx-conf", e.conf}
-	for round := 0; round < faultRounds(3); round++ {
+	for round := 0; round < daemontest.FaultRounds(3); round++ {
 		l := startLoad(e, "hello.test", 4)
 		time.Sleep(time.Duration(50+rand.IntN(300)) * time.Millisecond) // the random point of the kill
 		master, pids := d.PID(), daemontest.Descendants(d.PID())

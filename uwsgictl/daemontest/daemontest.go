@@ -384,3 +384,12 @@ func NeedRoot(t testing.TB, why string) {
 	}
 	t.Skipf("needs root: %s", why)
 }
+
+// FaultRounds is FAULT_ROUNDS (make faults sets 20), else def: how often a
+// fault test that hits a race by chance repeats it.
+func FaultRounds(def int) int {
+	if n, err := strconv.Atoi(os.Getenv("FAULT_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
