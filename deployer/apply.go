@@ -47,7 +47,9 @@ type undoLog struct {
 	daemonReread  bool // the daemon re-read the config with our change
 	daemonStarted int  // pid of the daemon this deploy started
 	loadedID      string
+	reloadedID    string // the running app this deploy reloaded
 	nginxReloaded bool
+	settings      bool // the app's settings were stored (in tx)
 }
 
 // Apply runs the plan. On any failure it puts everything back as it was:
@@ -101,6 +103,16 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		return err
 	case StepNginxTest:
 		return testNewConfig(ctx, d.opts.Nginx, d.before)
+	case StepSettings:
+		if d.undo.tx == nil {
+			tx, err := Begin(d.opts.StateDir, nil)
+			if err != nil {
+				return err
+			}
+			d.undo.tx = tx
+		}
+		d.undo.settings = true
+		return d.Settings.apply(d.opts.StateDir, d.undo.tx)
 	case StepDaemon:
 		return d.ensureDaemon(ctx)
 	case StepLoad:
@@ -190,7 +202,11 @@ func (d *Deployment) loadApp() error {
 			return err
 		}
 		if a, ok := findApp(apps.Apps, *app); ok {
-			_, err := d.client.Reload(a.ID)
+			d.undo.reloadedID = a.ID
+			st, err := d.client.Reload(a.ID)
+			if st.ID != "" {
+				d.undo.reloadedID = st.ID // a larger pool took it over
+			}
 			return appError(err)
 		}
 	}
@@ -226,6 +242,13 @@ func (d *Deployment) rollback(ctx context.Context) error {
 	}
 	if u.tx != nil {
 		errs = append(errs, restoreNginx(ctx, d.opts.Nginx, u.tx, u.nginxReloaded))
+	}
+	if u.settings && u.reloadedID != "" {
+		// It runs with the new settings: back to the old ones (its code
+		// is what is on disk either way).
+		if _, err := d.client.Reload(u.reloadedID); err != nil {
+			errs = append(errs, fmt.Errorf("reload the app with its old settings: %w", appError(err)))
+		}
 	}
 	if u.daemonStarted != 0 {
 		errs = append(errs, StopDaemon(d.client, u.daemonStarted, 35*time.Second))

@@ -126,14 +126,22 @@ func applyChange(c nginxconf.Change) error {
 	return fmt.Errorf("unknown change %q", c.Kind)
 }
 
-// Track adds a file (or directory) the change is about to create outside
-// nginx's tree — a release — to the journal, so an interrupted change
-// removes it with the rest.
+// Track adds a file the change is about to write outside nginx's tree (a
+// release, an app's settings) to the journal, with its old bytes if it has
+// any, or a directory it is about to create; an interrupted or failed
+// change puts it back with the rest.
 func (t *Transaction) Track(path string, dir bool) error {
 	if t.has(path) {
 		return nil
 	}
-	t.entries = append(t.entries, journalEntry{Path: path, Dir: dir})
+	e := journalEntry{Path: path, Dir: dir}
+	if !dir {
+		var err error
+		if e, err = snapshot(path); err != nil {
+			return fmt.Errorf("journal %s: %w", path, err)
+		}
+	}
+	t.entries = append(t.entries, e)
 	if err := writeJSONAtomic(t.journal, t.entries); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}

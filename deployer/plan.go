@@ -2,6 +2,7 @@ package deployer
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
@@ -17,6 +18,7 @@ const (
 	StepPreflight    StepID = "preflight"
 	StepWrite        StepID = "write"
 	StepNginxTest    StepID = "nginx-test"
+	StepSettings     StepID = "settings"
 	StepDaemon       StepID = "daemon"
 	StepLoad         StepID = "load"
 	StepNginxReload  StepID = "nginx-reload"
@@ -51,7 +53,10 @@ type Facts struct {
 	SmokePath  string   // the site's (or the mount's) root; "" = no smoke test (--smoke-path none)
 	SmokeExtra []string // --smoke-path: more paths, each must end in a 2xx
 	ConfigSame bool     // the nginx files already say this: no write, no reload
-	NginxDown  bool     // nginx is not running: it is started even when the config is the same
+	// Settings is the app's environment and pool settings to store; nil
+	// when they do not change.
+	Settings  *SettingsChange
+	NginxDown bool // nginx is not running: it is started even when the config is the same
 }
 
 // DaemonFacts is what the running daemon (if any) said.
@@ -98,6 +103,9 @@ func Plan(f Facts) []Step {
 		add(StepWrite, "write the nginx config (%s), keeping the old bytes to roll back to", strings.Join(files, ", "))
 		add(StepNginxTest, "nginx -t: an error or a new warning fails the deploy")
 	}
+	if f.Settings != nil {
+		add(StepSettings, "store the app's settings (%s) in %s, root-only", f.Settings.Describe(), filepath.Dir(f.Settings.Path)+"/")
+	}
 	if app != nil {
 		switch {
 		case f.Daemon.Running && !f.ConfigSame:
@@ -123,8 +131,11 @@ func Plan(f Facts) []Step {
 	if f.SmokePath != "" {
 		add(StepSmoke, "%s", smokeStep(f.SmokeAddr, f.Site.Spec, append([]string{f.SmokePath}, f.SmokeExtra...), app != nil))
 	}
-	if !f.ConfigSame {
+	switch {
+	case !f.ConfigSame:
 		add(StepRelease, "record the release (config, spec, time); keep the last %d", KeepReleases)
+	case f.Settings != nil:
+		add(StepRelease, "keep the new settings (until now the old ones were kept, to put back)")
 	}
 	return steps
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/pyvhost/pyvhost/nginxconf/nginxtest"
 	"github.com/pyvhost/pyvhost/templates"
+	"github.com/pyvhost/pyvhost/uwsgictl/appconf"
 )
 
 // TestPlanGolden: the plan (what --dry-run prints) is a pure function of
@@ -33,6 +34,7 @@ func TestPlanGolden(t *testing.T) {
 		SitePath: "/etc/nginx/conf.d/example.com.conf",
 		Changes:  []nginxconf.Change{{Kind: nginxconf.Modify, Path: "/etc/nginx/conf.d/example.com.conf"}},
 	}
+	four := 4
 	start := DaemonSetup{Exe: "/usr/bin/pyvhost", Ctl: "/run/pyvhost/ctl.sock", StateDir: "/var/lib/pyvhost", NginxConf: "/etc/nginx/nginx.conf", Processes: 4}
 	tests := []struct {
 		name  string
@@ -52,6 +54,11 @@ func TestPlanGolden(t *testing.T) {
 		{"add-mount-give-dir", Facts{Site: addMount, App: &addMount.Spec.Apps[1], AppDirExists: true, AppDirUser: "blog", VenvExists: true, RunAs: "blog",
 			Daemon: DaemonFacts{Running: true, PID: 4242}, SmokeAddr: "10.0.0.1:8080", SmokePath: "/blog/"}},
 		{"static-only", Facts{Site: staticOnly, SmokeAddr: "127.0.0.1:80", SmokePath: "/media/"}},
+		{"redeploy-new-settings", Facts{Site: sameSite, App: &sameSite.Spec.Apps[0], AppDirExists: true, VenvExists: true, RunAs: "www-data",
+			Daemon: DaemonFacts{Running: true, PID: 4242, AppRunning: true}, SmokeAddr: "127.0.0.1:80", SmokePath: "/", ConfigSame: true,
+			Settings: &SettingsChange{Path: "/var/lib/pyvhost/apps/0123.json",
+				Old: appconf.Settings{Env: map[string]string{"DEBUG": "True", "KEEP": "1"}},
+				New: appconf.Settings{Env: map[string]string{"DEBUG": "False", "KEEP": "1", "SECRET_KEY": "never-shown"}, Pool: appconf.Pool{Processes: &four}}}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

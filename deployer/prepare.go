@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/appconf"
 	"github.com/pyvhost/pyvhost/uwsgictl/control"
 )
 
@@ -26,6 +27,8 @@ type Options struct {
 	User         string             // --user; "" = www-data for a new app dir, when root and it exists
 	SmokePaths   []string           // --smoke-path: more paths that must answer 2xx; ["none"] = no smoke test
 	Force        bool               // --force: overwrite hand edits of pyvhost's file
+	Env          map[string]string  // --env-file then --env: variables to set in the app's environment
+	Pool         appconf.Pool       // --processes, --harakiri…: the app's own pool settings
 	Runner       Runner
 	Nginx        *Nginx
 	StateDir     string
@@ -60,6 +63,9 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	spec := o.Spec
 	spec.SocketDir = o.Daemon.AppSockets
 	if d.Site, err = tree.PlanSite(spec); err != nil {
+		return nil, err
+	}
+	if err := d.prepareSettings(tree, spec); err != nil {
 		return nil, err
 	}
 	if err := checkHandEdits(o.StateDir, d.Site, o.Force); err != nil {

@@ -28,10 +28,15 @@ type App struct {
 	Chdir      string `json:"chdir"`      // UWSGI_CHDIR
 	Script     string `json:"script"`     // UWSGI_SCRIPT, or UWSGI_MODULE:UWSGI_CALLABLE
 	ScriptName string `json:"script_name"`
+	// ReadTimeout is the location's uwsgi_read_timeout, when it sets one.
+	ReadTimeout string `json:"read_timeout,omitempty"`
 
 	// State is the app's state in the running daemon (cold, ready, …),
 	// filled in by `pyvhost sites` when the daemon answers.
 	State string `json:"state,omitempty"`
+	// Settings is what the app sets itself (pool settings, how many
+	// environment variables), filled in by `pyvhost sites` from the state dir.
+	Settings string `json:"settings,omitempty"`
 }
 
 // Static is a location served by nginx from a directory (alias).
@@ -134,17 +139,26 @@ func (t *Tree) locations(s *ServerBlock, body []entry, inherited params) {
 		lbody := t.expand(e.file, children(loc))
 		p := paramsOf(lbody).or(inherited)
 		where := strings.Join(paramStrings(loc), " ")
+		timeout := ""
+		for _, le := range lbody {
+			if le.d.GetName() == "uwsgi_read_timeout" {
+				if v := values(paramStrings(le.d)); len(v) > 0 {
+					timeout = v[0]
+				}
+			}
+		}
 		for _, le := range lbody {
 			switch le.d.GetName() {
 			case "uwsgi_pass":
 				s.Apps = append(s.Apps, App{
-					Location:   where,
-					Line:       e.file.startLine(loc),
-					UwsgiPass:  strings.Join(paramStrings(le.d), " "),
-					Pyhome:     p.first("UWSGI_PYHOME", "UWSGI_HOME"),
-					Chdir:      p.get("UWSGI_CHDIR"),
-					Script:     p.script(),
-					ScriptName: p.get("SCRIPT_NAME"),
+					Location:    where,
+					Line:        e.file.startLine(loc),
+					UwsgiPass:   strings.Join(paramStrings(le.d), " "),
+					Pyhome:      p.first("UWSGI_PYHOME", "UWSGI_HOME"),
+					Chdir:       p.get("UWSGI_CHDIR"),
+					Script:      p.script(),
+					ScriptName:  p.get("SCRIPT_NAME"),
+					ReadTimeout: timeout,
 				})
 			case "alias":
 				if v := values(paramStrings(le.d)); len(v) > 0 {

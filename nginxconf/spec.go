@@ -37,6 +37,11 @@ type AppSpec struct {
 	Venv   string // UWSGI_PYHOME; "" means APPDIR/.venv
 	AppDir string // UWSGI_CHDIR
 	Module string // UWSGI_SCRIPT: module[:callable]
+
+	// ReadTimeout is the location's uwsgi_read_timeout as nginx writes it
+	// ("35s"); "" leaves nginx's default, 60s. deploy sets it from the
+	// app's harakiri, so nginx does not give up before the app does.
+	ReadTimeout string `json:",omitempty"`
 }
 
 // StaticSpec is a URL prefix nginx serves straight from a directory.
@@ -195,6 +200,9 @@ func (s *SiteSpec) validate(allowEmpty bool) error {
 		if err := ValidateModule("--module", a.Module); err != nil {
 			return err
 		}
+		if err := ValidateDuration("uwsgi_read_timeout", a.ReadTimeout); a.ReadTimeout != "" && err != nil {
+			return err
+		}
 		if err := claim(appLocation(a.Mount), "the app at "+a.Mount); err != nil {
 			return err
 		}
@@ -307,7 +315,7 @@ func SpecFromServer(b ServerBlock) SiteSpec {
 		if mount == "" {
 			mount = "/"
 		}
-		s.Apps = append(s.Apps, AppSpec{Mount: mount, Socket: a.UwsgiPass, Venv: a.Pyhome, AppDir: a.Chdir, Module: a.Script})
+		s.Apps = append(s.Apps, AppSpec{Mount: mount, Socket: a.UwsgiPass, Venv: a.Pyhome, AppDir: a.Chdir, Module: a.Script, ReadTimeout: a.ReadTimeout})
 	}
 	for _, st := range b.Static {
 		s.Statics = append(s.Statics, StaticSpec{URL: st.Location, Dir: st.Alias})

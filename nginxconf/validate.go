@@ -144,6 +144,22 @@ func ValidateSize(what, v string) error {
 	return nil
 }
 
+// ValidateDuration checks a time as nginx writes it: digits and one unit
+// (ms, s, m, h, d), e.g. 35s.
+func ValidateDuration(what, v string) error {
+	if err := checkSafe(what, v); err != nil {
+		return err
+	}
+	n := strings.TrimSuffix(v, "ms")
+	if n == v {
+		n = strings.TrimRight(v, "smhd")
+	}
+	if len(v)-len(n) > 2 || n == "" || len(n) > 9 || strings.Trim(n, "0123456789") != "" {
+		return fmt.Errorf("%s %q: want a time as nginx writes it, e.g. 35s or 5m", what, v)
+	}
+	return nil
+}
+
 // MaxUnixPath is the longest unix socket path Linux takes (sun_path is 108
 // bytes with its NUL); nginx -t rejects a longer uwsgi_pass.
 const MaxUnixPath = 107

@@ -117,7 +117,7 @@ func runCtlApps(c *cli.Context) error {
 	return nil
 }
 
-var appsColumns = []string{"APP", "ID", "STATE", "WORKERS", "REQUESTS", "ERRORS", "AVG MS", "P99 MS", "RSS MB", "LAST REQUEST"}
+var appsColumns = []string{"APP", "ID", "STATE", "WORKERS", "REQUESTS", "ERRORS", "AVG MS", "P99 MS", "RSS MB", "LAST REQUEST", "OWN SETTINGS"}
 
 func appsTable(u *ui, apps []pool.AppStats) string {
 	t := newTable(u, appsColumns)
@@ -143,10 +143,29 @@ func appsTable(u *ui, apps []pool.AppStats) string {
 		if a.LastRequest > 0 {
 			last = time.Since(time.UnixMilli(int64(a.LastRequest*1000))).Round(time.Second).String() + " ago"
 		}
-		t.Row(a.Name, a.ID, state, fmt.Sprintf("%d/%d busy", busy, len(a.Workers)), fmt.Sprint(a.Requests), fmt.Sprint(a.Errors),
-			fmt.Sprintf("%.2f", a.AvgLatencyMS), fmt.Sprintf("%.2f", a.P99LatencyMS), fmt.Sprintf("%.1f", float64(rss)/(1<<20)), last)
+		t.Row(a.Name, a.ID, state, fmt.Sprintf("%d/%d busy, max %d", busy, len(a.Workers), a.Processes), fmt.Sprint(a.Requests), fmt.Sprint(a.Errors),
+			fmt.Sprintf("%.2f", a.AvgLatencyMS), fmt.Sprintf("%.2f", a.P99LatencyMS), fmt.Sprintf("%.1f", float64(rss)/(1<<20)), last, ownSettings(a))
 	}
 	return t.Render()
+}
+
+// ownSettings is what the app sets itself: its pool settings and how many
+// environment variables it has (never their values), "-" for none.
+func ownSettings(a pool.AppStats) string {
+	var parts []string
+	if a.Own != "" {
+		parts = append(parts, a.Own)
+	}
+	switch {
+	case a.EnvVars == 1:
+		parts = append(parts, "1 env var")
+	case a.EnvVars > 1:
+		parts = append(parts, fmt.Sprintf("%d env vars", a.EnvVars))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func runCtlLoad(c *cli.Context) error {

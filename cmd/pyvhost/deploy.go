@@ -60,8 +60,18 @@ func runDeploy(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("find pyvhost's own binary: %w", err)
 	}
+	appEnv, err := envFromFlags(c)
+	if err != nil {
+		return err
+	}
+	pool, err := poolFromFlags(c)
+	if err != nil {
+		return err
+	}
 	d, err := deployer.Prepare(c.Context, deployer.Options{
 		Spec:         spec,
+		Env:          appEnv,
+		Pool:         pool,
 		Python:       c.String("python"),
 		SysSite:      c.Bool("system-site-packages"),
 		Requirements: c.String("requirements"),
@@ -117,7 +127,7 @@ func showTraceback(c *cli.Context, err error) {
 
 // provisionFlags are deploy's own: how to provision the app.
 func provisionFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "python", Usage: "interpreter `BIN` that creates the venv (default python3)"},
 		&cli.BoolFlag{Name: "system-site-packages", Usage: "let the venv see the system's Python packages (Debian's python3-django, …)"},
 		&cli.StringFlag{Name: "requirements", Usage: "pip requirements `FILE` (default: APP-DIR/requirements.txt when present)"},
@@ -125,7 +135,7 @@ func provisionFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and the diff; change nothing"},
 		&cli.BoolFlag{Name: "force", Usage: "overwrite edits made by hand to pyvhost's file for the site (deploy shows them and refuses without it)"},
 		&cli.StringSliceFlag{Name: "smoke-path", Usage: "another `PATH` the app must answer with a 2xx before the deploy counts (repeatable); none: no smoke test"},
-	}
+	}, appSettingsFlags()...)
 }
 
 // deployLineFlags lets render and diff take a whole deploy command line
@@ -142,6 +152,12 @@ func deployLineFlags() []cli.Flag {
 			f.Hidden = true
 			out = append(out, f)
 		case *cli.BoolFlag:
+			f.Hidden = true
+			out = append(out, f)
+		case *cli.StringSliceFlag:
+			f.Hidden = true
+			out = append(out, f)
+		case *cli.IntFlag:
 			f.Hidden = true
 			out = append(out, f)
 		}

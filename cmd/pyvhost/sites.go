@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/appconf"
 	"github.com/pyvhost/pyvhost/uwsgictl/control"
 	"github.com/pyvhost/pyvhost/uwsgictl/pool"
 	"github.com/urfave/cli/v2"
@@ -41,6 +42,7 @@ func runSites(c *cli.Context) error {
 	}
 	sites := tree.Sites()
 	live := addLiveState(ctlPath(c), sites)
+	own := addSettings(stateDir(c), sites)
 	if c.Bool("json") {
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
@@ -51,7 +53,7 @@ func runSites(c *cli.Context) error {
 	if len(sites) == 0 {
 		fmt.Fprintf(w, "no server block in %s routes to a uwsgi daemon\n", tree.Main)
 	} else {
-		fmt.Fprintln(w, sitesTable(u, sites, live))
+		fmt.Fprintln(w, sitesTable(u, sites, live, own))
 	}
 	if layout, err := tree.Layout(); err == nil {
 		fmt.Fprintln(w, u.dim.Render("layout: "+layout.Describe()))
@@ -71,11 +73,15 @@ func orDash(s string) string {
 
 // sitesTable is one row per app location; server columns repeat only on a
 // server's first row.
-func sitesTable(u *ui, sites []nginxconf.ServerBlock, live bool) string {
-	cols := sitesColumns
+func sitesTable(u *ui, sites []nginxconf.ServerBlock, live, own bool) string {
+	cols := append([]string{}, sitesColumns[:len(sitesColumns)-1]...)
 	if live {
-		cols = append(append([]string{}, cols[:len(cols)-1]...), "STATE", "")
+		cols = append(cols, "STATE")
 	}
+	if own {
+		cols = append(cols, "OWN SETTINGS")
+	}
+	cols = append(cols, "")
 	t := newTable(u, cols)
 	for _, s := range sites {
 		for i, a := range s.Apps {
@@ -91,6 +97,9 @@ func sitesTable(u *ui, sites []nginxconf.ServerBlock, live bool) string {
 			row := []string{names, listen, a.Location, orDash(a.Chdir), orDash(a.Script), orDash(a.Pyhome), a.UwsgiPass, file}
 			if live {
 				row = append(row, orDash(a.State))
+			}
+			if own {
+				row = append(row, orDash(a.Settings))
 			}
 			t.Row(append(row, managed)...)
 		}
@@ -122,4 +131,26 @@ func addLiveState(ctl string, sites []nginxconf.ServerBlock) bool {
 		}
 	}
 	return true
+}
+
+// addSettings fills in what each app sets itself, from the state dir; it
+// reports whether any app sets anything (a user who cannot read the state
+// dir sees no column).
+func addSettings(stateDir string, sites []nginxconf.ServerBlock) bool {
+	any := false
+	for i := range sites {
+		for j := range sites[i].Apps {
+			a := &sites[i].Apps[j]
+			s, err := appconf.Load(stateDir, pool.Key{Pyhome: a.Pyhome, Chdir: a.Chdir, Script: a.Script})
+			if err != nil {
+				continue
+			}
+			a.Settings = ownSettings(pool.AppStats{Own: s.Pool.String(), EnvVars: len(s.Env)})
+			if a.Settings == "-" {
+				a.Settings = ""
+			}
+			any = any || a.Settings != ""
+		}
+	}
+	return any
 }

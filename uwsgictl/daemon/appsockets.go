@@ -107,7 +107,12 @@ func (d *Daemon) startSocketAppLocked(k pool.Key, paths []string, nginxUser stri
 		files = append(files, l.file)
 	}
 	name, _ := d.policy.allowed(k)
-	a, err := pool.New(d.pcfg, k, d.nextNum, name, files, nil)
+	cfg, err := d.appConfig(k)
+	if err != nil {
+		closeListeners(bound)
+		return err
+	}
+	a, err := pool.New(cfg, k, d.nextNum, name, files, nil)
 	if err != nil {
 		closeListeners(bound)
 		return err

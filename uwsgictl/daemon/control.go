@@ -120,6 +120,11 @@ func (b ctlBackend) Load(req control.LoadRequest) (pool.AppStats, error) {
 	if err != nil {
 		return pool.AppStats{}, err // a refusal says so itself (control.ErrRefused)
 	}
+	if !a.Running() { // a running app keeps its settings until a reload
+		if a, err = b.d.refresh(a); err != nil {
+			return a.Stats(), err
+		}
+	}
 	if err := a.Load(appWaitTimeout); err != nil {
 		return a.Stats(), err
 	}
@@ -132,7 +137,7 @@ func (b ctlBackend) Reload(ref string) (pool.AppStats, error) {
 		return pool.AppStats{}, err
 	}
 	b.d.log.logf("app %s (%s): reload requested on the control socket", a.ID, a.Name)
-	err = a.ReloadAndWait(appWaitTimeout)
+	a, err = b.d.reloadApp(a)
 	return a.Stats(), err
 }
 
@@ -140,7 +145,7 @@ func (b ctlBackend) ReloadAll() error {
 	var errs []error
 	for _, a := range b.d.appList() {
 		if a.Running() {
-			if err := a.ReloadAndWait(appWaitTimeout); err != nil {
+			if _, err := b.d.reloadApp(a); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -32,11 +32,13 @@ const (
 
 // Daemon is a running vhost daemon.
 type Daemon struct {
-	cfg    Config
-	log    *logger
-	pcfg   *pool.Config
-	policy *policy
-	limits wire.Limits
+	cfg  Config
+	log  *logger
+	pcfg *pool.Config // the daemon's flags: every app's defaults
+	// settingsDir is the state dir of apps' own settings (settings.go).
+	settingsDir string
+	policy      *policy
+	limits      wire.Limits
 
 	shared     []*listener
 	waiting    atomic.Int64         // connections held until their vars arrive (awaitPacket)
@@ -140,6 +142,7 @@ func New(cfg Config) (d *Daemon, err error) {
 		WorkerScript: script, SpeedupsDir: speedups, LogWriter: lg.pipeW, ToMaster: d.toMasterW, Logf: lg.logf, QueueLimit: cfg.QueueLimit,
 		SocketTimeout: cfg.SocketTimeout, AppReady: releaseWhenQuiet.poke,
 	}
+	d.settingsDir = settingsDir(&cfg, lg.logf)
 	// The nginx config first: it says which apps may run and which user
 	// nginx's workers run as (who may connect to unix sockets).
 	d.policy = newPolicy(&cfg, lg.logf)
@@ -211,7 +214,11 @@ func (d *Daemon) setupSingleApp() error {
 		chdir = wd
 	}
 	k := pool.Key{Pyhome: d.cfg.Home, Chdir: chdir, Script: d.cfg.Module}
-	a, err := pool.New(d.pcfg, k, 0, k.String(), nil, d.sharedFiles())
+	cfg, err := d.appConfig(k)
+	if err != nil {
+		return err
+	}
+	a, err := pool.New(cfg, k, 0, k.String(), nil, d.sharedFiles())
 	if err != nil {
 		return err
 	}
@@ -306,7 +313,11 @@ func (d *Daemon) Reload() {
 	}
 	for _, a := range d.appList() {
 		if a.Running() {
-			a.Reload()
+			if n, err := d.refresh(a); err == nil && n == a {
+				a.Reload()
+			} else if err == nil {
+				go d.reloadApp(a) // a larger pool takes over: it starts, then the old one stops
+			}
 		}
 	}
 }

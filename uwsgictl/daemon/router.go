@@ -244,7 +244,11 @@ func (d *Daemon) app(k pool.Key) (*pool.App, error) {
 			return nil, err
 		}
 	}
-	a, err = pool.New(d.pcfg, k, d.nextNum, name, nil, d.sharedFiles())
+	cfg, err := d.appConfig(k)
+	if err != nil {
+		return nil, err
+	}
+	a, err = pool.New(cfg, k, d.nextNum, name, nil, d.sharedFiles())
 	if err != nil {
 		return nil, err
 	}

@@ -143,6 +143,9 @@ func (a *App) State() State {
 // OwnSockets are the listening sockets only this app serves.
 func (a *App) OwnSockets() []*os.File { return a.own }
 
+// SharedSockets are the shared vhost sockets this app's workers accept on.
+func (a *App) SharedSockets() []*os.File { return a.shared }
+
 // Running reports whether the app has a generation that serves or imports.
 func (a *App) Running() bool {
 	a.mu.Lock()

@@ -38,6 +38,13 @@ type Config struct {
 	// QueueLimit bounds the requests the daemon holds for one app while it
 	// starts or while all its workers are busy; past it they get a 503.
 	QueueLimit int
+
+	// Env is the app's own environment (KEY=VALUE), on top of the fixed
+	// base its processes get; Own says which pool settings are the app's
+	// own ("processes=4 harakiri=30s"; "" = all the daemon's flags), and
+	// Stamp identifies the stored settings (never their values).
+	Env        []string
+	Own, Stamp string
 }
 
 func (c *Config) logf(format string, args ...any) {

@@ -72,6 +72,28 @@ func (a *App) drainHandoffLocked(code int) {
 	}
 }
 
+// SetConfig gives the app new settings (its environment, its pool
+// limits): its next generation starts with them, and the limits the daemon
+// enforces (workers, harakiri, idle) apply from now. It reports false,
+// changing nothing, when cfg wants more workers than the app's scoreboard
+// has room for: a new pool must take the app over.
+func (a *App) SetConfig(cfg *Config) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if 2*cfg.Processes > a.sb.n {
+		return false
+	}
+	a.cfg = cfg
+	return true
+}
+
+// Config is the app's current settings.
+func (a *App) Config() *Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
+
 // Reload starts a new generation with the app's current code; it takes
 // over once it imported, and the old one drains. If the import fails the
 // old generation keeps serving.

@@ -304,3 +304,26 @@ func TestStateMachine(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newRig(t, tc.cfg)) })
 	}
 }
+
+// TestSetConfig: new settings are taken while the scoreboard has room for
+// a reload's overlap of that many workers, and refused (nothing changed)
+// past it, so the daemon knows to have a larger pool take over.
+func TestSetConfig(t *testing.T) {
+	r := newRig(t, Config{Processes: 3})
+	for _, tc := range []struct {
+		processes int
+		ok        bool
+	}{{1, true}, {3, true}, {4, false}, {8, false}} {
+		cfg := *r.a.Config()
+		cfg.Processes, cfg.Env = tc.processes, []string{"K=v"}
+		if got := r.a.SetConfig(&cfg); got != tc.ok {
+			t.Errorf("SetConfig(processes %d) = %v, want %v", tc.processes, got, tc.ok)
+		}
+		if tc.ok && r.a.Stats().Processes != tc.processes {
+			t.Errorf("after SetConfig(%d): Stats().Processes = %d", tc.processes, r.a.Stats().Processes)
+		}
+	}
+	if st := r.a.Stats(); st.Processes != 3 || st.EnvVars != 1 {
+		t.Errorf("a refused SetConfig changed the app: %+v", st)
+	}
+}

@@ -51,6 +51,18 @@ type AppStats struct {
 	// Retiring: replaced (its socket left the config, or a new pool took
 	// it over) and finishing what it was handed; set by the daemon.
 	Retiring bool `json:"retiring,omitempty"`
+
+	// The pool settings in force, Own naming those the app sets itself
+	// ("" = all the daemon's); EnvVars is how many variables the app's
+	// environment has (never their names or values: they are secrets).
+	Processes   int    `json:"processes"`
+	HarakiriSec int    `json:"harakiri"`
+	MaxRequests int    `json:"max_requests"`
+	IdleSec     int    `json:"idle"`
+	LimitASMB   int    `json:"limit_as"`
+	Own         string `json:"own_settings,omitempty"`
+	EnvVars     int    `json:"env_vars"`
+	Settings    string `json:"settings_stamp,omitempty"`
 }
 
 // retired keeps the counters of workers that have exited, so app totals
@@ -81,7 +93,9 @@ func (a *App) Stats() AppStats {
 		ID: a.ID, Num: a.Num, Name: a.Name, Pyhome: a.Key.Pyhome, Chdir: a.Key.Chdir, Script: a.Key.Script,
 		State: a.state, Harakiris: a.harakiris, Respawns: a.respawns, Queued: len(a.queue),
 		ListensShared: len(a.shared) > 0 && a.sb.listenShared(), LastError: a.lastError, Traceback: a.traceback,
-		Workers: []WorkerStats{},
+		Workers:   []WorkerStats{},
+		Processes: a.cfg.Processes, HarakiriSec: int(a.cfg.Harakiri.Seconds()), MaxRequests: a.cfg.MaxRequests,
+		IdleSec: int(a.cfg.Idle.Seconds()), LimitASMB: a.cfg.LimitAS, Own: a.cfg.Own, EnvVars: len(a.cfg.Env), Settings: a.cfg.Stamp,
 	}
 	if a.cur != nil {
 		s.Generation = a.cur.n

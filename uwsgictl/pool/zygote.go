@@ -196,11 +196,15 @@ func (a *App) startZygote(onEvent func(event), onExit func(error)) (process, err
 		"PATH=/usr/local/bin:/usr/bin:/bin",
 		"LANG=C.UTF-8",
 		"HOME=" + home,
-		"PYVHOST_WORKER=" + string(js),
 	}
 	if a.Key.Pyhome != "" {
 		cmd.Env = append(cmd.Env, "VIRTUAL_ENV="+a.Key.Pyhome)
 	}
+	// The app's own variables may override the base (its LANG, say); exec
+	// keeps the last of duplicates, so they go after it, and the worker's
+	// wiring last of all (appconf refuses PYVHOST_ names anyway).
+	cmd.Env = append(cmd.Env, a.cfg.Env...)
+	cmd.Env = append(cmd.Env, "PYVHOST_WORKER="+string(js))
 	cmd.ExtraFiles = files
 	cmd.Stdout, cmd.Stderr = a.cfg.LogWriter, a.cfg.LogWriter
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}

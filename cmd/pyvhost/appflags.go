@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/appconf"
+	"github.com/urfave/cli/v2"
+)
+
+// appSettingsFlags set one app's environment and pool: stored in the state
+// dir (root-only) and read by the daemon by the app's identity. Unset
+// ones keep what the app has.
+func appSettingsFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "env", Usage: "set `KEY=VALUE` in the app's environment (repeatable; kept root-only, never in nginx's files)"},
+		&cli.StringSliceFlag{Name: "env-file", Usage: "set the variables of dotenv `FILE` in the app's environment (before --env)"},
+		&cli.IntFlag{Name: "processes", Usage: "most worker processes of the app, `N` (default: the daemon's -p)"},
+		&cli.IntFlag{Name: "harakiri", Usage: "kill a worker after `SECS` on one request, 0 never (default: the daemon's -t); nginx waits as long"},
+		&cli.IntFlag{Name: "max-requests", Usage: "recycle a worker after `N` requests, 0 never (default: the daemon's -R)"},
+		&cli.IntFlag{Name: "idle", Usage: "stop the app's processes after `SECS` without requests, 0 never (default: the daemon's --idle)"},
+		&cli.IntFlag{Name: "limit-as", Usage: "address space of each of the app's processes, `MB`, 0 no limit (default: the daemon's --limit-as)"},
+	}
+}
+
+// envFromFlags is --env-file's variables, then --env's over them.
+func envFromFlags(c *cli.Context) (map[string]string, error) {
+	env := map[string]string{}
+	for _, f := range c.StringSlice("env-file") {
+		vars, err := readDotenv(f)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range vars {
+			env[k] = v
+		}
+	}
+	for _, a := range c.StringSlice("env") {
+		k, v, err := appconf.ParseAssignment(a)
+		if err != nil {
+			return nil, &nginxconf.InvalidError{Err: fmt.Errorf("--env %w", err)}
+		}
+		env[k] = v
+	}
+	return env, nil
+}
+
+// readDotenv reads a dotenv file; a bad line is refused naming file and line.
+func readDotenv(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &nginxconf.InvalidError{Err: fmt.Errorf("--env-file: %w", err)}
+	}
+	vars, err := appconf.ParseDotenv(path, b)
+	if err != nil {
+		return nil, &nginxconf.InvalidError{Err: err}
+	}
+	return vars, nil
+}
+
+// poolFromFlags is the pool settings given on the command line.
+func poolFromFlags(c *cli.Context) (appconf.Pool, error) {
+	var p appconf.Pool
+	for _, f := range []struct {
+		name string
+		dst  **int
+	}{{"processes", &p.Processes}, {"harakiri", &p.Harakiri}, {"max-requests", &p.MaxRequests}, {"idle", &p.Idle}, {"limit-as", &p.LimitAS}} {
+		if c.IsSet(f.name) {
+			v := c.Int(f.name)
+			*f.dst = &v
+		}
+	}
+	if err := p.Validate(); err != nil {
+		return p, &nginxconf.InvalidError{Err: err}
+	}
+	return p, nil
+}

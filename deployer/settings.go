@@ -1,0 +1,134 @@
+package deployer
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/appconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/pool"
+)
+
+// SettingsChange is what a deploy (or `pyvhost config`) stores of one
+// app's own settings: its environment and pool settings (appconf). The
+// daemon reads them by the app's identity when it loads or reloads it.
+type SettingsChange struct {
+	Path     string
+	Old, New appconf.Settings
+}
+
+// KeyOf is the app's identity as the daemon knows it.
+func KeyOf(a nginxconf.AppSpec) pool.Key {
+	return pool.Key{Pyhome: a.Venv, Chdir: a.AppDir, Script: a.Module}
+}
+
+// newSettingsChange is app's stored settings with env's variables set and
+// p's pool settings taken over.
+func newSettingsChange(stateDir string, app nginxconf.AppSpec, env map[string]string, p appconf.Pool) (SettingsChange, error) {
+	old, err := appconf.Load(stateDir, KeyOf(app))
+	if err != nil {
+		return SettingsChange{}, err
+	}
+	if err := p.Validate(); err != nil {
+		return SettingsChange{}, &nginxconf.InvalidError{Err: err}
+	}
+	for k, v := range env {
+		if err := appconf.ValidateKey(k); err != nil {
+			return SettingsChange{}, &nginxconf.InvalidError{Err: fmt.Errorf("--env: %w", err)}
+		}
+		if err := appconf.ValidateValue(k, v); err != nil {
+			return SettingsChange{}, &nginxconf.InvalidError{Err: fmt.Errorf("--env: %w", err)}
+		}
+	}
+	n := appconf.Settings{App: old.App, Env: maps.Clone(old.Env), Pool: old.Pool.Merge(p)}
+	if n.Env == nil && len(env) > 0 {
+		n.Env = map[string]string{}
+	}
+	maps.Copy(n.Env, env)
+	return SettingsChange{Path: appconf.Path(stateDir, old.App), Old: old, New: n}, nil
+}
+
+// Changed reports whether the stored settings change.
+func (s SettingsChange) Changed() bool { return s.Old.Stamp() != s.New.Stamp() }
+
+// Describe says what changes, naming variables but never their values.
+func (s SettingsChange) Describe() string {
+	var parts []string
+	var set, changed []string
+	for _, k := range slices.Sorted(maps.Keys(s.New.Env)) {
+		old, had := s.Old.Env[k]
+		switch {
+		case !had:
+			set = append(set, k)
+		case old != s.New.Env[k]:
+			changed = append(changed, k)
+		}
+	}
+	if len(set) > 0 {
+		parts = append(parts, "set "+strings.Join(set, ", "))
+	}
+	if len(changed) > 0 {
+		parts = append(parts, "change "+strings.Join(changed, ", "))
+	}
+	if len(parts) > 0 {
+		parts[len(parts)-1] += " (values not shown)"
+	}
+	if s.Old.Pool.String() != s.New.Pool.String() {
+		parts = append(parts, "pool "+s.New.Pool.String())
+	}
+	return strings.Join(parts, "; ")
+}
+
+// apply stores the new settings within tx, which keeps the old ones to
+// put back.
+func (s SettingsChange) apply(stateDir string, tx *Transaction) error {
+	dir := appconf.Dir(stateDir)
+	if _, err := os.Stat(dir); err != nil {
+		if err := tx.Track(dir, true); err != nil {
+			return err
+		}
+	}
+	if err := tx.Track(s.Path, false); err != nil {
+		return err
+	}
+	return appconf.Save(stateDir, s.New)
+}
+
+// readTimeoutGrace is how much longer than an app's harakiri nginx waits
+// for it: harakiri's 5xx, not nginx's 504, is what the client gets.
+const readTimeoutGrace = 5
+
+// prepareSettings works out the app's settings to store, and plans the
+// site again when its harakiri sets the location's uwsgi_read_timeout
+// (the merged spec names the app, so the first plan comes first).
+func (d *Deployment) prepareSettings(tree *nginxconf.Tree, spec nginxconf.SiteSpec) error {
+	if len(spec.Apps) == 0 {
+		if len(d.opts.Env) > 0 || !d.opts.Pool.IsZero() {
+			return &nginxconf.InvalidError{Err: fmt.Errorf("--env and the pool settings are an app's: give its --app-dir and --module too")}
+		}
+		return nil
+	}
+	mount := nginxconf.NormalizeMount(spec.Apps[0].Mount)
+	var app nginxconf.AppSpec
+	for _, a := range d.Site.Spec.Apps {
+		if a.Mount == mount {
+			app = a
+		}
+	}
+	sc, err := newSettingsChange(d.opts.StateDir, app, d.opts.Env, d.opts.Pool)
+	if err != nil {
+		return err
+	}
+	if sc.Changed() {
+		d.Settings = &sc
+	}
+	if h := sc.New.Pool.Harakiri; h != nil && *h > 0 {
+		spec.Apps = append([]nginxconf.AppSpec(nil), spec.Apps...)
+		spec.Apps[0].ReadTimeout = fmt.Sprintf("%ds", *h+readTimeoutGrace)
+		d.Site, err = tree.PlanSite(spec)
+	}
+	return err
+}

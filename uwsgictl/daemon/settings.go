@@ -1,0 +1,154 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/pyvhost/pyvhost/uwsgictl/appconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/pool"
+)
+
+// An app's own settings (its environment and pool limits, appconf) are
+// read by its identity when its pool is made and again each time it is
+// loaded or reloaded: a deploy or `pyvhost config` stores them, then
+// reloads the app, and the new generation starts with them while the old
+// one drains. Nothing in a request can name or change them.
+
+// settingsDir is the state dir the daemon reads app settings from, "" when
+// it cannot read them (a daemon run as a user without access to the state
+// dir: said once at start; its apps run with the daemon's flags only).
+func settingsDir(cfg *Config, logf func(string, ...any)) string {
+	dir := cfg.StateDir
+	if dir == "" {
+		dir = DefaultStateDir()
+	}
+	if _, err := os.ReadDir(appconf.Dir(dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		logf("warning: app settings in %s cannot be read (%v): apps run without their own environment and pool settings", appconf.Dir(dir), err)
+		return ""
+	}
+	return dir
+}
+
+// appConfig is app k's pool config: the daemon's flags, with the app's
+// own settings on top.
+func (d *Daemon) appConfig(k pool.Key) (*pool.Config, error) {
+	s, err := appconf.Load(d.settingsDir, k)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Pool.Validate(); err != nil {
+		return nil, fmt.Errorf("settings of app %s: %w", k, err)
+	}
+	cfg := *d.pcfg
+	s.Pool.Apply(&cfg)
+	cfg.Env, cfg.Own = s.Environ(), s.Pool.String()
+	if len(s.Env) > 0 || !s.Pool.IsZero() {
+		cfg.Stamp = s.Stamp()
+	}
+	return &cfg, nil
+}
+
+// refresh gives app a the settings stored for it now, before it is loaded
+// or reloaded. It returns the app to load: a itself, or a new pool that
+// took a over when the settings want more workers than a has room for;
+// a then retires once the new pool serves (retireWhenReplaced).
+func (d *Daemon) refresh(a *pool.App) (*pool.App, error) {
+	cfg, err := d.appConfig(a.Key)
+	if err != nil {
+		d.log.logf("app %s (%s): %v", a.ID, a.Name, err)
+		return a, err
+	}
+	if cur := a.Config(); cur.Stamp != cfg.Stamp && cur.Stamp+cfg.Stamp != "" {
+		d.log.logf("app %s (%s): new settings (%s): %s", a.ID, a.Name, orDefaults(cfg.Own), envCount(cfg.Env))
+	}
+	if a.SetConfig(cfg) {
+		return a, nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.apps[a.Key] != a {
+		return a, fmt.Errorf("app %s (%s) is being replaced: try again", a.ID, a.Name)
+	}
+	n, err := pool.New(cfg, a.Key, d.nextNum, a.Name, a.OwnSockets(), a.SharedSockets())
+	if err != nil {
+		return a, err
+	}
+	d.nextNum++
+	for l, owner := range d.sockApp {
+		if owner == a {
+			d.sockApp[l] = n
+		}
+	}
+	if d.single == a {
+		d.single = n
+	}
+	d.apps[a.Key] = n
+	d.retiring = append(d.retiring, retiring{app: a, at: time.Now().Add(appWaitTimeout)})
+	d.log.logf("app %s (%s): %d processes need a larger pool: app %s takes over; the old one serves until it is ready", a.ID, a.Name, cfg.Processes, n.ID)
+	return n, nil
+}
+
+// reloadApp reloads app a with its stored settings and waits until only
+// the new code serves. A pool that replaced a (refresh) is loaded, and a
+// stopped once it serves.
+func (d *Daemon) reloadApp(a *pool.App) (*pool.App, error) {
+	n, err := d.refresh(a)
+	if err != nil {
+		return a, err
+	}
+	if n == a {
+		return a, a.ReloadAndWait(appWaitTimeout)
+	}
+	if err := n.Load(appWaitTimeout); err != nil {
+		d.unreplace(a, n)
+		return a, err
+	}
+	a.Close(true)
+	deadline := time.Now().Add(appWaitTimeout)
+	for !a.Done() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // its workers finish their requests and exit
+	}
+	return n, nil
+}
+
+// unreplace puts a back in place of n, a new pool that could not start:
+// the old settings keep serving, as a failed reload leaves the old code.
+func (d *Daemon) unreplace(a, n *pool.App) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for l, owner := range d.sockApp {
+		if owner == n {
+			d.sockApp[l] = a
+		}
+	}
+	if d.single == n {
+		d.single = a
+	}
+	d.apps[a.Key] = a
+	keep := d.retiring[:0]
+	for _, r := range d.retiring {
+		if r.app != a {
+			keep = append(keep, r)
+		}
+	}
+	d.retiring = keep
+	n.Close(false)
+	d.retired = append(d.retired, n)
+}
+
+func orDefaults(own string) string {
+	if own == "" {
+		return "the daemon's pool flags"
+	}
+	return own
+}
+
+func envCount(env []string) string {
+	if len(env) == 1 {
+		return "1 environment variable"
+	}
+	return fmt.Sprintf("%d environment variables", len(env))
+}
