@@ -96,7 +96,11 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		if err := clearBytecode(app.AppDir); err != nil {
 			return fmt.Errorf("clear stale bytecode: %w", err)
 		}
-		return Preflight(ctx, d.opts.Runner, VenvPython(app.Venv), app.AppDir, app.Module, d.RunAs)
+		ac, err := d.appContext()
+		if err != nil {
+			return err
+		}
+		return Preflight(ctx, ac, VenvPython(app.Venv), app.Module)
 	case StepWrite:
 		tx, err := Begin(d.opts.StateDir, d.Site.Changes)
 		d.undo.tx = tx

@@ -1,6 +1,7 @@
 package deployer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -32,16 +33,19 @@ func (e *PreflightError) Error() string {
 }
 
 // Preflight imports the app in its venv, as the daemon will, before nginx
-// is touched. python is the venv's interpreter (or --python without one);
-// asUser, when set, is the user the daemon will run the app as (we are
-// root then), so a file that user cannot read fails here too.
-func Preflight(ctx context.Context, r Runner, python, appDir, script, asUser string) error {
-	name, args := python, []string{"-c", preflightPy, appDir, script}
-	if asUser != "" {
-		name, args = "runuser", append([]string{"-u", asUser, "--", python}, args...)
-	}
-	_, stderr, err := r.Run(ctx, name, args...)
+// is touched: in the app's context (ac: as the user the daemon will run it
+// as, so a file that user cannot read fails here too, and with its
+// environment, which a settings module reads at import). python is the
+// venv's interpreter (or --python without one).
+func Preflight(ctx context.Context, ac AppContext, python, script string) error {
+	cmd, err := ac.Command(ctx, python, "-c", preflightPy, ac.Dir, script)
 	if err != nil {
+		return err
+	}
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err = cmd.Run(); err != nil {
+		stderr := errb.Bytes()
 		if len(stderr) == 0 {
 			return fmt.Errorf("preflight import of %s with %s: %w", script, python, err)
 		}

@@ -44,6 +44,7 @@ type Deployment struct {
 	before TestResult
 	client *control.Client
 	undo   undoLog
+	appEnv []string // the app's environment as this deploy leaves it
 }
 
 // Prepare checks everything that can be checked without changing a byte

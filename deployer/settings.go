@@ -125,10 +125,26 @@ func (d *Deployment) prepareSettings(tree *nginxconf.Tree, spec nginxconf.SiteSp
 	if sc.Changed() {
 		d.Settings = &sc
 	}
+	d.appEnv = sc.New.Environ()
 	if h := sc.New.Pool.Harakiri; h != nil && *h > 0 {
 		spec.Apps = append([]nginxconf.AppSpec(nil), spec.Apps...)
 		spec.Apps[0].ReadTimeout = fmt.Sprintf("%ds", *h+readTimeoutGrace)
 		d.Site, err = tree.PlanSite(spec)
 	}
 	return err
+}
+
+// appContext is the deployed app's context, as the daemon will run it:
+// as RunAs (we are root then) or as us, with the environment this deploy
+// leaves it.
+func (d *Deployment) appContext() (AppContext, error) {
+	uid := os.Geteuid()
+	if d.RunAs != "" {
+		o, err := LookupOwner(d.RunAs)
+		if err != nil {
+			return AppContext{}, err
+		}
+		uid = o.UID
+	}
+	return appContextAs(*d.App, uid, d.appEnv)
 }

@@ -17,6 +17,9 @@ import (
 // envPy answers with the variables the test gives it, as the app sees them.
 const envPy = `import os
 
+if os.environ.get("IMPORT_FAIL"):
+    raise RuntimeError("IMPORT_FAIL is set")
+
 def application(environ, start_response):
     if os.environ.get("BREAK"):
         start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
@@ -150,4 +153,75 @@ func (e *deployEnv) noSecretAnywhere(marker string) {
 	if apps.Apps[0].EnvVars == 0 {
 		e.t.Errorf("ctl apps says the app has no environment: %+v", apps.Apps[0])
 	}
+}
+
+// TestConfigCommand: pyvhost config sets, unsets, lists (masked unless
+// --show-values) and imports an app's environment, reloading the app; a
+// change the app cannot import with is put back and the old code serves
+// on; --no-reload only stores; pyvhost run and the preflight import get
+// the environment too.
+func TestConfigCommand(t *testing.T) {
+	skipShort(t)
+	e := newDeployEnv(t, true)
+	venv := daemontest.Venv(t)
+	dir := e.app("envapp", map[string]string{"envapp.py": envPy})
+	args := []string{"env.test", "--app-dir", dir, "--module", "envapp", "--venv", venv, "--listen", e.listen}
+	e.deploy(args...)
+	config := func(wantCode int, args ...string) string {
+		t.Helper()
+		code, out, errOut := e.run(append([]string{"config", "env.test"}, args...)...)
+		if code != wantCode || (code != 0 && strings.Count(strings.TrimSpace(errOut), "\n") > 0) {
+			t.Fatalf("config %v: exit %d (want %d)\n%s%s", args, code, wantCode, out, errOut)
+		}
+		return out + errOut
+	}
+	if out := config(0, "set", "A=1", "SECRET_KEY="+secretMarker); !strings.Contains(out, "reloaded with the new environment") {
+		t.Errorf("config set: %q", out)
+	}
+	e.want("env.test", "/?A,SECRET_KEY", 200, "A=1|SECRET_KEY="+secretMarker+"\n")
+	if out := config(0, "list"); !strings.Contains(out, "SECRET_KEY") || !strings.Contains(out, "********") || strings.Contains(out, secretMarker) {
+		t.Errorf("config list should mask the values:\n%s", out)
+	}
+	if out := config(0, "list", "--json"); strings.Contains(out, secretMarker) || !strings.Contains(out, `"A": "********"`) {
+		t.Errorf("config list --json should mask the values:\n%s", out)
+	}
+	if out := config(0, "list", "--show-values"); !strings.Contains(out, secretMarker) {
+		t.Errorf("config list --show-values:\n%s", out)
+	}
+	code, out, errOut := e.run("run", "env.test", "--", "python", "-c", "import os; print(os.environ['SECRET_KEY'], os.environ['A'])")
+	if code != 0 || out != secretMarker+" 1\n" {
+		t.Errorf("pyvhost run: exit %d %q %q, want the app's environment", code, out, errOut)
+	}
+	config(0, "unset", "A")
+	e.want("env.test", "/?A", 200, "A=-\n")
+
+	envFile := filepath.Join(e.dir, "bad.env")
+	write(t, envFile, "OK=1\n'oops\n")
+	before := e.snapshot(true)
+	config(2, "unset", "NOPE")
+	config(2, "set", "1BAD=x")
+	config(2, "frobnicate")
+	if out := config(2, "import", envFile); !strings.Contains(out, envFile+":2:") {
+		t.Errorf("config import of a bad file: %q", out)
+	}
+	// The app does not import with it: refused, the old environment put
+	// back, the old code still serving.
+	if out := config(1, "set", "IMPORT_FAIL=1"); !strings.Contains(out, "IMPORT_FAIL is set") || !strings.Contains(out, "the old settings are stored again") {
+		t.Errorf("config set IMPORT_FAIL=1: %q", out)
+	}
+	e.want("env.test", "/?SECRET_KEY,IMPORT_FAIL", 200, "SECRET_KEY="+secretMarker+"|IMPORT_FAIL=-\n")
+	// The preflight import sees a deploy's environment too.
+	if code, _, errOut := e.run(append(append([]string{"deploy"}, args...), "--env", "IMPORT_FAIL=1", "--yes")...); code == 0 || !strings.Contains(errOut, "IMPORT_FAIL is set") {
+		t.Errorf("deploy --env IMPORT_FAIL=1: exit %d %q, want the preflight to fail", code, errOut)
+	}
+	e.unchanged(before, true, "refused config changes")
+
+	write(t, envFile, "B=2\nexport C=\"three\"\n")
+	if out := config(0, "import", envFile, "--no-reload"); !strings.Contains(out, "next reload or deploy") {
+		t.Errorf("config import --no-reload: %q", out)
+	}
+	e.want("env.test", "/?B", 200, "B=-\n")
+	e.deploy(args...)
+	e.want("env.test", "/?B,C,SECRET_KEY", 200, "B=2|C=three|SECRET_KEY="+secretMarker+"\n")
+	e.noSecretAnywhere(secretMarker)
 }

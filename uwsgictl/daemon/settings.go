@@ -93,11 +93,15 @@ func (d *Daemon) refresh(a *pool.App) (*pool.App, error) {
 
 // reloadApp reloads app a with its stored settings and waits until only
 // the new code serves. A pool that replaced a (refresh) is loaded, and a
-// stopped once it serves.
+// stopped once it serves. An app that is not running only takes the
+// settings, for when it starts.
 func (d *Daemon) reloadApp(a *pool.App) (*pool.App, error) {
 	n, err := d.refresh(a)
 	if err != nil {
 		return a, err
+	}
+	if !n.Running() {
+		return n, nil // not started: its next start has the settings
 	}
 	if n == a {
 		return a, a.ReloadAndWait(appWaitTimeout)
