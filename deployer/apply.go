@@ -56,6 +56,7 @@ type undoLog struct {
 // the nginx files byte for byte (then nginx -t and a reload), the daemon's
 // config, a venv and app dir it created.
 func (d *Deployment) Apply(ctx context.Context, p Progress) error {
+	d.progress = p
 	return runSteps(ctx, d.Steps, p, d.run, d.rollback)
 }
 
@@ -101,6 +102,8 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 			return err
 		}
 		return Preflight(ctx, ac, VenvPython(app.Venv), app.Module)
+	case StepReleaseCmd:
+		return d.runReleaseCommand(ctx, s.Arg)
 	case StepWrite:
 		tx, err := Begin(d.opts.StateDir, d.Site.Changes)
 		d.undo.tx = tx

@@ -42,7 +42,7 @@ type ConfigChange struct {
 func (cc *ConfigChange) plan(before TestResult) {
 	cc.beforeTest = before
 	add := func(id StepID, format string, a ...any) {
-		cc.Steps = append(cc.Steps, Step{id, fmt.Sprintf(format, a...)})
+		cc.Steps = append(cc.Steps, Step{ID: id, Title: fmt.Sprintf(format, a...)})
 	}
 	if len(cc.Site.Changes) > 0 {
 		var files []string

@@ -16,6 +16,7 @@ const (
 	StepVenv         StepID = "venv"
 	StepRequirements StepID = "requirements"
 	StepPreflight    StepID = "preflight"
+	StepReleaseCmd   StepID = "release-command"
 	StepWrite        StepID = "write"
 	StepNginxTest    StepID = "nginx-test"
 	StepSettings     StepID = "settings"
@@ -31,6 +32,7 @@ const (
 type Step struct {
 	ID    StepID
 	Title string
+	Arg   string // what the step acts on, when its ID is not enough (a release command)
 }
 
 // Facts are what Prepare found before anything changed. Plan turns them
@@ -55,8 +57,10 @@ type Facts struct {
 	ConfigSame bool     // the nginx files already say this: no write, no reload
 	// Settings is the app's environment and pool settings to store; nil
 	// when they do not change.
-	Settings  *SettingsChange
-	NginxDown bool // nginx is not running: it is started even when the config is the same
+	Settings *SettingsChange
+	// ReleaseCommands run in the app's context before anything goes live.
+	ReleaseCommands []string
+	NginxDown       bool // nginx is not running: it is started even when the config is the same
 }
 
 // DaemonFacts is what the running daemon (if any) said.
@@ -73,7 +77,7 @@ type DaemonFacts struct {
 func Plan(f Facts) []Step {
 	var steps []Step
 	add := func(id StepID, format string, a ...any) {
-		steps = append(steps, Step{id, fmt.Sprintf(format, a...)})
+		steps = append(steps, Step{ID: id, Title: fmt.Sprintf(format, a...)})
 	}
 	app := f.App
 	if app != nil {
@@ -94,6 +98,10 @@ func Plan(f Facts) []Step {
 			add(StepRequirements, "pip install -r %s into %s", f.Requirements, app.Venv)
 		}
 		add(StepPreflight, "import %s in %s as %s, as the daemon will", app.Module, app.Venv, orUs(f.RunAs))
+		for i, c := range f.ReleaseCommands {
+			add(StepReleaseCmd, "release command %d of %d, in %s as %s with the app's environment: %s", i+1, len(f.ReleaseCommands), app.AppDir, orUs(f.RunAs), c)
+			steps[len(steps)-1].Arg = c
+		}
 	}
 	if !f.ConfigSame {
 		var files []string

@@ -29,6 +29,7 @@ type Options struct {
 	Force        bool               // --force: overwrite hand edits of pyvhost's file
 	Env          map[string]string  // --env-file then --env: variables to set in the app's environment
 	Pool         appconf.Pool       // --processes, --harakiri…: the app's own pool settings
+	Release      []string           // --release: the app's release commands, replacing the stored ones; ["none"] = none
 	Runner       Runner
 	Nginx        *Nginx
 	StateDir     string
@@ -40,11 +41,12 @@ type Options struct {
 type Deployment struct {
 	opts Options
 	Facts
-	Steps  []Step
-	before TestResult
-	client *control.Client
-	undo   undoLog
-	appEnv []string // the app's environment as this deploy leaves it
+	Steps    []Step
+	before   TestResult
+	client   *control.Client
+	undo     undoLog
+	appEnv   []string // the app's environment as this deploy leaves it
+	progress Progress // Apply's, for a step's output
 }
 
 // Prepare checks everything that can be checked without changing a byte

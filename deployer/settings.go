@@ -25,9 +25,10 @@ func KeyOf(a nginxconf.AppSpec) pool.Key {
 	return pool.Key{Pyhome: a.Venv, Chdir: a.AppDir, Script: a.Module}
 }
 
-// newSettingsChange is app's stored settings with env's variables set and
-// p's pool settings taken over.
-func newSettingsChange(stateDir string, app nginxconf.AppSpec, env map[string]string, p appconf.Pool) (SettingsChange, error) {
+// newSettingsChange is app's stored settings with env's variables set,
+// p's pool settings taken over, and release as its release commands when
+// given (["none"]: none any more).
+func newSettingsChange(stateDir string, app nginxconf.AppSpec, env map[string]string, p appconf.Pool, release []string) (SettingsChange, error) {
 	old, err := appconf.Load(stateDir, KeyOf(app))
 	if err != nil {
 		return SettingsChange{}, err
@@ -43,7 +44,18 @@ func newSettingsChange(stateDir string, app nginxconf.AppSpec, env map[string]st
 			return SettingsChange{}, &nginxconf.InvalidError{Err: fmt.Errorf("--env: %w", err)}
 		}
 	}
-	n := appconf.Settings{App: old.App, Env: maps.Clone(old.Env), Pool: old.Pool.Merge(p)}
+	n := appconf.Settings{App: old.App, Env: maps.Clone(old.Env), Pool: old.Pool.Merge(p), Release: old.Release}
+	switch {
+	case len(release) == 1 && release[0] == "none":
+		n.Release = nil
+	case len(release) > 0:
+		for _, c := range release {
+			if strings.TrimSpace(c) == "" || c == "none" || strings.ContainsRune(c, 0) {
+				return SettingsChange{}, &nginxconf.InvalidError{Err: fmt.Errorf("--release %q: want a shell command, e.g. \"python manage.py migrate --noinput\" (or none alone, for no release commands)", c)}
+			}
+		}
+		n.Release = release
+	}
 	if n.Env == nil && len(env) > 0 {
 		n.Env = map[string]string{}
 	}
@@ -52,7 +64,9 @@ func newSettingsChange(stateDir string, app nginxconf.AppSpec, env map[string]st
 }
 
 // Changed reports whether the stored settings change.
-func (s SettingsChange) Changed() bool { return s.Old.Stamp() != s.New.Stamp() }
+func (s SettingsChange) Changed() bool {
+	return s.Old.Stamp() != s.New.Stamp() || !slices.Equal(s.Old.Release, s.New.Release)
+}
 
 // Describe says what changes, naming variables but never their values.
 func (s SettingsChange) Describe() string {
@@ -78,6 +92,16 @@ func (s SettingsChange) Describe() string {
 	}
 	if s.Old.Pool.String() != s.New.Pool.String() {
 		parts = append(parts, "pool "+s.New.Pool.String())
+	}
+	if !slices.Equal(s.Old.Release, s.New.Release) {
+		switch n := len(s.New.Release); n {
+		case 0:
+			parts = append(parts, "no release commands")
+		case 1:
+			parts = append(parts, "1 release command")
+		default:
+			parts = append(parts, fmt.Sprintf("%d release commands", n))
+		}
 	}
 	return strings.Join(parts, "; ")
 }
@@ -106,8 +130,8 @@ const readTimeoutGrace = 5
 // (the merged spec names the app, so the first plan comes first).
 func (d *Deployment) prepareSettings(tree *nginxconf.Tree, spec nginxconf.SiteSpec) error {
 	if len(spec.Apps) == 0 {
-		if len(d.opts.Env) > 0 || !d.opts.Pool.IsZero() {
-			return &nginxconf.InvalidError{Err: fmt.Errorf("--env and the pool settings are an app's: give its --app-dir and --module too")}
+		if len(d.opts.Env) > 0 || !d.opts.Pool.IsZero() || len(d.opts.Release) > 0 {
+			return &nginxconf.InvalidError{Err: fmt.Errorf("--env, --release and the pool settings are an app's: give its --app-dir and --module too")}
 		}
 		return nil
 	}
@@ -118,14 +142,14 @@ func (d *Deployment) prepareSettings(tree *nginxconf.Tree, spec nginxconf.SiteSp
 			app = a
 		}
 	}
-	sc, err := newSettingsChange(d.opts.StateDir, app, d.opts.Env, d.opts.Pool)
+	sc, err := newSettingsChange(d.opts.StateDir, app, d.opts.Env, d.opts.Pool, d.opts.Release)
 	if err != nil {
 		return err
 	}
 	if sc.Changed() {
 		d.Settings = &sc
 	}
-	d.appEnv = sc.New.Environ()
+	d.appEnv, d.ReleaseCommands = sc.New.Environ(), sc.New.Release
 	if h := sc.New.Pool.Harakiri; h != nil && *h > 0 {
 		spec.Apps = append([]nginxconf.AppSpec(nil), spec.Apps...)
 		spec.Apps[0].ReadTimeout = fmt.Sprintf("%ds", *h+readTimeoutGrace)

@@ -46,9 +46,12 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Version: version,
 		Description: "pyvhost reads and writes nginx server blocks that route sites to a uwsgi daemon.\n" +
 			"nginx's configuration is the single source of truth: what is deployed is what nginx routes.",
-		Reader:    stdin,
-		Writer:    stdout,
-		ErrWriter: stderr,
+		// One value per flag: a comma is part of an --env value, a release
+		// command or a path, never a separator.
+		DisableSliceFlagSeparator: true,
+		Reader:                    stdin,
+		Writer:                    stdout,
+		ErrWriter:                 stderr,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "no-color", Usage: "never colour output (also: NO_COLOR=1)"},
 		},

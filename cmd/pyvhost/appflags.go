@@ -16,6 +16,7 @@ func appSettingsFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "env", Usage: "set `KEY=VALUE` in the app's environment (repeatable; kept root-only, never in nginx's files)"},
 		&cli.StringSliceFlag{Name: "env-file", Usage: "set the variables of dotenv `FILE` in the app's environment (before --env)"},
+		&cli.StringSliceFlag{Name: "release", Usage: "a release `CMD` run (sh -c, in the app dir, as its user, with its environment) before the new code goes live; repeatable, in order, kept for later deploys; none: no more"},
 		&cli.IntFlag{Name: "processes", Usage: "most worker processes of the app, `N` (default: the daemon's -p)"},
 		&cli.IntFlag{Name: "harakiri", Usage: "kill a worker after `SECS` on one request, 0 never (default: the daemon's -t); nginx waits as long"},
 		&cli.IntFlag{Name: "max-requests", Usage: "recycle a worker after `N` requests, 0 never (default: the daemon's -R)"},

@@ -71,6 +71,7 @@ func runDeploy(c *cli.Context) error {
 	d, err := deployer.Prepare(c.Context, deployer.Options{
 		Spec:         spec,
 		Env:          appEnv,
+		Release:      c.StringSlice("release"),
 		Pool:         pool,
 		Python:       c.String("python"),
 		SysSite:      c.Bool("system-site-packages"),

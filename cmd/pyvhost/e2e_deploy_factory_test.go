@@ -1,6 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	osuser "os/user"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -39,4 +43,94 @@ func TestDeployAppFactory(t *testing.T) {
 		t.Fatalf("deploy of the factory:\n%s", out)
 	}
 	e.want("flaskr.test", "/", 200, "flaskr factory ok")
+}
+
+// flaskr is the Flask tutorial's shape: an app factory, a sqlite database
+// in the instance folder, an init-db command, and an index that needs the
+// tables (a 500 without them).
+var flaskr = map[string]string{
+	"flaskr/__init__.py": `import os
+from flask import Flask
+
+
+def create_app(test_config=None):
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(DATABASE=os.path.join(app.instance_path, "flaskr.sqlite"))
+    os.makedirs(app.instance_path, exist_ok=True)
+    from . import db
+    db.init_app(app)
+
+    @app.route("/")
+    def index():
+        n = db.get_db().execute("SELECT count(*) FROM post").fetchone()[0]
+        return "%d posts" % n
+
+    return app
+`,
+	"flaskr/db.py": `import sqlite3
+import click
+from flask import current_app, g
+
+
+def get_db():
+    if "db" not in g:
+        g.db = sqlite3.connect(current_app.config["DATABASE"])
+    return g.db
+
+
+def close_db(e=None):
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
+
+
+@click.command("init-db")
+def init_db_command():
+    db = get_db()
+    db.executescript("DROP TABLE IF EXISTS post; CREATE TABLE post (id INTEGER PRIMARY KEY, title TEXT);")
+    click.echo("Initialized the database.")
+
+
+def init_app(app):
+    app.teardown_appcontext(close_db)
+    app.cli.add_command(init_db_command)
+`,
+}
+
+// TestDeployReleaseCommands: a first deploy runs its release command
+// (flaskr's init-db) before the app is first served, streaming its output;
+// the commands are kept, so a redeploy runs them again; a failing one
+// fails the deploy, puts everything back, and says its own effects stay.
+func TestDeployReleaseCommands(t *testing.T) {
+	skipShort(t)
+	e := newDeployEnv(t, true)
+	venv := daemontest.Venv(t)
+	dir := e.app("flaskr", flaskr)
+	args := []string{"flaskr.test", "--app-dir", dir, "--module", "flaskr:create_app()", "--venv", venv, "--listen", e.listen}
+	out := e.deploy(append(args, "--release", "flask --app flaskr init-db", "--release", "echo done, as $(id -un) in $PWD")...)
+	uid, _ := daemontest.AppOwner()
+	user := fmt.Sprint(uid)
+	if u, err := osuser.LookupId(user); err == nil {
+		user = u.Username
+	}
+	for _, want := range []string{"release command 1 of 2", "| Initialized the database.", "| done, as " + user + " in " + dir} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the first deploy's output lacks %q:\n%s", want, out)
+		}
+	}
+	e.want("flaskr.test", "/", 200, "0 posts")
+	if b, err := os.ReadFile(filepath.Join(e.state, "logs", "flaskr.test-release.log")); err != nil || !strings.Contains(string(b), "Initialized the database.") {
+		t.Errorf("release log: %v %q", err, b)
+	}
+	// Kept with the site: a plain redeploy runs them again.
+	if out := e.deploy(args...); !strings.Contains(out, "Initialized the database.") {
+		t.Errorf("a redeploy did not run the stored release commands:\n%s", out)
+	}
+	before := e.snapshot(true)
+	code, out, errOut := e.run(append(append([]string{"deploy"}, args...), "--release", "echo migrating; exit 3", "--yes")...)
+	if code == 0 || !strings.Contains(out, "| migrating") || !strings.Contains(errOut, "is not undone") || !strings.Contains(errOut, "everything was put back") {
+		t.Fatalf("a failing release command: exit %d\n%s\n%s", code, out, errOut)
+	}
+	e.unchanged(before, true, "a deploy whose release command failed")
+	e.want("flaskr.test", "/", 200, "0 posts")
 }

@@ -18,9 +18,10 @@ type progress struct {
 	total int
 	n     int
 
-	mu   sync.Mutex
-	stop chan struct{}
-	done chan struct{}
+	mu      sync.Mutex
+	stop    chan struct{}
+	done    chan struct{}
+	printed bool // the step printed output (plain mode: its result goes on a line of its own)
 }
 
 func newProgress(w io.Writer, u *ui, total int) *progress {
@@ -31,6 +32,7 @@ var spinnerFrames = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "�
 
 func (p *progress) Start(s deployer.Step) {
 	p.n++
+	p.printed = false
 	if !p.u.color {
 		fmt.Fprintf(p.w, "[%d/%d] %s ... ", p.n, p.total, s.Title)
 		return
@@ -55,8 +57,27 @@ func (p *progress) Start(s deployer.Step) {
 	}()
 }
 
+// Output shows a line a step printed (a release command's), under the
+// step's line; on a terminal the spinner goes on below it.
+func (p *progress) Output(line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.u.color {
+		fmt.Fprintf(p.w, "\r\033[K%s\n", p.u.dim.Render("  │ "+line))
+		return
+	}
+	if !p.printed {
+		fmt.Fprintln(p.w)
+		p.printed = true
+	}
+	fmt.Fprintf(p.w, "    | %s\n", line)
+}
+
 func (p *progress) Done(s deployer.Step, took time.Duration, err error) {
 	if !p.u.color {
+		if p.printed {
+			fmt.Fprintf(p.w, "[%d/%d] %s: ", p.n, p.total, s.ID)
+		}
 		if err != nil {
 			fmt.Fprintf(p.w, "FAILED after %s\n", round(took))
 		} else {

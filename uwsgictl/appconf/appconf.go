@@ -26,6 +26,9 @@ type Settings struct {
 	App  pool.Key          `json:"app"`
 	Env  map[string]string `json:"env,omitempty"`
 	Pool Pool              `json:"pool,omitzero"`
+	// Release is the app's release commands (deploy --release), run by
+	// every deploy before the new code goes live; the daemon ignores them.
+	Release []string `json:"release,omitempty"`
 }
 
 // Dir is where every app's settings live under a state dir.
@@ -66,7 +69,7 @@ func Load(stateDir string, k pool.Key) (Settings, error) {
 // with nothing in them remove the file.
 func Save(stateDir string, s Settings) error {
 	path := Path(stateDir, s.App)
-	if len(s.Env) == 0 && s.Pool.IsZero() {
+	if len(s.Env) == 0 && s.Pool.IsZero() && len(s.Release) == 0 {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("settings of app %s: %w", s.App, err)
 		}
@@ -115,8 +118,8 @@ func (s Settings) Environ() []string {
 	return out
 }
 
-// Stamp identifies the settings' content: the daemon reloads an app whose
-// stamp changed, and ctl shows it instead of any value.
+// Stamp identifies the settings the app's processes run with (its
+// environment and pool): ctl shows it instead of any value.
 func (s Settings) Stamp() string {
 	b, _ := json.Marshal(Settings{Env: s.Env, Pool: s.Pool})
 	h := sha256.Sum256(b)
