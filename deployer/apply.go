@@ -40,8 +40,9 @@ func (e *StepError) Unwrap() error { return e.Err }
 
 // undoLog is what Apply changed so far, newest last in effect.
 type undoLog struct {
-	appDirTop     string // topmost directory created for the app dir
-	chowned       *Owner // the app dir's previous owner, when we changed it
+	appDirTop     string   // topmost directory created for the app dir
+	staticDirs    []string // topmost directories created for --static
+	chowned       *Owner   // the app dir's previous owner, when we changed it
 	venvCreated   bool
 	tx            *Transaction
 	daemonReread  bool // the daemon re-read the config with our change
@@ -80,6 +81,8 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 	switch s.ID {
 	case StepAppDir:
 		return d.provisionAppDir()
+	case StepStaticDir:
+		return d.createStaticDir(s.Arg)
 	case StepVenv:
 		created, err := EnsureVenv(ctx, d.opts.Runner, d.Python, app.Venv, d.SysSite)
 		d.undo.venvCreated = created
@@ -138,6 +141,20 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		return err
 	}
 	return fmt.Errorf("unknown step %q", s.ID)
+}
+
+// createStaticDir makes a --static dir in the app dir, owned as the app
+// dir is.
+func (d *Deployment) createStaticDir(dir string) error {
+	o, err := ownerOf(d.App.AppDir)
+	if err != nil {
+		return err
+	}
+	top, err := createAppDir(dir, o)
+	if top != "" {
+		d.undo.staticDirs = append(d.undo.staticDirs, top)
+	}
+	return err
 }
 
 func (d *Deployment) provisionAppDir() error {
@@ -272,6 +289,11 @@ func (d *Deployment) rollback(ctx context.Context) error {
 	if u.chowned != nil {
 		if err := os.Chown(d.App.AppDir, u.chowned.UID, u.chowned.GID); err != nil {
 			errs = append(errs, fmt.Errorf("give the app dir back: %w", err))
+		}
+	}
+	for _, dir := range u.staticDirs {
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove the static dir this deploy created: %w", err))
 		}
 	}
 	if u.appDirTop != "" {

@@ -13,6 +13,7 @@ type StepID string
 
 const (
 	StepAppDir       StepID = "app-dir"
+	StepStaticDir    StepID = "static-dir"
 	StepVenv         StepID = "venv"
 	StepRequirements StepID = "requirements"
 	StepPreflight    StepID = "preflight"
@@ -45,7 +46,8 @@ type Facts struct {
 	SysSite bool                   // --system-site-packages
 
 	AppDirExists bool
-	AppDirUser   string // owner to create the app dir as, or to chown it to; "" leaves it
+	StaticDirs   []string // --static dirs in the app dir to create for the app's user
+	AppDirUser   string   // owner to create the app dir as, or to chown it to; "" leaves it
 	VenvExists   bool
 	Requirements string // requirements file to install; "" when none or unchanged since the last install
 	RunAs        string // user the daemon will run the app as (preflight imports as it); "" = us
@@ -86,6 +88,10 @@ func Plan(f Facts) []Step {
 			add(StepAppDir, "create the app dir %s, owned by %s", app.AppDir, orUs(f.AppDirUser))
 		case f.AppDirUser != "":
 			add(StepAppDir, "give the app dir %s to %s (the daemon runs the app as its owner)", app.AppDir, f.AppDirUser)
+		}
+		for _, dir := range f.StaticDirs {
+			add(StepStaticDir, "create %s for --static, owned by the app dir's owner (a release command such as collectstatic fills it)", dir)
+			steps[len(steps)-1].Arg = dir
 		}
 		if !f.VenvExists {
 			sys := ""

@@ -74,9 +74,6 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	if err := checkHandEdits(o.StateDir, d.Site, o.Force); err != nil {
 		return nil, err
 	}
-	if err := checkStaticDirs(o.Spec.Statics); err != nil {
-		return nil, err
-	}
 	d.Python, d.SysSite = d.opts.Python, o.SysSite
 	d.ConfigSame = len(d.Site.Changes) == 0
 	d.NginxDown = !o.Nginx.up()
@@ -89,6 +86,9 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	} else if len(o.Spec.Statics) > 0 {
 		d.SmokePath = strings.TrimSuffix(o.Spec.Statics[0].URL, "/") + "/"
 	}
+	if err := d.checkStaticDirs(o.Spec.Statics); err != nil {
+		return nil, err
+	}
 	if err := d.smokePaths(o.SmokePaths); err != nil {
 		return nil, err
 	}
@@ -98,13 +98,16 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 
 // checkStaticDirs refuses a --static whose directory is not one: nginx
 // would answer every request there with a 404 (or 403), and nothing would
-// say why.
-func checkStaticDirs(statics []nginxconf.StaticSpec) error {
+// say why. A missing one inside the app dir is created for the app's user
+// (a release command such as collectstatic fills it).
+func (d *Deployment) checkStaticDirs(statics []nginxconf.StaticSpec) error {
 	for _, s := range statics {
 		st, err := os.Stat(s.Dir)
 		switch {
+		case errors.Is(err, fs.ErrNotExist) && d.App != nil && inside(d.App.AppDir, s.Dir):
+			d.StaticDirs = append(d.StaticDirs, s.Dir)
 		case errors.Is(err, fs.ErrNotExist):
-			return &nginxconf.InvalidError{Err: fmt.Errorf("--static %s=%s: %s does not exist (create it with the files to serve, or name the directory that has them)", s.URL, s.Dir, s.Dir)}
+			return &nginxconf.InvalidError{Err: fmt.Errorf("--static %s=%s: %s does not exist (create it with the files to serve, or put it in the app dir, where deploy creates it for a release command such as collectstatic to fill)", s.URL, s.Dir, s.Dir)}
 		case err != nil:
 			return fmt.Errorf("--static %s=%s: %w", s.URL, s.Dir, err)
 		case !st.IsDir():
@@ -112,6 +115,12 @@ func checkStaticDirs(statics []nginxconf.StaticSpec) error {
 		}
 	}
 	return nil
+}
+
+// inside reports whether path is dir or below it.
+func inside(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // smokePaths applies --smoke-path: "none" alone turns the smoke test off;

@@ -116,8 +116,8 @@ func (e *deployEnv) noSecretAnywhere(marker string) {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		if rel, _ := filepath.Rel(e.dir, p); strings.HasPrefix(rel, "state/apps/") || strings.HasPrefix(rel, "apps/") || rel == "prod.env" {
-			return nil // the settings themselves, the app's code, the test's dotenv file
+		if rel, _ := filepath.Rel(e.dir, p); strings.HasPrefix(rel, "state/apps/") || strings.HasPrefix(rel, "apps/") || filepath.Ext(rel) == ".env" && filepath.Dir(rel) == "." {
+			return nil // the settings themselves, the app's code, the test's dotenv files
 		}
 		b, err := os.ReadFile(p)
 		if err == nil && strings.Contains(string(b), marker) {
