@@ -26,10 +26,15 @@ type DaemonSetup struct {
 	StateDir   string // log, pid file and status token go here
 	NginxConf  string
 	AppSockets string   // per-app socket dir ("" = nginxconf.DefaultAppSocketDir)
+	AppLogs    string   // --app-logs: each app's own log ("" = DefaultAppLogs)
 	Listen     []string // -s sockets: the uwsgi_pass addresses that are not per-app sockets
 	Processes  int      // -p; 0 = one per CPU, at least 2 (workers start on demand)
 	UnitPath   string   // where StartSystemd installs the unit; "" = SystemdUnitPath
 }
+
+// DefaultAppLogs is where the daemon deploy starts keeps each app's own
+// log (pyvhost logs reads them).
+const DefaultAppLogs = "/var/log/pyvhost/apps"
 
 // LogFile is the daemon's log when deploy starts it.
 func (s DaemonSetup) LogFile() string { return filepath.Join(s.StateDir, "uwsgi.log") }
@@ -51,8 +56,12 @@ func (s DaemonSetup) args() []string {
 	if p == 0 {
 		p = max(2, runtime.NumCPU())
 	}
+	logs := s.AppLogs
+	if logs == "" {
+		logs = DefaultAppLogs
+	}
 	a := []string{"uwsgi", "--vhost", "-M", "-p", strconv.Itoa(p),
-		"--nginx-conf", s.NginxConf, "--app-sockets", s.appSockets(), "--ctl", s.Ctl, "--state-dir", s.StateDir}
+		"--nginx-conf", s.NginxConf, "--app-sockets", s.appSockets(), "--ctl", s.Ctl, "--state-dir", s.StateDir, "--app-logs", logs}
 	for _, l := range s.Listen {
 		a = append(a, "-s", l)
 	}

@@ -599,6 +599,10 @@ class Worker(object):
         self.max_requests = CFG.get("max_requests", 0)
         self.logging = CFG.get("logging", True)
         self.vhost = CFG.get("vhost", False)
+        # A vhost's request lines start with the app's name (its server_name
+        # and mount), never the request's Host: a request nginx's default
+        # server passed on is logged as the app that served it.
+        self.log_prefix = (CFG.get("name") or CFG.get("app_id", "")) + " " if self.vhost else ""
         # The counters (requests, errors, bytes sent, requests handed to
         # the daemon for another app, latency) live in the scoreboard slot
         # only: the C path and this code both add to them there.
@@ -684,7 +688,7 @@ class Worker(object):
                     client_gone=ClientGone, report=self.report, error_page=error_response,
                     send_file=self.send_file, buffer_size=self.buffer_size, max_vars=self.max_vars,
                     slot_off=self.slot_off, pid=self.pid, max_requests=self.max_requests,
-                    logging=self.logging, vhost=self.vhost, app_num=self.app_num, log_fd=LOG_FD,
+                    logging=self.logging, log_prefix=self.log_prefix.encode("latin-1", "replace"), app_num=self.app_num, log_fd=LOG_FD,
                     timeout_ms=SOCKET_TIMEOUT_MS, grace_ms=ACCEPT_GRACE_NS // 1000000)
 
     def run(self):
@@ -997,9 +1001,7 @@ class Worker(object):
 
     def log_request(self, env, status, size, start, nvars, pktsize, proto):
         ms = (time.monotonic_ns() - start) // 1000000
-        prefix = ""
-        if self.vhost:
-            prefix = (env.get("HTTP_HOST") or env.get("SERVER_NAME", "")) + " "
+        prefix = self.log_prefix
         line = "%s[pid: %d|app: %d|req: %d/%d] %s () {%d vars in %d bytes} [%s] %s %s => generated %d bytes in %d msecs (%s %d) %d headers in %d bytes\n" % (
             prefix, os.getpid(), self.app_num, self.served(), self.served(), env.get("REMOTE_ADDR", ""),
             nvars * 2, pktsize, time.ctime(), env.get("REQUEST_METHOD", ""), env.get("REQUEST_URI", ""),

@@ -82,7 +82,7 @@ func runDeploy(c *cli.Context) error {
 		Runner:       env.Runner,
 		Nginx:        env.Nginx,
 		StateDir:     env.StateDir,
-		Daemon:       deployer.DaemonSetup{Exe: exe, Ctl: env.Ctl, StateDir: env.StateDir, AppSockets: c.String("app-sockets")},
+		Daemon:       deployer.DaemonSetup{Exe: exe, Ctl: env.Ctl, StateDir: env.StateDir, AppSockets: c.String("app-sockets"), AppLogs: appLogsDir(c)},
 	})
 	if err != nil {
 		showTraceback(c, err) // a hand edit's diff
@@ -135,6 +135,7 @@ func provisionFlags() []cli.Flag {
 		&cli.StringFlag{Name: "user", Usage: "`USER` the app runs as: owns the app dir (default www-data for a new dir)"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and the diff; change nothing"},
 		&cli.BoolFlag{Name: "force", Usage: "overwrite edits made by hand to pyvhost's file for the site (deploy shows them and refuses without it)"},
+		appLogsFlag(),
 		&cli.StringSliceFlag{Name: "smoke-path", Usage: "another `PATH` the app must answer with a 2xx before the deploy counts (repeatable); none: no smoke test"},
 	}, appSettingsFlags()...)
 }

@@ -61,7 +61,7 @@ func newDeployEnv(t *testing.T, startNginx bool) *deployEnv {
 // vars are the environment that points pyvhost at the env's paths.
 func (e *deployEnv) vars() []string {
 	return []string{"PYVHOST_NGINX_CONF=" + e.conf, "PYVHOST_NGINX_PREFIX=" + e.dir, "PYVHOST_STATE_DIR=" + e.state,
-		"PYVHOST_CTL=" + e.ctl, "PYVHOST_APP_SOCKETS=" + e.socks}
+		"PYVHOST_CTL=" + e.ctl, "PYVHOST_APP_SOCKETS=" + e.socks, "PYVHOST_APP_LOGS=" + filepath.Join(e.dir, "applogs")}
 }
 
 // command is the pyvhost binary with args and the env's paths, colourless.
@@ -230,7 +230,7 @@ func (e *deployEnv) snapshot(withState bool) string {
 		}
 		rel, _ := filepath.Rel(e.dir, p)
 		switch {
-		case d.IsDir() && (rel == "tmp" || rel == "apps" || rel == "socks" || rel == "run" || (rel == "state" && !withState)):
+		case d.IsDir() && (rel == "tmp" || rel == "apps" || rel == "socks" || rel == "run" || rel == "applogs" || (rel == "state" && !withState)):
 			return filepath.SkipDir
 		case strings.HasSuffix(rel, ".log") || rel == "nginx.pid" || rel == "nginx.out":
 			return nil

@@ -61,6 +61,9 @@ func uwsgiCommand() *cli.Command {
 			&cli.StringFlag{Name: "state-dir", EnvVars: []string{"PYVHOST_STATE_DIR"}, Usage: "state `DIR` (the status page's token; default " + daemon.DefaultStateDir() + ")"},
 			&cli.IntFlag{Name: "socket-timeout", Aliases: []string{"z"}, Value: 4, Usage: "drop a request's connection when a read or write waits longer than `SECS` (uWSGI's flag)"},
 			&cli.IntFlag{Name: "queue-limit", Value: 1000, Usage: "requests the daemon holds for one app while it starts or is busy; past `N` they get a 503"},
+			&cli.StringFlag{Name: "app-logs", Usage: "also log each app alone, to `DIR`/ID.log (root and the app's group may read it; pyvhost logs DOMAIN reads it)"},
+			&cli.IntFlag{Name: "app-log-size", Value: 10, Usage: "rotate an app's log once it is past `MB`"},
+			&cli.IntFlag{Name: "app-log-keep", Value: 5, Usage: "rotated logs kept per app, `N`"},
 			&cli.BoolFlag{Name: "no-speedups", Usage: "workers answer requests in pure Python, without the C request path (slower; for troubleshooting)"},
 		},
 		Action: runUwsgi,
@@ -100,6 +103,12 @@ func runUwsgi(c *cli.Context) error {
 		StatusHTTP:    c.String("status-http"),
 		StatusPublic:  c.Bool("status-http-public"),
 		StateDir:      c.String("state-dir"),
+		AppLogs:       c.String("app-logs"),
+		AppLogSizeMB:  c.Int("app-log-size"),
+		AppLogKeep:    c.Int("app-log-keep"),
+	}
+	if cfg.AppLogSizeMB < 1 || cfg.AppLogKeep < 0 {
+		return usagef("--app-log-size must be at least 1 (MB) and --app-log-keep at least 0")
 	}
 	if cfg.Processes < 1 {
 		return usagef("-p/--processes must be at least 1")

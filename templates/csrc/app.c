@@ -13,7 +13,9 @@ static struct {
     Py_ssize_t buffer_size, max_vars, slot_off, app_num;
     unsigned long pid;
     unsigned long long max_requests, grace_ns;
-    int stop, logging, vhost, log_fd;
+    int stop, logging, log_fd;
+    char *log_prefix; /* the app's name and a space, before each request line ("" = none) */
+    Py_ssize_t log_prefix_len;
     unsigned char *buf;
     Py_ssize_t bufcap;
 } H;
@@ -22,16 +24,19 @@ static PyObject *hot_init(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
     static char *names[] = {"app", "key", "static", "responder", "empty_input", "input_cls", "file_wrapper",
                             "client_gone", "report", "error_page", "send_file", "buffer_size", "max_vars",
-                            "slot_off", "pid", "max_requests", "logging", "vhost", "app_num", "log_fd",
+                            "slot_off", "pid", "max_requests", "logging", "log_prefix", "app_num", "log_fd",
                             "timeout_ms", "grace_ms", NULL};
     PyObject *o[11];
     Py_ssize_t bs, mv, off, app_num;
     unsigned long pid;
     unsigned long long maxr;
-    int logging, vhost, log_fd, timeout_ms, grace_ms;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO!O!OOOOOOOnnnkKppniii", names, &o[0], &o[1], &PyDict_Type, &o[2],
+    int logging, log_fd, timeout_ms, grace_ms;
+    const char *prefix;
+    Py_ssize_t prefix_len;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO!O!OOOOOOOnnnkKpy#niii", names, &o[0], &o[1], &PyDict_Type, &o[2],
                                      ResponderType, &o[3], &o[4], &o[5], &o[6], &o[7], &o[8], &o[9], &o[10],
-                                     &bs, &mv, &off, &pid, &maxr, &logging, &vhost, &app_num, &log_fd, &timeout_ms, &grace_ms))
+                                     &bs, &mv, &off, &pid, &maxr, &logging, &prefix, &prefix_len, &app_num, &log_fd,
+                                     &timeout_ms, &grace_ms))
         return NULL;
     if (!slot_at(off)) return NULL;
     for (int i = 0; i < 11; i++) Py_INCREF(o[i]);
@@ -47,7 +52,9 @@ static PyObject *hot_init(PyObject *self, PyObject *args, PyObject *kw) {
     H.error_page = o[9];
     H.send_file = o[10];
     H.logging = logging;
-    H.vhost = vhost;
+    if (!(H.log_prefix = PyMem_Malloc(prefix_len + 1))) return PyErr_NoMemory();
+    memcpy(H.log_prefix, prefix, prefix_len);
+    H.log_prefix_len = prefix_len;
     H.app_num = app_num;
     H.log_fd = log_fd;
     io_timeout_ms = timeout_ms;

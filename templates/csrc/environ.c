@@ -199,8 +199,8 @@ static PyObject *s_UWSGI_PYHOME, *s_UWSGI_HOME, *s_UWSGI_CHDIR, *s_UWSGI_SCRIPT,
     *s_UWSGI_CALLABLE, *s_refused[PV_N_REFUSED_VARS], *s_HTTP_CONTENT_LENGTH,
     *s_HTTP_CONTENT_TYPE, *s_SCRIPT_NAME, *s_PATH_INFO, *s_HTTPS, *s_UWSGI_SCHEME, *s_REQUEST_SCHEME,
     *s_url_scheme, *s_empty, *s_http, *s_https, *s_colon, *s_REQUEST_METHOD, *s_SERVER_PROTOCOL,
-    *s_CONTENT_LENGTH, *s_wsgi_input, *s_http10, *s_close, *s_drain, *s_fileno, *s_filelike, *s_HTTP_HOST,
-    *s_SERVER_NAME, *s_REMOTE_ADDR, *s_REQUEST_URI;
+    *s_CONTENT_LENGTH, *s_wsgi_input, *s_http10, *s_close, *s_drain, *s_fileno, *s_filelike,
+    *s_REMOTE_ADDR, *s_REQUEST_URI;
 
 static int intern_all(void) {
 #define I(name, text) if (!(name = PyUnicode_InternFromString(text))) return -1;
@@ -214,7 +214,7 @@ static int intern_all(void) {
     I(s_empty, "") I(s_http, "http") I(s_https, "https") I(s_colon, ":") I(s_REQUEST_METHOD, "REQUEST_METHOD")
     I(s_SERVER_PROTOCOL, "SERVER_PROTOCOL") I(s_CONTENT_LENGTH, "CONTENT_LENGTH") I(s_wsgi_input, "wsgi.input")
     I(s_http10, "HTTP/1.0") I(s_close, "close") I(s_drain, "drain") I(s_fileno, "fileno") I(s_filelike, "filelike")
-    I(s_HTTP_HOST, "HTTP_HOST") I(s_SERVER_NAME, "SERVER_NAME") I(s_REMOTE_ADDR, "REMOTE_ADDR") I(s_REQUEST_URI, "REQUEST_URI")
+    I(s_REMOTE_ADDR, "REMOTE_ADDR") I(s_REQUEST_URI, "REQUEST_URI")
 #undef I
     return 0;
 }

@@ -55,11 +55,7 @@ static void log_request(PyObject *env, int code, unsigned long long start, Py_ss
     localtime_r(&now, &tm);
     strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y", &tm); /* Python's time.ctime() */
     llen = 0;
-    if (H.vhost) {
-        PyObject *host = env_str(env, s_HTTP_HOST);
-        lstr(host && PyUnicode_GetLength(host) > 0 ? host : env_str(env, s_SERVER_NAME));
-        lfmt(" ");
-    }
+    if (H.log_prefix_len > 0) lfmt("%.*s", (int)H.log_prefix_len, H.log_prefix);
     lfmt("[pid: %lu|app: %zd|req: %llu/%llu] ", H.pid, H.app_num, served, served);
     lstr(env_str(env, s_REMOTE_ADDR));
     lfmt(" () {%zd vars in %zd bytes} [%s] ", nvars * 2, pktsize, when);

@@ -125,3 +125,11 @@ func (s Settings) Stamp() string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:6])
 }
+
+// LogPath is app k's own log file in the daemon's --app-logs dir: named by
+// a hash of its identity, as its settings are, so two apps never share
+// one, whatever names the nginx config gives them.
+func LogPath(dir string, k pool.Key) string {
+	h := sha256.Sum256([]byte(k.Pyhome + "\x00" + k.Chdir + "\x00" + k.Script))
+	return filepath.Join(dir, hex.EncodeToString(h[:8])+".log")
+}

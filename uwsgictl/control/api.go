@@ -31,6 +31,7 @@ type Status struct {
 	AppSockets    string `json:"app_sockets,omitempty"`
 	AllowRootApps bool   `json:"allow_root_apps,omitempty"`
 	LogFile       string `json:"log_file,omitempty"` // where the daemon and its apps log; "" = stderr
+	AppLogs       string `json:"app_logs,omitempty"` // --app-logs: each app's own log is there; "" = none
 }
 
 // Apps is GET /v1/apps.

@@ -126,7 +126,7 @@ func (d *Daemon) startSocketAppLocked(k pool.Key, paths []string, nginxUser stri
 		d.sockApp[l] = a
 	}
 	d.apps[k] = a
-	d.log.logf("app %s (%s): per-app socket %s", a.ID, a.Name, strings.Join(paths, ", "))
+	d.appLogf(a.Key, "app %s (%s): per-app socket %s", a.ID, a.Name, strings.Join(paths, ", "))
 	return nil
 }
 
@@ -149,11 +149,11 @@ func (d *Daemon) retireLocked(a *pool.App, why string) {
 		// app of a first deploy that failed and was rolled back.
 		a.Close(false)
 		a.Release()
-		d.log.logf("app %s (%s): removed: %s", a.ID, a.Name, why)
+		d.appLogf(a.Key, "app %s (%s): removed: %s", a.ID, a.Name, why)
 		return
 	}
 	d.retiring = append(d.retiring, retiring{app: a, at: time.Now().Add(retireGrace)})
-	d.log.logf("app %s (%s): retiring: %s; it serves what is handed to it for %s, then stops", a.ID, a.Name, why, retireGrace)
+	d.appLogf(a.Key, "app %s (%s): retiring: %s; it serves what is handed to it for %s, then stops", a.ID, a.Name, why, retireGrace)
 }
 
 // pruneRetired closes retired listeners, closes apps whose grace has

@@ -35,6 +35,9 @@ type Config struct {
 	StatusPublic  bool          // --status-http-public: allow a non-loopback ADDR
 	StateDir      string        // --state-dir: the status page token lives here
 	LogTo         string        // --logto / -d: log file; "" = stderr
+	AppLogs       string        // --app-logs: one log per app in this dir; "" = none
+	AppLogSizeMB  int           // --app-log-size: rotate an app's log past this size
+	AppLogKeep    int           // --app-log-keep: rotated app logs kept
 	QueueLimit    int           // requests held per app before 503
 	SocketTimeout time.Duration // --socket-timeout: deadline of each read and write of a request
 	NoSpeedups    bool          // --no-speedups: workers run their request path in pure Python

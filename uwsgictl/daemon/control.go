@@ -15,7 +15,7 @@ import (
 // Status is the daemon's summary for the control API.
 func (d *Daemon) Status() control.Status {
 	st := control.Status{Version: Version, PID: os.Getpid(), UptimeSec: time.Since(d.started).Seconds(), Sockets: []string{},
-		NginxConf: d.cfg.NginxConf, AppSockets: d.cfg.AppSockets, AllowRootApps: d.cfg.AllowRootApps, LogFile: d.logFile()}
+		NginxConf: d.cfg.NginxConf, AppSockets: d.cfg.AppSockets, AllowRootApps: d.cfg.AllowRootApps, LogFile: d.logFile(), AppLogs: d.appLogs.Dir()}
 	for _, l := range d.shared {
 		st.Sockets = append(st.Sockets, l.addr)
 	}

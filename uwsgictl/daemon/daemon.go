@@ -37,6 +37,7 @@ type Daemon struct {
 	pcfg *pool.Config // the daemon's flags: every app's defaults
 	// settingsDir is the state dir of apps' own settings (settings.go).
 	settingsDir string
+	appLogs     *appLogs // --app-logs; nil when off
 	policy      *policy
 	limits      wire.Limits
 
@@ -143,6 +144,12 @@ func New(cfg Config) (d *Daemon, err error) {
 		SocketTimeout: cfg.SocketTimeout, AppReady: releaseWhenQuiet.poke,
 	}
 	d.settingsDir = settingsDir(&cfg, lg.logf)
+	if d.appLogs, err = newAppLogs(cfg.AppLogs, cfg.AppLogSizeMB, cfg.AppLogKeep, lg); err != nil {
+		return nil, err
+	}
+	if d.appLogs != nil {
+		d.pcfg.OutputFor = d.appLogs.output
+	}
 	// The nginx config first: it says which apps may run and which user
 	// nginx's workers run as (who may connect to unix sockets).
 	d.policy = newPolicy(&cfg, lg.logf)

@@ -47,7 +47,9 @@ func TestSeedTwoSitesOnePort(t *testing.T) {
 			t.Errorf("app runs as uid %v, want the app directory's owner %d", env["uid"], uid)
 		}
 	}
-	d.WaitLog(t, "app1.example.com [pid: ", 5*time.Second) // uWSGI-style request lines
+	// uWSGI-style request lines, naming the app that served them (here its
+	// identity: no nginx config declares it), never the request's Host.
+	d.WaitLog(t, hello+":hello (venv "+venv+") [pid: ", 5*time.Second)
 	d.WaitLog(t, "GET /some/path?q=1 => generated", 5*time.Second)
 }
 

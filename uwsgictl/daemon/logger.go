@@ -95,10 +95,17 @@ func (l *logger) copyPipe() {
 }
 
 // logf writes one daemon event line.
-func (l *logger) logf(format string, args ...any) {
-	line := time.Now().Format("2006/01/02 15:04:05") + " [pyvhost] " + fmt.Sprintf(format, args...) + "\n"
+func (l *logger) logf(format string, args ...any) { l.write([]byte(eventLine(format, args...))) }
+
+// eventLine is how a daemon event reads in a log.
+func eventLine(format string, args ...any) string {
+	return time.Now().Format("2006/01/02 15:04:05") + " [pyvhost] " + fmt.Sprintf(format, args...) + "\n"
+}
+
+// write writes lines as they are.
+func (l *logger) write(b []byte) {
 	l.mu.Lock()
-	_, _ = io.WriteString(l.out, line)
+	_, _ = l.out.Write(b)
 	l.mu.Unlock()
 }
 

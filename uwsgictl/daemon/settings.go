@@ -43,6 +43,9 @@ func (d *Daemon) appConfig(k pool.Key) (*pool.Config, error) {
 		return nil, fmt.Errorf("settings of app %s: %w", k, err)
 	}
 	cfg := *d.pcfg
+	if d.appLogs != nil {
+		cfg.Logf = func(format string, args ...any) { d.appLogf(k, format, args...) }
+	}
 	s.Pool.Apply(&cfg)
 	cfg.Env, cfg.Own = s.Environ(), s.Pool.String()
 	if len(s.Env) > 0 || !s.Pool.IsZero() {
@@ -58,11 +61,11 @@ func (d *Daemon) appConfig(k pool.Key) (*pool.Config, error) {
 func (d *Daemon) refresh(a *pool.App) (*pool.App, error) {
 	cfg, err := d.appConfig(a.Key)
 	if err != nil {
-		d.log.logf("app %s (%s): %v", a.ID, a.Name, err)
+		d.appLogf(a.Key, "app %s (%s): %v", a.ID, a.Name, err)
 		return a, err
 	}
 	if cur := a.Config(); cur.Stamp != cfg.Stamp && cur.Stamp+cfg.Stamp != "" {
-		d.log.logf("app %s (%s): new settings (%s): %s", a.ID, a.Name, orDefaults(cfg.Own), envCount(cfg.Env))
+		d.appLogf(a.Key, "app %s (%s): new settings (%s): %s", a.ID, a.Name, orDefaults(cfg.Own), envCount(cfg.Env))
 	}
 	if a.SetConfig(cfg) {
 		return a, nil
@@ -87,7 +90,7 @@ func (d *Daemon) refresh(a *pool.App) (*pool.App, error) {
 	}
 	d.apps[a.Key] = n
 	d.retiring = append(d.retiring, retiring{app: a, at: time.Now().Add(appWaitTimeout)})
-	d.log.logf("app %s (%s): %d processes need a larger pool: app %s takes over; the old one serves until it is ready", a.ID, a.Name, cfg.Processes, n.ID)
+	d.appLogf(a.Key, "app %s (%s): %d processes need a larger pool: app %s takes over; the old one serves until it is ready", a.ID, a.Name, cfg.Processes, n.ID)
 	return n, nil
 }
 
@@ -155,4 +158,12 @@ func envCount(env []string) string {
 		return "1 environment variable"
 	}
 	return fmt.Sprintf("%d environment variables", len(env))
+}
+
+// appLogf logs one of the daemon's events about app k: to its log, and to
+// the app's own (--app-logs).
+func (d *Daemon) appLogf(k pool.Key, format string, args ...any) {
+	line := eventLine(format, args...)
+	d.log.write([]byte(line))
+	d.appLogs.event(k, line)
 }

@@ -27,7 +27,11 @@ type Config struct {
 	WorkerScript string   // path of templates/worker.py written out by the daemon
 	SpeedupsDir  string   // directory of the compiled C accelerator; "" = pure Python
 	LogWriter    *os.File // workers' stdout and stderr: the daemon's log pipe
-	ToMaster     *os.File // write end every worker hands foreign requests to
+	// OutputFor, when set, gives a new generation's processes (run as uid,
+	// gid) their stdout and stderr instead of LogWriter: the write end of
+	// the app's own log pipe. The pool closes its copy once they started.
+	OutputFor func(a *App, uid, gid int) (*os.File, error)
+	ToMaster  *os.File // write end every worker hands foreign requests to
 
 	Logf func(format string, args ...any) // daemon events
 

@@ -207,6 +207,19 @@ func (a *App) startZygote(onEvent func(event), onExit func(error)) (process, err
 	cmd.Env = append(cmd.Env, "PYVHOST_WORKER="+string(js))
 	cmd.ExtraFiles = files
 	cmd.Stdout, cmd.Stderr = a.cfg.LogWriter, a.cfg.LogWriter
+	if a.cfg.OutputFor != nil {
+		uid, gid := os.Geteuid(), os.Getegid()
+		if cred != nil {
+			uid, gid = int(cred.Uid), int(cred.Gid)
+		}
+		out, err := a.cfg.OutputFor(a, uid, gid)
+		if err != nil {
+			ctl.Close()
+			return nil, err
+		}
+		defer out.Close() // the zygote and its workers hold it; EOF once they are all gone
+		cmd.Stdout, cmd.Stderr = out, out
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		ctl.Close()
