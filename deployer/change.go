@@ -17,6 +17,7 @@ type Env struct {
 	Nginx    *Nginx
 	StateDir string
 	Ctl      string
+	Force    bool // --force: overwrite edits made by hand to pyvhost's files
 }
 
 // ConfigChange is a prepared undeploy or rollback: nginx files to write,

@@ -89,7 +89,7 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	if err := d.checkStaticDirs(o.Spec.Statics); err != nil {
 		return nil, err
 	}
-	if err := d.smokePaths(o.SmokePaths); err != nil {
+	if err := d.smokePaths(d.opts.SmokePaths); err != nil {
 		return nil, err
 	}
 	d.Steps = Plan(d.Facts)

@@ -49,6 +49,9 @@ func PrepareRollback(ctx context.Context, env Env, domain string, to int) (*Conf
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := checkHandEdits(env.StateDir, sc, env.Force); err != nil {
+		return nil, nil, err
+	}
 	cc := &ConfigChange{env: env, Site: sc, record: true, Smoke: "/"}
 	if len(current) > 0 {
 		if now, err := nginxconf.SpecFromFile(sc.SitePath, current); err == nil {

@@ -44,7 +44,7 @@ func newSettingsChange(stateDir string, app nginxconf.AppSpec, env map[string]st
 			return SettingsChange{}, &nginxconf.InvalidError{Err: fmt.Errorf("--env: %w", err)}
 		}
 	}
-	n := appconf.Settings{App: old.App, Env: maps.Clone(old.Env), Pool: old.Pool.Merge(p), Release: old.Release}
+	n := appconf.Settings{App: old.App, Env: maps.Clone(old.Env), Pool: old.Pool.Merge(p), Release: old.Release, SmokePaths: old.SmokePaths}
 	switch {
 	case len(release) == 1 && release[0] == "none":
 		n.Release = nil
@@ -65,7 +65,7 @@ func newSettingsChange(stateDir string, app nginxconf.AppSpec, env map[string]st
 
 // Changed reports whether the stored settings change.
 func (s SettingsChange) Changed() bool {
-	return s.Old.Stamp() != s.New.Stamp() || !slices.Equal(s.Old.Release, s.New.Release)
+	return s.Old.Stamp() != s.New.Stamp() || !slices.Equal(s.Old.Release, s.New.Release) || !slices.Equal(s.Old.SmokePaths, s.New.SmokePaths)
 }
 
 // Describe says what changes, naming variables but never their values.
@@ -92,6 +92,9 @@ func (s SettingsChange) Describe() string {
 	}
 	if s.Old.Pool.String() != s.New.Pool.String() {
 		parts = append(parts, "pool "+s.New.Pool.String())
+	}
+	if !slices.Equal(s.Old.SmokePaths, s.New.SmokePaths) {
+		parts = append(parts, "smoke paths "+strings.Join(s.New.SmokePaths, " "))
 	}
 	if !slices.Equal(s.Old.Release, s.New.Release) {
 		switch n := len(s.New.Release); n {
@@ -145,6 +148,11 @@ func (d *Deployment) prepareSettings(tree *nginxconf.Tree, spec nginxconf.SiteSp
 	sc, err := newSettingsChange(d.opts.StateDir, app, d.opts.Env, d.opts.Pool, d.opts.Release)
 	if err != nil {
 		return err
+	}
+	if len(d.opts.SmokePaths) > 0 {
+		sc.New.SmokePaths = d.opts.SmokePaths // checked with the rest of the smoke test's settings
+	} else {
+		d.opts.SmokePaths = sc.New.SmokePaths // as the app was last deployed
 	}
 	if sc.Changed() {
 		d.Settings = &sc

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/appconf"
 	"github.com/pyvhost/pyvhost/uwsgictl/control"
 )
 
@@ -187,7 +188,7 @@ func smokeSite(ctx context.Context, n *Nginx, c *control.Client, app *nginxconf.
 	if c != nil && app != nil {
 		served = servedBy(c, *app)
 	}
-	log := daemonLog(c)
+	log := appLog(c, app)
 	for i, path := range paths {
 		for _, host := range smokeHosts(spec) {
 			sm := Smoke{Addr: addr, Host: host, Path: path, Timeout: 15 * time.Second, Served: served, NginxUp: n.up, Strict: i > 0}
@@ -209,16 +210,24 @@ type logMark struct {
 	size int64
 }
 
-func daemonLog(c *control.Client) logMark {
+// appLog marks the app's own log (the daemon's --app-logs), else the
+// daemon's log, which has every app's lines.
+func appLog(c *control.Client, app *nginxconf.AppSpec) logMark {
 	if c == nil {
 		return logMark{}
 	}
 	st, err := c.Status()
-	if err != nil || st.LogFile == "" {
+	if err != nil {
 		return logMark{}
 	}
 	m := logMark{path: st.LogFile}
-	if fi, err := os.Stat(st.LogFile); err == nil {
+	if st.AppLogs != "" && app != nil {
+		m.path = appconf.LogPath(st.AppLogs, KeyOf(*app))
+	}
+	if m.path == "" {
+		return m
+	}
+	if fi, err := os.Stat(m.path); err == nil {
 		m.size = fi.Size()
 	}
 	return m

@@ -22,6 +22,9 @@ func PrepareUndeploy(ctx context.Context, env Env, domain, mount string, purge b
 	if err != nil {
 		return nil, err
 	}
+	if err := checkHandEdits(env.StateDir, sc, env.Force); err != nil {
+		return nil, err
+	}
 	// A site that keeps other apps is a new release of it, to roll back
 	// from; a site removed whole keeps its releases for a rollback.
 	cc := &ConfigChange{env: env, Site: sc, record: len(sc.Changes) == 1 && sc.Changes[0].Kind == nginxconf.Modify}

@@ -119,7 +119,7 @@ func showTraceback(c *cli.Context, err error) {
 	case errors.As(err, &he):
 		tb = "the edits made by hand (- as pyvhost wrote it, + as it is now):\n" + strings.TrimRight(he.Diff, "\n")
 	case errors.As(err, &se) && se.AppLog != "":
-		tb = "the daemon's log meanwhile (" + se.LogFile + "):\n" + se.AppLog
+		tb = "the app's log meanwhile (" + se.LogFile + "):\n" + se.AppLog
 	}
 	if tb != "" {
 		fmt.Fprintln(c.App.ErrWriter, strings.TrimRight(tb, "\n"))
@@ -134,7 +134,6 @@ func provisionFlags() []cli.Flag {
 		&cli.StringFlag{Name: "requirements", Usage: "pip requirements `FILE` (default: APP-DIR/requirements.txt when present)"},
 		&cli.StringFlag{Name: "user", Usage: "`USER` the app runs as: owns the app dir (default www-data for a new dir)"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and the diff; change nothing"},
-		&cli.BoolFlag{Name: "force", Usage: "overwrite edits made by hand to pyvhost's file for the site (deploy shows them and refuses without it)"},
 		appLogsFlag(),
 		&cli.StringSliceFlag{Name: "smoke-path", Usage: "another `PATH` the app must answer with a 2xx before the deploy counts (repeatable); none: no smoke test"},
 	}, appSettingsFlags()...)

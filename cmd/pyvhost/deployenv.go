@@ -20,6 +20,7 @@ func changeFlags() []cli.Flag {
 		stateDirFlag(),
 		ctlFlag(),
 		&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask for confirmation (needed when there is no terminal)"},
+		&cli.BoolFlag{Name: "force", Usage: "overwrite edits made by hand to pyvhost's file for the site (the command shows them and refuses without it)"},
 	}
 }
 
@@ -36,6 +37,7 @@ func changeEnv(c *cli.Context) (deployer.Env, error) {
 			PidFile: nginxconf.PidFile(bin, confPath(c), c.String("nginx-prefix"))},
 		StateDir: state,
 		Ctl:      ctlPath(c),
+		Force:    c.Bool("force"),
 	}, nil
 }
 

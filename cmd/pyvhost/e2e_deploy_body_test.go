@@ -94,4 +94,28 @@ func TestDeployRefusesHandEdits(t *testing.T) {
 		t.Fatalf("--force kept the hand edit:\n%s", b)
 	}
 	e.want("www.edited.test", "/", 200, "hello from www.edited.test")
+
+	// Rollback and undeploy would lose a hand edit just the same.
+	write(t, site, strings.Replace(mustRead(t, site), "    location / {", "    add_header X-Hand-Edit again;\n\n    location / {", 1))
+	before = e.snapshot(true)
+	for _, cmd := range [][]string{{"rollback", "edited.test", "--yes"}, {"undeploy", "edited.test", "--yes"}} {
+		code, _, errOut := e.run(cmd...)
+		if code == 0 || !strings.Contains(errOut, "edited by hand since pyvhost wrote it (release 2)") || !strings.Contains(errOut, "+    add_header X-Hand-Edit again;") {
+			t.Errorf("%v over a hand edit: exit %d\n%s", cmd, code, errOut)
+		}
+		e.unchanged(before, true, cmd[0]+" refused for a hand edit")
+	}
+	if code, out, errOut := e.run("undeploy", "edited.test", "--yes", "--force"); code != 0 {
+		t.Fatalf("undeploy --force: exit %d\n%s%s", code, out, errOut)
+	}
+	e.want("edited.test", "/", 200, "other site")
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -58,7 +59,7 @@ func TestDeploySmokeTellsTheTruth(t *testing.T) {
 			t.Fatalf("%s: the deploy passed its smoke test", tc.module)
 		}
 		t.Logf("%s:\n%s", tc.module, errOut)
-		for _, w := range append(tc.want, "everything was put back as it was", "the daemon's log meanwhile (") {
+		for _, w := range append(tc.want, "everything was put back as it was", "the app's log meanwhile ("+filepath.Join(e.dir, "applogs")) {
 			if !strings.Contains(errOut, w) {
 				t.Errorf("%s: stderr lacks %q:\n%s", tc.module, w, errOut)
 			}
@@ -68,4 +69,8 @@ func TestDeploySmokeTellsTheTruth(t *testing.T) {
 	}
 	e.deploy("bad.test", "--app-dir", dir, "--module", "s400", "--venv", venv, "--listen", e.listen, "--smoke-path", "none")
 	e.want("bad.test", "/", 400, "Bad Request (400)")
+	// Kept with the app: a redeploy without --smoke-path skips it too.
+	if out := e.deploy("bad.test", "--app-dir", dir, "--module", "s400", "--venv", venv); strings.Contains(out, "must be answered") {
+		t.Errorf("a redeploy smoke-tested an app deployed with --smoke-path none:\n%s", out)
+	}
 }

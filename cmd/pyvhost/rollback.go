@@ -62,6 +62,7 @@ func runRollback(c *cli.Context) error {
 	defer lock.Release()
 	cc, rel, err := deployer.PrepareRollback(c.Context, env, domain, c.Int("to"))
 	if err != nil {
+		showTraceback(c, err) // a hand edit's diff
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "rolling %s back to release %d of %s\n", cc.Site.Spec.Domain, rel.N, rel.Time.Local().Format("2006-01-02 15:04:05"))

@@ -43,6 +43,7 @@ func runUndeploy(c *cli.Context) error {
 	defer lock.Release()
 	cc, err := deployer.PrepareUndeploy(c.Context, env, domain, c.String("mount"), c.Bool("purge"))
 	if err != nil {
+		showTraceback(c, err) // a hand edit's diff
 		return err
 	}
 	out := newUI(c.App.Writer, c.Bool("no-color"))

@@ -29,6 +29,9 @@ type Settings struct {
 	// Release is the app's release commands (deploy --release), run by
 	// every deploy before the new code goes live; the daemon ignores them.
 	Release []string `json:"release,omitempty"`
+	// SmokePaths is deploy --smoke-path as last given (["none"]: no smoke
+	// test), so a redeploy tests what the first deploy was told to.
+	SmokePaths []string `json:"smoke_paths,omitempty"`
 }
 
 // Dir is where every app's settings live under a state dir.
@@ -69,7 +72,7 @@ func Load(stateDir string, k pool.Key) (Settings, error) {
 // with nothing in them remove the file.
 func Save(stateDir string, s Settings) error {
 	path := Path(stateDir, s.App)
-	if len(s.Env) == 0 && s.Pool.IsZero() && len(s.Release) == 0 {
+	if len(s.Env) == 0 && s.Pool.IsZero() && len(s.Release) == 0 && len(s.SmokePaths) == 0 {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("settings of app %s: %w", s.App, err)
 		}
