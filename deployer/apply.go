@@ -92,8 +92,17 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 			return fmt.Errorf("state dir: %w", err)
 		}
 		log := filepath.Join(d.opts.StateDir, "logs", nginxconf.FileStem(d.Site.Spec.Domain)+"-pip.log")
-		if err := InstallRequirements(ctx, d.opts.Runner, app.Venv, d.Requirements, log); err != nil {
-			return err
+		file := d.Requirements
+		if isPyproject(file) {
+			var err error
+			if file, err = pyprojectRequirements(ctx, d.opts.Runner, app.Venv, file, strings.TrimSuffix(log, "-pip.log")+"-pyproject-requirements.txt"); err != nil {
+				return err
+			}
+		}
+		if file != "" { // "": a pyproject.toml that lists no dependencies
+			if err := InstallRequirements(ctx, d.opts.Runner, app.Venv, file, log); err != nil {
+				return err
+			}
 		}
 		return os.WriteFile(filepath.Join(app.Venv, requirementsStamp), []byte(stampOf(d.Requirements)+"\n"), 0o644)
 	case StepPreflight:

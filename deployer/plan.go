@@ -100,7 +100,10 @@ func Plan(f Facts) []Step {
 			}
 			add(StepVenv, "create the virtualenv %s (%s -m venv%s)", app.Venv, f.Python, sys)
 		}
-		if f.Requirements != "" {
+		switch {
+		case isPyproject(f.Requirements):
+			add(StepRequirements, "pip install the [project] dependencies of %s into %s", f.Requirements, app.Venv)
+		case f.Requirements != "":
 			add(StepRequirements, "pip install -r %s into %s", f.Requirements, app.Venv)
 		}
 		add(StepPreflight, "import %s in %s as %s, as the daemon will", app.Module, app.Venv, orUs(f.RunAs))

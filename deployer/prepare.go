@@ -247,7 +247,11 @@ func (d *Deployment) prepareRequirements() error {
 	if file == "" {
 		file = filepath.Join(d.App.AppDir, "requirements.txt")
 		if _, err := os.Stat(file); err != nil {
-			return nil
+			// A PEP 621 project: its [project] dependencies, as piku and
+			// Dokku install them.
+			if file = filepath.Join(d.App.AppDir, "pyproject.toml"); !exists(file) {
+				return nil
+			}
 		}
 	} else if _, err := os.Stat(file); err != nil {
 		return &nginxconf.InvalidError{Err: fmt.Errorf("--requirements %s: %v", file, errors.Unwrap(err))}

@@ -47,3 +47,36 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, " | ")
 }
+
+// isPyproject reports whether a requirements file is a pyproject.toml.
+func isPyproject(file string) bool { return filepath.Base(file) == "pyproject.toml" }
+
+// pyprojectPy prints a pyproject.toml's [project] dependencies, one a line.
+const pyprojectPy = `import sys
+try:
+    import tomllib
+except ImportError:
+    sys.exit("reading pyproject.toml needs Python 3.11 or later (tomllib): give the dependencies in a requirements.txt")
+with open(sys.argv[1], "rb") as f:
+    deps = tomllib.load(f).get("project", {}).get("dependencies", [])
+if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+    sys.exit("[project] dependencies in %s is not a list of strings" % sys.argv[1])
+print("\n".join(deps))
+`
+
+// pyprojectRequirements writes a pyproject.toml's [project] dependencies
+// as a requirements file (out) for pip, read with the venv's own Python;
+// "" when it lists none.
+func pyprojectRequirements(ctx context.Context, r Runner, venv, pyproject, out string) (string, error) {
+	stdout, stderr, err := r.Run(ctx, filepath.Join(venv, "bin", "python"), "-c", pyprojectPy, pyproject)
+	if err != nil {
+		return "", fmt.Errorf("read the dependencies of %s: %s", pyproject, lastLines(string(stderr)+err.Error(), 3))
+	}
+	if strings.TrimSpace(string(stdout)) == "" {
+		return "", nil
+	}
+	if err := os.WriteFile(out, stdout, 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", out, err)
+	}
+	return out, nil
+}

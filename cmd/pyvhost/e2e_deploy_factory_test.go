@@ -134,3 +134,36 @@ func TestDeployReleaseCommands(t *testing.T) {
 	e.unchanged(before, true, "a deploy whose release command failed")
 	e.want("flaskr.test", "/", 200, "0 posts")
 }
+
+// TestDeployPyprojectDependencies: an app dir with a pyproject.toml and no
+// requirements.txt gets its [project] dependencies installed; one pip
+// cannot install fails the deploy with pip's words, and nothing is left.
+func TestDeployPyprojectDependencies(t *testing.T) {
+	skipShort(t)
+	t.Setenv("PIP_NO_INDEX", "1") // no PyPI here: pip fails at once instead of retrying the network
+	e := newDeployEnv(t, true)
+	dir := e.app("pyproj", map[string]string{"pyproj.py": helloPy,
+		"pyproject.toml": "[project]\nname = \"pyproj\"\nversion = \"1.0\"\ndependencies = [\"flask>=1.0\", \"click\"]\n"})
+	venv := filepath.Join(e.dir, "pyproj-venv")
+	args := []string{"pyproj.test", "--app-dir", dir, "--module", "pyproj", "--venv", venv, "--python", "/usr/bin/python3", "--system-site-packages", "--listen", e.listen}
+	out := e.deploy(args...)
+	if !strings.Contains(out, "pip install the [project] dependencies of "+filepath.Join(dir, "pyproject.toml")) {
+		t.Errorf("the plan does not install the pyproject's dependencies:\n%s", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(e.state, "logs", "pyproj.test-pip.log")); err != nil || !strings.Contains(string(b), "Requirement already satisfied: flask>=1.0") {
+		t.Errorf("pip log: %v\n%s", err, b)
+	}
+	e.want("pyproj.test", "/", 200, "hello from pyproj.test")
+	if out := e.deploy(args...); strings.Contains(out, "pip install") {
+		t.Errorf("an unchanged pyproject.toml was installed again:\n%s", out)
+	}
+	// No index here: a dependency that is not installed cannot be.
+	write(t, filepath.Join(dir, "pyproject.toml"), "[project]\nname = \"pyproj\"\nversion = \"1.1\"\ndependencies = [\"pyvhost-no-such-package==9.9\"]\n")
+	before := e.snapshot(false)
+	code, _, errOut := e.run(append(append([]string{"deploy"}, args...), "--yes")...)
+	if code == 0 || !strings.Contains(errOut, "pyvhost-no-such-package") {
+		t.Fatalf("an uninstallable dependency: exit %d\n%s", code, errOut)
+	}
+	e.unchanged(before, false, "a deploy whose dependencies failed")
+	e.want("pyproj.test", "/", 200, "hello from pyproj.test")
+}
