@@ -2,8 +2,13 @@
 # Redeploy timing: a hello site with its venv in place is deployed again
 # (1) with changed code — the app reloads in the daemon, no nginx change —
 # and (2) with changed flags (another listen port) — a new server block,
-# nginx -t, reload, smoke test. Prints the median, min and max wall time
-# of N runs of each. The target: under 2 s.
+# nginx -t, reload, smoke test; then, under load (wrk through nginx), (3)
+# with a changed environment variable and (4) with changed --processes
+# (2 <-> 6: a new pool takes over, then it shrinks in place), counting the
+# requests that failed meanwhile. A deploy returns once the change is in
+# force, so its wall time is the time to take effect. Prints the median,
+# min and max of N runs of each. Targets: under 2 s; env/pool under 1 s,
+# no failed request.
 # usage: redeploy.sh PATH/TO/pyvhost [N]
 set -euo pipefail
 BIN=$(readlink -f "${1:?usage: redeploy.sh PATH/TO/pyvhost [N]}")
@@ -57,3 +62,25 @@ code_change() { echo "# change $1" >> "$T/app/hello.py"; deploy; }
 flag_change() { if [ $(($1 % 2)) = 1 ]; then deploy --listen "127.0.0.1:$P2"; else deploy --listen "127.0.0.1:$P1"; fi; }
 time_runs "redeploy, changed code:" code_change
 time_runs "redeploy, changed flags (listen):" flag_change
+
+if command -v wrk >/dev/null; then
+  env_change() { deploy --env "BENCH_RUN=$1"; }
+  pool_change() { if [ $(($1 % 2)) = 1 ]; then deploy --processes 6; else deploy --processes 2; fi; }
+  under_load() { # label, command: the command's runs while wrk loads the site
+    local out=$T/wrk.out
+    wrk -t1 -c8 -d600s -H "Host: hello.test" "http://127.0.0.1:$P1/" >"$out" 2>&1 &
+    local wrk=$!
+    sleep 1
+    time_runs "$@"
+    kill -INT "$wrk"; wait "$wrk" || true
+    local bad errs reqs
+    reqs=$(awk '/requests in/ {print $1}' "$out")
+    bad=$(awk '/Non-2xx/ {print $NF}' "$out"); errs=$(awk '/Socket errors/ {print}' "$out")
+    echo "    under load: ${reqs:-?} requests, non-2xx: ${bad:-0}${errs:+, $errs}"
+  }
+  deploy --listen "127.0.0.1:$P1"
+  under_load "redeploy, changed env, under load:" env_change
+  under_load "redeploy, changed --processes, load:" pool_change
+else
+  echo "(wrk not installed: the env and pool redeploys under load are skipped; apt-get install wrk)"
+fi
