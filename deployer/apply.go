@@ -145,6 +145,11 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		if err := recordChange(d.opts.StateDir, d.Site, d.undo.tx); err != nil {
 			return err
 		}
+		if d.ConfigSame && d.Settings != nil {
+			if err := recordSettings(d.opts.StateDir, d.Site, d.undo.tx); err != nil {
+				return err
+			}
+		}
 		err := d.undo.tx.Commit()
 		d.undo.tx = nil
 		return err

@@ -23,20 +23,26 @@ type Env struct {
 // ConfigChange is a prepared undeploy or rollback: nginx files to write,
 // then the daemon re-reads them; on failure the files go back byte for byte.
 type ConfigChange struct {
-	env    Env
-	Site   *nginxconf.SiteChanges
-	Steps  []Step
-	Stop   []nginxconf.AppSpec // apps no location serves any more (undeploy)
-	Purge  []string            // directories to remove once live (undeploy --purge)
-	Kept   []string            // directories --purge keeps: another site uses them
-	Smoke  string              // path to smoke-test ("" = none), rollback
-	record bool
+	env   Env
+	Site  *nginxconf.SiteChanges
+	Steps []Step
+	Stop  []nginxconf.AppSpec // apps no location serves any more (undeploy)
+	Purge []string            // directories to remove once live (undeploy --purge)
+	Kept  []string            // directories --purge keeps: another site uses them
+	Smoke string              // path to smoke-test ("" = none), rollback
+	// Settings give apps back the pool settings, release commands and
+	// smoke paths the release had (rollback); running ones are reloaded.
+	Settings []SettingsChange
+	record   bool
 
 	beforeTest TestResult
 	client     *control.Client
 	tx         *Transaction
 	reload     bool
 	reread     bool
+	reloaded   []string // apps reloaded with restored settings (ids)
+
+	settingsDone, reloadsDone bool
 }
 
 // plan lists the change's steps.
@@ -54,7 +60,13 @@ func (cc *ConfigChange) plan(before TestResult) {
 		add(StepNginxTest, "nginx -t: an error or a new warning fails")
 		add(StepNginxReload, "reload nginx")
 	}
+	for _, s := range cc.Settings {
+		add(StepSettings, "give the app at %s its settings as the release had them (%s)", s.App.Mount, s.Describe())
+	}
 	add(StepDaemon, "the daemon (if running) re-reads the nginx config")
+	if len(cc.Settings) > 0 {
+		add(StepLoad, "reload the apps whose settings changed, if running (zero downtime)")
+	}
 	for _, a := range cc.Stop {
 		add(StepLoad, "stop %s (%s) in the daemon", a.Module, a.AppDir)
 	}
@@ -97,6 +109,24 @@ func (cc *ConfigChange) run(ctx context.Context, s Step) error {
 	case StepNginxReload:
 		cc.reload = true
 		return cc.env.Nginx.Reload(ctx)
+	case StepSettings:
+		if cc.settingsDone {
+			return nil // all done on the first step
+		}
+		cc.settingsDone = true
+		if cc.tx == nil { // a release with the same config: only the settings change
+			tx, err := Begin(cc.env.StateDir, nil)
+			if err != nil {
+				return err
+			}
+			cc.tx = tx
+		}
+		for _, sc := range cc.Settings {
+			if err := sc.apply(cc.env.StateDir, cc.tx); err != nil {
+				return err
+			}
+		}
+		return nil
 	case StepDaemon:
 		if cc.client == nil {
 			return nil
@@ -104,6 +134,9 @@ func (cc *ConfigChange) run(ctx context.Context, s Step) error {
 		cc.reread = true
 		return cc.client.ReloadConfig()
 	case StepLoad:
+		if err := cc.reloadApps(); err != nil {
+			return err
+		}
 		return cc.stopApps()
 	case StepSmoke:
 		var app *nginxconf.AppSpec
@@ -119,9 +152,38 @@ func (cc *ConfigChange) run(ctx context.Context, s Step) error {
 		}
 		return nil
 	case StepRelease:
+		if len(cc.Site.Changes) == 0 && len(cc.Settings) > 0 {
+			return recordSettings(cc.env.StateDir, cc.Site, cc.tx)
+		}
 		return recordChange(cc.env.StateDir, cc.Site, cc.tx)
 	}
 	return fmt.Errorf("unknown step %q", s.ID)
+}
+
+// reloadApps reloads the running apps whose settings the change restored,
+// so their pools run with them (once, on the first load step).
+func (cc *ConfigChange) reloadApps() error {
+	if cc.reloadsDone || cc.client == nil || len(cc.Settings) == 0 {
+		return nil
+	}
+	cc.reloadsDone = true
+	apps, err := cc.client.Apps()
+	if err != nil {
+		return err
+	}
+	for _, sc := range cc.Settings {
+		if a, ok := findApp(apps.Apps, sc.App); ok && running(a) {
+			cc.reloaded = append(cc.reloaded, a.ID)
+			st, err := cc.client.Reload(a.ID)
+			if st.ID != "" {
+				cc.reloaded[len(cc.reloaded)-1] = st.ID
+			}
+			if err != nil {
+				return fmt.Errorf("reload %s with its restored settings: %w", a.Name, appError(err))
+			}
+		}
+	}
+	return nil
 }
 
 // stopApps stops, in the daemon, the apps the change took out (one step
@@ -152,6 +214,11 @@ func (cc *ConfigChange) rollback(ctx context.Context) error {
 	}
 	if cc.reread {
 		errs = append(errs, cc.client.ReloadConfig())
+	}
+	for _, id := range cc.reloaded { // with the settings the journal put back
+		if _, err := cc.client.Reload(id); err != nil {
+			errs = append(errs, fmt.Errorf("reload the app with its settings before: %w", appError(err)))
+		}
 	}
 	return errors.Join(errs...)
 }

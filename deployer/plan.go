@@ -152,7 +152,7 @@ func Plan(f Facts) []Step {
 	case !f.ConfigSame:
 		add(StepRelease, "record the release (config, spec, time); keep the last %d", KeepReleases)
 	case f.Settings != nil:
-		add(StepRelease, "keep the new settings (until now the old ones were kept, to put back)")
+		add(StepRelease, "record the release (the same config, the app's new settings); keep the last %d", KeepReleases)
 	}
 	return steps
 }

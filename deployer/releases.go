@@ -11,19 +11,45 @@ import (
 	"time"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/appconf"
 )
 
 // KeepReleases is how many releases of a site are kept.
 const KeepReleases = 10
 
-// Release is one deployed state of a site: its spec and the exact bytes
-// of the file pyvhost owns for it, to roll back to.
+// Release is one deployed state of a site: its spec, the exact bytes of
+// the file pyvhost owns for it, to roll back to, and its apps' own
+// settings then.
 type Release struct {
 	N      int                `json:"n"`
 	Time   time.Time          `json:"time"`
 	Spec   nginxconf.SiteSpec `json:"spec"`
 	File   string             `json:"file"`
 	Config []byte             `json:"config"`
+	Apps   []ReleaseApp       `json:"apps,omitempty"`
+}
+
+// ReleaseApp is what a release keeps of one app's own settings: its pool,
+// release commands and smoke paths — never its environment, whose values
+// are secrets and stay in STATE/apps alone.
+type ReleaseApp struct {
+	Mount      string       `json:"mount"`
+	Pool       appconf.Pool `json:"pool,omitzero"`
+	Release    []string     `json:"release,omitempty"`
+	SmokePaths []string     `json:"smoke_paths,omitempty"`
+}
+
+// releaseApps is what the apps of spec have stored now.
+func releaseApps(stateDir string, spec nginxconf.SiteSpec) ([]ReleaseApp, error) {
+	var out []ReleaseApp
+	for _, a := range spec.Apps {
+		s, err := appconf.Load(stateDir, KeyOf(a))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ReleaseApp{Mount: a.Mount, Pool: s.Pool, Release: s.Release, SmokePaths: s.SmokePaths})
+	}
+	return out, nil
 }
 
 func releaseDir(stateDir, domain string) string {
@@ -124,23 +150,40 @@ func recordChange(stateDir string, sc *nginxconf.SiteChanges, tx *Transaction) e
 			return err
 		}
 		if len(all) == 0 && c.Kind == nginxconf.Modify {
-			if err := recordConfig(stateDir, c.Path, c.Old, tx); err != nil {
+			if err := recordConfig(stateDir, c.Path, c.Old, false, tx); err != nil {
 				return err
 			}
 		}
-		return recordConfig(stateDir, c.Path, c.New, tx)
+		return recordConfig(stateDir, c.Path, c.New, true, tx)
 	}
 	return nil
 }
 
+// recordSettings records a release of a site whose file stays as it is
+// but whose apps' settings changed, so a rollback can return to them.
+func recordSettings(stateDir string, sc *nginxconf.SiteChanges, tx *Transaction) error {
+	config, err := os.ReadFile(sc.SitePath)
+	if err != nil {
+		return fmt.Errorf("record the release: %w", err)
+	}
+	return recordConfig(stateDir, sc.SitePath, config, true, tx)
+}
+
 // recordConfig records one version of a site's file, its spec read back
-// from the bytes.
-func recordConfig(stateDir, path string, config []byte, tx *Transaction) error {
+// from the bytes, with its apps' settings as stored now when withApps (the
+// version the change leaves).
+func recordConfig(stateDir, path string, config []byte, withApps bool, tx *Transaction) error {
 	spec, err := nginxconf.SpecFromFile(path, config)
 	if err != nil {
 		return err
 	}
 	spec.Normalize()
-	_, err = recordRelease(stateDir, Release{Spec: spec, File: path, Config: config}, tx)
+	r := Release{Spec: spec, File: path, Config: config}
+	if withApps {
+		if r.Apps, err = releaseApps(stateDir, spec); err != nil {
+			return err
+		}
+	}
+	_, err = recordRelease(stateDir, r, tx)
 	return err
 }

@@ -18,6 +18,7 @@ import (
 type SettingsChange struct {
 	Path     string
 	Old, New appconf.Settings
+	App      nginxconf.AppSpec // whose (rollback: to reload it)
 }
 
 // KeyOf is the app's identity as the daemon knows it.

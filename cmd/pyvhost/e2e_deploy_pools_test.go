@@ -108,6 +108,7 @@ func TestDeployPerAppPools(t *testing.T) {
 	if !strings.Contains(e.daemonLog(), "need a larger pool") {
 		t.Error("--processes 8 on a pool made for 3 should have had a new pool take over")
 	}
+	e.onlyCurrentPoolServes(c, dir)
 	start = time.Now()
 	e.deploy(append(argsA, "--processes", "2")...)
 	down := time.Since(start)
@@ -122,6 +123,20 @@ func TestDeployPerAppPools(t *testing.T) {
 		t.Error("the daemon was restarted")
 	}
 	t.Logf("pool changes under load: up to 8 in %s, down to 2 in %s, %d requests ok", up, down, ok)
+
+	// Each change is a release: rollback gives the app its pool back.
+	for _, tc := range []struct {
+		args      []string
+		processes int
+	}{{[]string{"rollback", "pools-a.test", "--yes"}, 8}, {[]string{"rollback", "pools-a.test", "--to", "1", "--yes"}, 3}} {
+		if code, out, errOut := e.run(tc.args...); code != 0 || !strings.Contains(out, "its settings as the release had them") {
+			t.Fatalf("%v: exit %d\n%s%s", tc.args, code, out, errOut)
+		}
+		if st := e.ctlApp(c, dir); st.Processes != tc.processes || st.HarakiriSec != 20 {
+			t.Errorf("after %v: %d processes, harakiri %d; want %d and 20", tc.args, st.Processes, st.HarakiriSec, tc.processes)
+		}
+		e.onlyCurrentPoolServes(c, dir)
+	}
 }
 
 // ctlApp is the daemon's view of the app in dir (the current pool, not
@@ -139,6 +154,22 @@ func (e *deployEnv) ctlApp(c *control.Client, dir string) pool.AppStats {
 	}
 	e.t.Fatalf("no app for %s in ctl apps: %+v", dir, apps)
 	return pool.AppStats{}
+}
+
+// onlyCurrentPoolServes fails if a pool that was replaced still has
+// workers when the command that replaced it has returned: its settings
+// would still be serving.
+func (e *deployEnv) onlyCurrentPoolServes(c *control.Client, dir string) {
+	e.t.Helper()
+	apps, err := c.Apps()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, a := range apps.Apps {
+		if a.Chdir == dir && a.Retiring && len(a.Workers) > 0 {
+			e.t.Errorf("a replaced pool (processes %d) still has %d workers", a.Processes, len(a.Workers))
+		}
+	}
 }
 
 func busy(st pool.AppStats) int {

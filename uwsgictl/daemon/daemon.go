@@ -323,7 +323,7 @@ func (d *Daemon) Reload() {
 			if n, err := d.refresh(a); err == nil && n == a {
 				a.Reload()
 			} else if err == nil {
-				go d.reloadApp(a) // a larger pool takes over: it starts, then the old one stops
+				go d.takeOver(a, n) // a larger pool takes over: it starts, then the old one stops
 			}
 		}
 	}

@@ -90,7 +90,7 @@ func (d *Daemon) refresh(a *pool.App) (*pool.App, error) {
 	}
 	d.apps[a.Key] = n
 	d.retiring = append(d.retiring, retiring{app: a, at: time.Now().Add(appWaitTimeout)})
-	d.appLogf(a.Key, "app %s (%s): %d processes need a larger pool: app %s takes over; the old one serves until it is ready", a.ID, a.Name, cfg.Processes, n.ID)
+	d.appLogf(a.Key, "app %s (%s): %d processes need a larger pool: a new one (app: %d) takes over; the old one (app: %d) serves until it is ready", a.ID, a.Name, cfg.Processes, n.Num, a.Num)
 	return n, nil
 }
 
@@ -99,16 +99,24 @@ func (d *Daemon) refresh(a *pool.App) (*pool.App, error) {
 // stopped once it serves. An app that is not running only takes the
 // settings, for when it starts.
 func (d *Daemon) reloadApp(a *pool.App) (*pool.App, error) {
+	wasRunning := a.Running()
 	n, err := d.refresh(a)
 	if err != nil {
 		return a, err
 	}
-	if !n.Running() {
+	if !wasRunning {
 		return n, nil // not started: its next start has the settings
 	}
 	if n == a {
 		return a, a.ReloadAndWait(appWaitTimeout)
 	}
+	return d.takeOver(a, n)
+}
+
+// takeOver starts n, the pool that replaced a (refresh), then stops a
+// gracefully and waits for its processes: from then on only n serves. If n
+// cannot start, a is put back and serves on.
+func (d *Daemon) takeOver(a, n *pool.App) (*pool.App, error) {
 	if err := n.Load(appWaitTimeout); err != nil {
 		d.unreplace(a, n)
 		return a, err
