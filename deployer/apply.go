@@ -123,15 +123,8 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 	case StepNginxTest:
 		return testNewConfig(ctx, d.opts.Nginx, d.before)
 	case StepSettings:
-		if d.undo.tx == nil {
-			tx, err := Begin(d.opts.StateDir, nil)
-			if err != nil {
-				return err
-			}
-			d.undo.tx = tx
-		}
 		d.undo.settings = true
-		return d.Settings.apply(d.opts.StateDir, d.undo.tx)
+		return d.Settings.apply(d.opts.StateDir, &d.undo.tx)
 	case StepDaemon:
 		return d.ensureDaemon(ctx)
 	case StepLoad:
@@ -240,11 +233,8 @@ func (d *Deployment) loadApp() error {
 			return err
 		}
 		if a, ok := findApp(apps.Apps, *app); ok {
-			d.undo.reloadedID = a.ID
-			st, err := d.client.Reload(a.ID)
-			if st.ID != "" {
-				d.undo.reloadedID = st.ID // a larger pool took it over
-			}
+			d.undo.reloadedID = a.ID // an app's id is its identity's: a pool that takes it over has it too
+			_, err := d.client.Reload(a.ID)
 			return appError(err)
 		}
 	}

@@ -114,15 +114,8 @@ func (cc *ConfigChange) run(ctx context.Context, s Step) error {
 			return nil // all done on the first step
 		}
 		cc.settingsDone = true
-		if cc.tx == nil { // a release with the same config: only the settings change
-			tx, err := Begin(cc.env.StateDir, nil)
-			if err != nil {
-				return err
-			}
-			cc.tx = tx
-		}
 		for _, sc := range cc.Settings {
-			if err := sc.apply(cc.env.StateDir, cc.tx); err != nil {
+			if err := sc.apply(cc.env.StateDir, &cc.tx); err != nil {
 				return err
 			}
 		}
@@ -174,11 +167,7 @@ func (cc *ConfigChange) reloadApps() error {
 	for _, sc := range cc.Settings {
 		if a, ok := findApp(apps.Apps, sc.App); ok && running(a) {
 			cc.reloaded = append(cc.reloaded, a.ID)
-			st, err := cc.client.Reload(a.ID)
-			if st.ID != "" {
-				cc.reloaded[len(cc.reloaded)-1] = st.ID
-			}
-			if err != nil {
+			if _, err := cc.client.Reload(a.ID); err != nil {
 				return fmt.Errorf("reload %s with its restored settings: %w", a.Name, appError(err))
 			}
 		}

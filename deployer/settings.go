@@ -110,9 +110,21 @@ func (s SettingsChange) Describe() string {
 	return strings.Join(parts, "; ")
 }
 
-// apply stores the new settings within tx, which keeps the old ones to
-// put back.
-func (s SettingsChange) apply(stateDir string, tx *Transaction) error {
+// apply stores the new settings within *tx, which keeps the old ones to
+// put back; with no transaction yet (the nginx config does not change),
+// one is begun for them.
+func (s SettingsChange) apply(stateDir string, tx **Transaction) error {
+	if *tx == nil {
+		t, err := Begin(stateDir, nil)
+		if err != nil {
+			return err
+		}
+		*tx = t
+	}
+	return s.store(stateDir, *tx)
+}
+
+func (s SettingsChange) store(stateDir string, tx *Transaction) error {
 	dir := appconf.Dir(stateDir)
 	if _, err := os.Stat(dir); err != nil {
 		if err := tx.Track(dir, true); err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/appconf"
 )
 
 // PrepareUndeploy plans taking a site (or one --mount of it) down. With
@@ -43,6 +44,12 @@ func PrepareUndeploy(ctx context.Context, env Env, domain, mount string, purge b
 	for _, a := range removed {
 		if !used[appKey(a)] {
 			cc.Stop = append(cc.Stop, a)
+		}
+		if purge && !used[appKey(a)] {
+			// Its environment (secrets) and settings go with it.
+			if p := appconf.Path(env.StateDir, KeyOf(a)); exists(p) && !slices.Contains(cc.Purge, p) {
+				cc.Purge = append(cc.Purge, p)
+			}
 		}
 		if purge {
 			for _, dir := range []string{a.Venv, a.AppDir} {

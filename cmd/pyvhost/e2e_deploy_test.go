@@ -164,7 +164,8 @@ func TestDeployTwoAppsDryRunRollbackUndeploy(t *testing.T) {
 	keep := e.app("keep", map[string]string{"keep.py": helloPy})
 	blog := daemontest.App(t, filepath.Join(e.dir, "apps"), "envecho")
 	e.deploy("keep.test", "--app-dir", keep, "--module", "keep", "--venv", venv, "--python", "/usr/bin/python3", "--listen", e.listen)
-	e.deploy("example.com", "--app-dir", site, "--module", "siteapp", "--venv", venv, "--listen", e.listen, "--alias", "www.example.com")
+	e.deploy("example.com", "--app-dir", site, "--module", "siteapp", "--venv", venv, "--listen", e.listen, "--alias", "www.example.com", "--env", "SITE_SECRET=x")
+	siteSettings, _ := filepath.Glob(filepath.Join(e.state, "apps", "*.json"))
 	sitePath := filepath.Join(e.dir, "sites-available", "example.com.conf")
 	release1, err := os.ReadFile(sitePath)
 	if err != nil {
@@ -277,6 +278,11 @@ func TestDeployTwoAppsDryRunRollbackUndeploy(t *testing.T) {
 	}
 	if _, err := os.Stat(venv); err != nil {
 		t.Errorf("--purge removed the venv %s, which keep.test uses", venv)
+	}
+	if len(siteSettings) != 1 {
+		t.Fatalf("settings files after --env: %v", siteSettings)
+	} else if _, err := os.Stat(siteSettings[0]); !os.IsNotExist(err) {
+		t.Errorf("the purged app's environment %s survived undeploy --purge: %v", siteSettings[0], err)
 	}
 	if _, err := os.Stat(blog); err != nil {
 		t.Errorf("the /blog app dir was removed though its undeploy had no --purge: %v", err)

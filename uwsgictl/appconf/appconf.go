@@ -41,8 +41,13 @@ func Dir(stateDir string) string { return filepath.Join(stateDir, "apps") }
 // identity (a short one could collide and hand one app another's secrets;
 // Load also checks the identity stored inside).
 func Path(stateDir string, k pool.Key) string {
+	return filepath.Join(Dir(stateDir), keyHash(k, 32)+".json")
+}
+
+// keyHash is the hex of the first n bytes of a hash of app k's identity.
+func keyHash(k pool.Key, n int) string {
 	h := sha256.Sum256([]byte(k.Pyhome + "\x00" + k.Chdir + "\x00" + k.Script))
-	return filepath.Join(Dir(stateDir), hex.EncodeToString(h[:])+".json")
+	return hex.EncodeToString(h[:n])
 }
 
 // Load reads app k's settings; an app with none has empty ones.
@@ -132,7 +137,4 @@ func (s Settings) Stamp() string {
 // LogPath is app k's own log file in the daemon's --app-logs dir: named by
 // a hash of its identity, as its settings are, so two apps never share
 // one, whatever names the nginx config gives them.
-func LogPath(dir string, k pool.Key) string {
-	h := sha256.Sum256([]byte(k.Pyhome + "\x00" + k.Chdir + "\x00" + k.Script))
-	return filepath.Join(dir, hex.EncodeToString(h[:8])+".log")
-}
+func LogPath(dir string, k pool.Key) string { return filepath.Join(dir, keyHash(k, 8)+".log") }

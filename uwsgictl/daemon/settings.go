@@ -80,15 +80,7 @@ func (d *Daemon) refresh(a *pool.App) (*pool.App, error) {
 		return a, err
 	}
 	d.nextNum++
-	for l, owner := range d.sockApp {
-		if owner == a {
-			d.sockApp[l] = n
-		}
-	}
-	if d.single == a {
-		d.single = n
-	}
-	d.apps[a.Key] = n
+	d.swapLocked(a, n)
 	d.retiring = append(d.retiring, retiring{app: a, at: time.Now().Add(appWaitTimeout)})
 	d.appLogf(a.Key, "app %s (%s): %d processes need a larger pool: a new one (app: %d) takes over; the old one (app: %d) serves until it is ready", a.ID, a.Name, cfg.Processes, n.Num, a.Num)
 	return n, nil
@@ -134,15 +126,7 @@ func (d *Daemon) takeOver(a, n *pool.App) (*pool.App, error) {
 func (d *Daemon) unreplace(a, n *pool.App) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for l, owner := range d.sockApp {
-		if owner == n {
-			d.sockApp[l] = a
-		}
-	}
-	if d.single == n {
-		d.single = a
-	}
-	d.apps[a.Key] = a
+	d.swapLocked(n, a)
 	keep := d.retiring[:0]
 	for _, r := range d.retiring {
 		if r.app != a {
@@ -152,6 +136,20 @@ func (d *Daemon) unreplace(a, n *pool.App) {
 	d.retiring = keep
 	n.Close(false)
 	d.retired = append(d.retired, n)
+}
+
+// swapLocked puts pool to in from's place: its sockets, its key, the
+// single app.
+func (d *Daemon) swapLocked(from, to *pool.App) {
+	for l, owner := range d.sockApp {
+		if owner == from {
+			d.sockApp[l] = to
+		}
+	}
+	if d.single == from {
+		d.single = to
+	}
+	d.apps[to.Key] = to
 }
 
 func orDefaults(own string) string {
