@@ -16,7 +16,7 @@ N=${2:-7}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 T=$(mktemp -d /tmp/pyvhost-redeploy.XXXXXX); chmod 755 "$T"
 export PYVHOST_NGINX_CONF=$T/nginx.conf PYVHOST_NGINX_PREFIX=$T PYVHOST_STATE_DIR=$T/state \
-       PYVHOST_CTL=$T/run/ctl.sock PYVHOST_APP_SOCKETS=$T/socks
+       PYVHOST_CTL=$T/run/ctl.sock PYVHOST_APP_SOCKETS=$T/socks PYVHOST_APP_LOGS=$T/applogs
 cleanup() {
   "$BIN" ctl shutdown >/dev/null 2>&1 || true
   "$NGINX" -p "$T" -c "$T/nginx.conf" -s quit 2>/dev/null || true

@@ -40,9 +40,10 @@ CONF
 
 # Where this demo's nginx, state, control socket and per-app sockets are:
 # on a real server these are /etc/nginx/nginx.conf, /var/lib/pyvhost,
-# /run/pyvhost/ctl.sock and /run/pyvhost/apps, and none of this is needed.
+# /run/pyvhost/ctl.sock, /run/pyvhost/apps and /var/log/pyvhost/apps, and
+# none of this is needed.
 export PYVHOST_NGINX_CONF=$D/nginx.conf PYVHOST_NGINX_PREFIX=$D PYVHOST_STATE_DIR=$D/state \
-       PYVHOST_CTL=$D/run/ctl.sock PYVHOST_APP_SOCKETS=$D/socks
+       PYVHOST_CTL=$D/run/ctl.sock PYVHOST_APP_SOCKETS=$D/socks PYVHOST_APP_LOGS=$D/applogs
 USER_FLAG=()
 [ "$(id -u)" = 0 ] && USER_FLAG=(--user www-data)
 
@@ -61,6 +62,7 @@ done
 run "$BIN" ctl apps
 echo
 echo "The demo runs in $D: nginx on 127.0.0.1:$PORT, the daemon's log in $D/state/uwsgi.log."
-echo "Try:  export PYVHOST_NGINX_CONF=$D/nginx.conf PYVHOST_NGINX_PREFIX=$D PYVHOST_STATE_DIR=$D/state PYVHOST_CTL=$D/run/ctl.sock PYVHOST_APP_SOCKETS=$D/socks"
+echo "Try:  export PYVHOST_NGINX_CONF=$D/nginx.conf PYVHOST_NGINX_PREFIX=$D PYVHOST_STATE_DIR=$D/state PYVHOST_CTL=$D/run/ctl.sock PYVHOST_APP_SOCKETS=$D/socks PYVHOST_APP_LOGS=$D/applogs"
+echo "      $BIN logs hello.localhost"
 echo "      $BIN ctl top"
 echo "Stop it with: make demo-stop"
