@@ -26,6 +26,7 @@ def _app(environ, start_response):
     out["uid"] = os.getuid()
     out["cwd"] = os.getcwd()
     out["python"] = "%d.%d" % sys.version_info[:2]
+    out["os_environ"] = {k: v for k, v in os.environ.items() if not k.startswith("PYVHOST_")}
     data = json.dumps(out, sort_keys=True).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
     return [data]
