@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/nginxconf/nginxproc"
 	"github.com/pyvhost/pyvhost/templates"
 	"github.com/pyvhost/pyvhost/uwsgictl/control"
 	"github.com/pyvhost/pyvhost/uwsgictl/pool"
@@ -152,26 +153,13 @@ func StopDaemon(c *control.Client, pid int, timeout time.Duration) error {
 		return fmt.Errorf("shut down the daemon: %w", err)
 	}
 	deadline := time.Now().Add(timeout)
-	for processAlive(pid) {
+	for nginxproc.Alive(pid) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the daemon (pid %d) did not exit within %s", pid, timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return nil
-}
-
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// A zombie has exited; its parent just has not reaped it yet.
-	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(fields) == 0 || fields[0] != "Z"
 }
 
 // checkDaemonServes makes sure a running daemon will see the site deploy

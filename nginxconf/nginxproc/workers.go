@@ -26,7 +26,9 @@ import (
 var procRoot = "/proc"
 
 // MasterPID reads an nginx pid file; 0 when there is none or it names no
-// running process (nginx is not running).
+// running process (nginx is not running: gone, or a zombie — a master
+// killed in the background waits for init, which may reap it late, and
+// until then its pid is still in /proc).
 func MasterPID(pidFile string) int {
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
@@ -36,10 +38,24 @@ func MasterPID(pidFile string) int {
 	if err != nil || pid <= 0 {
 		return 0
 	}
-	if _, err := os.Stat(filepath.Join(procRoot, strconv.Itoa(pid))); err != nil {
+	if !Alive(pid) {
 		return 0
 	}
 	return pid
+}
+
+// Alive reports whether process pid runs: it exists and is not a zombie
+// (one that has exited and waits for its parent to reap it).
+func Alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(fields) == 0 || fields[0] != "Z"
 }
 
 // AcceptingWorkers are the master's worker processes that still accept

@@ -13,9 +13,10 @@ import (
 // fakeProc writes a /proc with the given processes: pid -> stat line's
 // command name, parent pid and title.
 type proc struct {
-	comm  string
-	ppid  int
-	title string
+	comm   string
+	ppid   int
+	title  string
+	zombie bool // exited, not yet reaped
 }
 
 func fakeProc(t *testing.T, procs map[int]proc) {
@@ -26,7 +27,11 @@ func fakeProc(t *testing.T, procs map[int]proc) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		stat := strconv.Itoa(pid) + " (" + p.comm + ") S " + strconv.Itoa(p.ppid) + " 1 1 0 -1 4194560 0 0\n"
+		state := "S"
+		if p.zombie {
+			state = "Z"
+		}
+		stat := strconv.Itoa(pid) + " (" + p.comm + ") " + state + " " + strconv.Itoa(p.ppid) + " 1 1 0 -1 4194560 0 0\n"
 		if err := os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -65,12 +70,13 @@ func TestAcceptingWorkers(t *testing.T) {
 }
 
 func TestMasterPID(t *testing.T) {
-	fakeProc(t, map[int]proc{100: {comm: "nginx", ppid: 1, title: "nginx: master process"}})
+	// 200: a master killed in the background, not yet reaped by init.
+	fakeProc(t, map[int]proc{100: {comm: "nginx", ppid: 1, title: "nginx: master process"}, 200: {comm: "nginx", ppid: 1, zombie: true}})
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		content string
 		want    int
-	}{{"100\n", 100}, {"  100  ", 100}, {"999\n", 0}, {"", 0}, {"x", 0}, {"-1", 0}} {
+	}{{"100\n", 100}, {"  100  ", 100}, {"999\n", 0}, {"200\n", 0}, {"", 0}, {"x", 0}, {"-1", 0}} {
 		f := filepath.Join(dir, "nginx.pid")
 		if err := os.WriteFile(f, []byte(tc.content), 0o644); err != nil {
 			t.Fatal(err)
