@@ -98,7 +98,7 @@ func (n *Nginx) Reload(ctx context.Context) error {
 			old = nginxproc.AcceptingWorkers(master)
 		}
 	}
-	if err := n.signalReload(ctx); err != nil {
+	if err := n.signalReload(ctx, n.PidFile != "" && master == 0); err != nil {
 		return err
 	}
 	if len(old) == 0 {
@@ -116,8 +116,11 @@ func (n *Nginx) up() bool {
 	return n.PidFile == "" || nginxproc.MasterPID(n.PidFile) > 0
 }
 
-// signalReload asks nginx to reload (or starts it).
-func (n *Nginx) signalReload(ctx context.Context) error {
+// signalReload asks nginx to reload, or starts it when it is not running
+// (down: its pid file names no live master — a master that died may still
+// be named there, and as a zombie it takes -s reload's signal and does
+// nothing).
+func (n *Nginx) signalReload(ctx context.Context, down bool) error {
 	if n.Prefix == "" {
 		if _, _, err := n.Runner.Run(ctx, "systemctl", "is-active", "--quiet", "nginx"); err == nil {
 			if _, stderr, err := n.Runner.Run(ctx, "systemctl", "reload", "nginx"); err != nil {
@@ -126,18 +129,25 @@ func (n *Nginx) signalReload(ctx context.Context) error {
 			return nil
 		}
 	}
+	if down {
+		return n.start(ctx)
+	}
 	if _, stderr, err := n.Runner.Run(ctx, n.Bin, n.args("-s", "reload")...); err != nil {
 		if !strings.Contains(string(stderr), "invalid PID") && !strings.Contains(string(stderr), "No such file") &&
 			!strings.Contains(string(stderr), "No such process") {
 			return fmt.Errorf("reload nginx: %v: %s", err, strings.TrimSpace(string(stderr)))
 		}
-		// Not running: start it.
-		if _, stderr, err := n.Runner.Run(ctx, n.Bin, n.args()...); err != nil {
-			return fmt.Errorf("start nginx: %v: %s", err, strings.TrimSpace(string(stderr)))
-		}
-		return n.waitStarted(ctx)
+		return n.start(ctx) // not running
 	}
 	return nil
+}
+
+// start starts nginx and waits until its master runs.
+func (n *Nginx) start(ctx context.Context) error {
+	if _, stderr, err := n.Runner.Run(ctx, n.Bin, n.args()...); err != nil {
+		return fmt.Errorf("start nginx: %v: %s", err, strings.TrimSpace(string(stderr)))
+	}
+	return n.waitStarted(ctx)
 }
 
 // waitStarted waits until a started nginx's master has written its pid
