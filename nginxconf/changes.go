@@ -230,10 +230,31 @@ func SpecFromFile(path string, src []byte) (SiteSpec, error) {
 		return SiteSpec{}, err
 	}
 	t := &Tree{Main: path, byPath: map[string]*File{path: f}}
+	var blocks []ServerBlock
 	for _, e := range t.expand(f, f.Config.Directives) {
 		if e.d.GetName() == "server" && e.d.GetBlock() != nil {
-			return SpecFromServer(t.server(e, nil)), nil
+			blocks = append(blocks, t.server(e, nil))
 		}
 	}
-	return SiteSpec{}, fmt.Errorf("%s: no server block in pyvhost's file", path)
+	if len(blocks) == 0 {
+		return SiteSpec{}, fmt.Errorf("%s: no server block in pyvhost's file", path)
+	}
+	// A TLS site is two blocks: HTTP (redirects, ACME's challenge), then
+	// HTTPS (the site itself).
+	for i, b := range blocks {
+		tls := b.TLSListen()
+		if tls == "" {
+			continue
+		}
+		spec := SpecFromServer(b)
+		spec.TLS = &TLSSpec{Listen: tls, Cert: b.TLSCert, Key: b.TLSKey, HSTS: b.HSTS}
+		spec.Listen = ""
+		for j, h := range blocks {
+			if j != i && h.TLSListen() == "" && len(h.Listen) > 0 {
+				spec.Listen, spec.TLS.Webroot = h.Listen[0], h.ACMERoot
+			}
+		}
+		return spec, nil
+	}
+	return SpecFromServer(blocks[0]), nil
 }

@@ -3,6 +3,7 @@ package nginxconf
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"strings"
 	"text/template"
 
@@ -23,6 +24,14 @@ type RenderOptions struct {
 	// IncludeParams: an uwsgi_params file exists beside nginx.conf, so the
 	// block includes it; otherwise the params are written inline.
 	IncludeParams bool
+	// HTTP2Directive: nginx 1.25.1 or later, where `http2 on;` replaces
+	// listen's http2 parameter (which then warns).
+	HTTP2Directive bool
+}
+
+type renderTLS struct {
+	TLSSpec
+	PortSuffix string // ":8443" in the redirect when HTTPS is not on 443
 }
 
 type renderApp struct {
@@ -46,12 +55,26 @@ func Render(spec SiteSpec, opt RenderOptions) ([]byte, error) {
 		Params                               []string
 		Apps                                 []renderApp
 		Statics                              []renderStatic
+		TLS                                  *renderTLS
+		HTTP2Directive                       bool
+		HostParam                            string // HTTP_HOST with the port, when the client's URL has one
 	}{
-		Domain:      spec.Domain,
-		Listen:      spec.Listen,
-		ServerNames: strings.Join(append([]string{spec.Domain}, spec.Aliases...), " "),
-		MaxBody:     spec.MaxBody,
-		Params:      []string{"include uwsgi_params;"},
+		Domain:         spec.Domain,
+		Listen:         spec.Listen,
+		ServerNames:    strings.Join(append([]string{spec.Domain}, spec.Aliases...), " "),
+		MaxBody:        spec.MaxBody,
+		Params:         []string{"include uwsgi_params;"},
+		HTTP2Directive: opt.HTTP2Directive,
+	}
+	if spec.TLS != nil {
+		data.TLS = &renderTLS{TLSSpec: *spec.TLS}
+		if port := listenPort(spec.TLS.Listen); port != "443" {
+			// uwsgi_params' HTTP_HOST is $host, without the port: an app
+			// building URLs or checking a CSRF origin needs it. A literal,
+			// not the client's raw Host header.
+			data.TLS.PortSuffix = ":" + port
+			data.HostParam = "$host:" + port
+		}
 	}
 	if !opt.IncludeParams {
 		data.Params = inlineParams()
@@ -86,4 +109,12 @@ func inlineParams() []string {
 		}
 	}
 	return out
+}
+
+// listenPort is the port of a listen value (PORT or ADDR:PORT).
+func listenPort(l string) string {
+	if _, port, err := net.SplitHostPort(l); err == nil {
+		return port
+	}
+	return l
 }

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pyvhost/pyvhost/nginxconf/nginxtest"
 )
@@ -59,6 +60,31 @@ var renderCases = []struct {
 		Domain:  "files.example.com",
 		Statics: []StaticSpec{{URL: "/", Dir: "/srv/files"}},
 	}, RenderOptions{IncludeParams: true}},
+	{"tls", SiteSpec{
+		Domain:  "secure.example.com",
+		Aliases: []string{"www.secure.example.com"},
+		Apps:    []AppSpec{{AppDir: "/srv/secure", Module: "secure.wsgi"}},
+		TLS:     &TLSSpec{Cert: goldenCert, Key: goldenKey, Webroot: "/var/lib/pyvhost/acme-challenge"},
+	}, RenderOptions{IncludeParams: true}},
+	{"tls-port-hsts", SiteSpec{
+		Domain:  "secure.example.com",
+		Listen:  "127.0.0.1:8080",
+		Apps:    []AppSpec{{Mount: "/app", AppDir: "/srv/secure", Module: "secure.wsgi"}},
+		Statics: []StaticSpec{{URL: "/static", Dir: "/srv/secure/static"}},
+		TLS:     &TLSSpec{Listen: "127.0.0.1:8443", Cert: goldenCert, Key: goldenKey, HSTS: true},
+	}, RenderOptions{IncludeParams: true, HTTP2Directive: false}},
+}
+
+// The TLS goldens' certificate: written where they name it before nginx -t
+// reads them (nginx opens the files to check them).
+const (
+	goldenCert = "/tmp/pyvhost-golden-tls/cert.pem"
+	goldenKey  = "/tmp/pyvhost-golden-tls/key.pem"
+)
+
+func writeGoldenCert(t *testing.T) {
+	t.Helper()
+	nginxtest.WriteCert(t, goldenCert, goldenKey, 24*time.Hour, "secure.example.com", "www.secure.example.com")
 }
 
 // TestRenderGolden renders each case, compares it with its golden file and
@@ -71,6 +97,9 @@ func TestRenderGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			nginxtest.CheckGolden(t, filepath.Join("../testdata/golden/render", tc.name+".conf"), got)
+			if tc.spec.TLS != nil {
+				writeGoldenCert(t)
+			}
 			nginxtest.CheckBlock(t, got)
 		})
 	}

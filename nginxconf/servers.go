@@ -1,6 +1,7 @@
 package nginxconf
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/tufanbarisyildirim/gonginx/config"
@@ -13,9 +14,15 @@ type ServerBlock struct {
 	ServerNames []string `json:"server_names"`       // quotes stripped, wildcards and regexes as written
 	Listen      []string `json:"listen"`             // each listen directive's parameters joined by a space
 	MaxBody     string   `json:"max_body,omitempty"` // the server's client_max_body_size, when it sets one
-	Managed     bool     `json:"managed"`            // the file is one pyvhost owns
-	Apps        []App    `json:"apps"`               // locations that uwsgi_pass
-	Static      []Static `json:"static"`             // locations that nginx serves from disk with alias
+	// TLS: the server's ssl_certificate and key, whether it sends HSTS, and
+	// the root of its ACME challenge location, when it has them.
+	TLSCert  string   `json:"tls_cert,omitempty"`
+	TLSKey   string   `json:"tls_key,omitempty"`
+	HSTS     bool     `json:"hsts,omitempty"`
+	ACMERoot string   `json:"acme_root,omitempty"`
+	Managed  bool     `json:"managed"` // the file is one pyvhost owns
+	Apps     []App    `json:"apps"`    // locations that uwsgi_pass
+	Static   []Static `json:"static"`  // locations that nginx serves from disk with alias
 }
 
 // App is a location that hands requests to a uwsgi daemon, with the params
@@ -122,6 +129,12 @@ func (t *Tree) server(se entry, httpParams params) ServerBlock {
 			if v := values(paramStrings(e.d)); len(v) > 0 {
 				s.MaxBody = v[0]
 			}
+		case "ssl_certificate":
+			s.TLSCert = firstValue(e.d)
+		case "ssl_certificate_key":
+			s.TLSKey = firstValue(e.d)
+		case "add_header":
+			s.HSTS = s.HSTS || strings.EqualFold(firstValue(e.d), "Strict-Transport-Security")
 		}
 	}
 	t.locations(&s, body, inherited)
@@ -164,6 +177,10 @@ func (t *Tree) locations(s *ServerBlock, body []entry, inherited params) {
 				if v := values(paramStrings(le.d)); len(v) > 0 {
 					s.Static = append(s.Static, Static{Location: where, Alias: v[0]})
 				}
+			case "root":
+				if where == acmeLocation {
+					s.ACMERoot = firstValue(le.d)
+				}
 			}
 		}
 		t.locations(s, lbody, p)
@@ -200,6 +217,28 @@ func (t *Tree) mainValue(name string) string {
 			if v := values(paramStrings(e.d)); len(v) > 0 {
 				return v[0]
 			}
+		}
+	}
+	return ""
+}
+
+// acmeLocation is where ACME's HTTP-01 challenge is asked for.
+const acmeLocation = "/.well-known/acme-challenge/"
+
+func firstValue(d config.IDirective) string {
+	if v := values(paramStrings(d)); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// TLSListen is the server's listen with the ssl parameter (its address
+// only), "" when it has none.
+func (s ServerBlock) TLSListen() string {
+	for _, l := range s.Listen {
+		f := strings.Fields(l)
+		if len(f) > 1 && slices.Contains(f[1:], "ssl") {
+			return f[0]
 		}
 	}
 	return ""

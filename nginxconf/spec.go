@@ -24,10 +24,29 @@ type SiteSpec struct {
 	MaxBody string // client_max_body_size: nginx's SIZE (16m, 1g; 0 = no limit); "" means DefaultMaxBody
 	Apps    []AppSpec
 	Statics []StaticSpec
+	// TLS serves the site over HTTPS (HTTP then only redirects to it and
+	// answers ACME challenges); nil serves HTTP only.
+	TLS *TLSSpec `json:",omitempty"`
 
 	// SocketDir is where an app's default unix socket goes ("" means
 	// DefaultAppSocketDir); it must be the daemon's --app-sockets.
 	SocketDir string `json:"-"`
+	// TLSOff, in a change, turns a site's TLS off (--tls off).
+	TLSOff bool `json:"-"`
+}
+
+// DefaultHTTPSListen is a TLS site's HTTPS port unless --https-listen says
+// otherwise.
+const DefaultHTTPSListen = "443"
+
+// TLSSpec is a site's HTTPS: where it listens, its certificate and key
+// (files pyvhost installed in its state dir), and whether it sends HSTS.
+type TLSSpec struct {
+	Listen  string // [ADDR:]PORT; "" means DefaultHTTPSListen
+	Cert    string // ssl_certificate: the chain, leaf first
+	Key     string // ssl_certificate_key
+	HSTS    bool   // Strict-Transport-Security (hard to undo: off unless asked)
+	Webroot string // where ACME's HTTP-01 challenge files are (/.well-known/acme-challenge/)
 }
 
 // AppSpec is one WSGI app mounted in the site.
@@ -107,6 +126,9 @@ func (s *SiteSpec) Normalize() {
 	if s.MaxBody == "" {
 		s.MaxBody = DefaultMaxBody
 	}
+	if s.TLS != nil && s.TLS.Listen == "" {
+		s.TLS.Listen = DefaultHTTPSListen
+	}
 	for i := range s.Apps {
 		a := &s.Apps[i]
 		a.Mount = NormalizeMount(a.Mount)
@@ -168,6 +190,9 @@ func (s *SiteSpec) validate(allowEmpty bool) error {
 		return err
 	}
 	if err := ValidateSize("--max-body", s.MaxBody); err != nil {
+		return err
+	}
+	if err := s.TLS.validate(s.Listen); err != nil {
 		return err
 	}
 	if len(s.Apps) == 0 && len(s.Statics) == 0 && !allowEmpty {
@@ -246,6 +271,13 @@ func (s *SiteSpec) Merge(other SiteSpec) {
 	if other.MaxBody != "" {
 		s.MaxBody = other.MaxBody
 	}
+	switch {
+	case other.TLSOff:
+		s.TLS = nil
+	case other.TLS != nil:
+		t := *other.TLS
+		s.TLS = &t
+	}
 	for _, a := range other.Apps {
 		replaced := false
 		for i := range s.Apps {
@@ -321,4 +353,27 @@ func SpecFromServer(b ServerBlock) SiteSpec {
 		s.Statics = append(s.Statics, StaticSpec{URL: st.Location, Dir: st.Alias})
 	}
 	return s
+}
+
+func (t *TLSSpec) validate(httpListen string) error {
+	if t == nil {
+		return nil
+	}
+	if err := ValidateListen("--https-listen", t.Listen); err != nil {
+		return err
+	}
+	if listenKey(t.Listen) == listenKey(httpListen) {
+		return fmt.Errorf("--https-listen %s is the site's HTTP --listen too: give HTTPS a port of its own (443)", t.Listen)
+	}
+	for _, p := range []struct{ what, v string }{{"certificate", t.Cert}, {"key", t.Key}, {"ACME webroot", t.Webroot}} {
+		if p.v == "" && p.what != "ACME webroot" {
+			return fmt.Errorf("a TLS site needs its %s file", p.what)
+		}
+		if p.v != "" {
+			if err := ValidatePath(p.what, p.v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
