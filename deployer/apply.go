@@ -125,6 +125,11 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 	case StepSettings:
 		d.undo.settings = true
 		return d.Settings.apply(d.opts.StateDir, &d.undo.tx)
+	case StepCert:
+		if err := beginIfNone(d.opts.StateDir, &d.undo.tx); err != nil {
+			return err
+		}
+		return d.Cert.install(d.undo.tx)
 	case StepDaemon:
 		return d.ensureDaemon(ctx)
 	case StepLoad:
@@ -133,12 +138,12 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		d.undo.nginxReloaded = true
 		return d.opts.Nginx.Reload(ctx)
 	case StepSmoke:
-		return smokeSite(ctx, d.opts.Nginx, d.client, app, d.SmokeAddr, d.Site.Spec, append([]string{d.SmokePath}, d.SmokeExtra...))
+		return smokeSite(ctx, d.opts.Nginx, d.client, app, d.SmokeAddr, d.Site.Spec, append([]string{d.SmokePath}, d.SmokeExtra...), d.certLeaf)
 	case StepRelease:
 		if err := recordChange(d.opts.StateDir, d.Site, d.undo.tx); err != nil {
 			return err
 		}
-		if d.ConfigSame && d.Settings != nil {
+		if d.ConfigSame && (d.Settings != nil || d.Cert != nil) {
 			if err := recordSettings(d.opts.StateDir, d.Site, d.undo.tx); err != nil {
 				return err
 			}

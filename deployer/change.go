@@ -136,7 +136,7 @@ func (cc *ConfigChange) run(ctx context.Context, s Step) error {
 		if len(cc.Site.Spec.Apps) > 0 {
 			app = &cc.Site.Spec.Apps[0]
 		}
-		return smokeSite(ctx, cc.env.Nginx, cc.client, app, smokeAddr(cc.Site.Spec.Listen), cc.Site.Spec, []string{cc.Smoke})
+		return smokeSite(ctx, cc.env.Nginx, cc.client, app, smokeAddr(cc.Site.Spec.Listen), cc.Site.Spec, []string{cc.Smoke}, nil)
 	case StepPurge:
 		for _, dir := range cc.Purge {
 			if err := os.RemoveAll(dir); err != nil {

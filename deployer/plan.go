@@ -20,6 +20,7 @@ const (
 	StepReleaseCmd   StepID = "release-command"
 	StepWrite        StepID = "write"
 	StepNginxTest    StepID = "nginx-test"
+	StepCert         StepID = "certificate"
 	StepSettings     StepID = "settings"
 	StepDaemon       StepID = "daemon"
 	StepLoad         StepID = "load"
@@ -62,7 +63,10 @@ type Facts struct {
 	Settings *SettingsChange
 	// ReleaseCommands run in the app's context before anything goes live.
 	ReleaseCommands []string
-	NginxDown       bool // nginx is not running: it is started even when the config is the same
+	// Cert is a brought certificate to install; nil when none or the same
+	// files are installed already.
+	Cert      *CertInstall
+	NginxDown bool // nginx is not running: it is started even when the config is the same
 }
 
 // DaemonFacts is what the running daemon (if any) said.
@@ -118,6 +122,11 @@ func Plan(f Facts) []Step {
 			files = append(files, fmt.Sprintf("%s %s", c.Kind, c.Path))
 		}
 		add(StepWrite, "write the nginx config (%s), keeping the old bytes to roll back to", strings.Join(files, ", "))
+	}
+	if f.Cert != nil {
+		add(StepCert, "install the certificate (%s) as %s and its key, root-only, keeping the old ones to roll back to", f.Cert.Describe(), f.Cert.CertPath())
+	}
+	if !f.ConfigSame || f.Cert != nil {
 		add(StepNginxTest, "nginx -t: an error or a new warning fails the deploy")
 	}
 	if f.Settings != nil {
@@ -140,7 +149,7 @@ func Plan(f Facts) []Step {
 		}
 	}
 	switch {
-	case !f.ConfigSame:
+	case !f.ConfigSame || f.Cert != nil:
 		add(StepNginxReload, "reload nginx (start it if it is not running)")
 	case f.NginxDown:
 		add(StepNginxReload, "start nginx (it is not running)")
@@ -151,8 +160,15 @@ func Plan(f Facts) []Step {
 	switch {
 	case !f.ConfigSame:
 		add(StepRelease, "record the release (config, spec, time); keep the last %d", KeepReleases)
-	case f.Settings != nil:
-		add(StepRelease, "record the release (the same config, the app's new settings); keep the last %d", KeepReleases)
+	case f.Settings != nil || f.Cert != nil:
+		var what []string
+		if f.Settings != nil {
+			what = append(what, "the app's new settings")
+		}
+		if f.Cert != nil {
+			what = append(what, "the new certificate")
+		}
+		add(StepRelease, "record the release (the same config, %s); keep the last %d", strings.Join(what, " and "), KeepReleases)
 	}
 	return steps
 }
@@ -164,7 +180,12 @@ func smokeStep(addr string, spec nginxconf.SiteSpec, paths []string, app bool) s
 	if app {
 		want = "be answered by the app with a 2xx (redirects within the site followed)"
 	}
-	s := fmt.Sprintf("GET http://%s%s with Host: %s must %s", addr, paths[0], strings.Join(smokeHosts(spec), ", "), want)
+	scheme := "http"
+	if spec.TLS != nil {
+		scheme, addr = "https", smokeAddr(spec.TLS.Listen)
+		want += ", with the site's certificate"
+	}
+	s := fmt.Sprintf("GET %s://%s%s with Host: %s must %s", scheme, addr, paths[0], strings.Join(smokeHosts(spec), ", "), want)
 	if len(paths) > 1 {
 		s += ", and " + strings.Join(paths[1:], ", ") + " too"
 	}

@@ -30,6 +30,7 @@ type Options struct {
 	Env          map[string]string  // --env-file then --env: variables to set in the app's environment
 	Pool         appconf.Pool       // --processes, --harakiri…: the app's own pool settings
 	Release      []string           // --release: the app's release commands, replacing the stored ones; ["none"] = none
+	TLS          *TLSOptions        // --tls and its companions; nil leaves the site's TLS as it is
 	Runner       Runner
 	Nginx        *Nginx
 	StateDir     string
@@ -47,6 +48,7 @@ type Deployment struct {
 	undo     undoLog
 	appEnv   []string // the app's environment as this deploy leaves it
 	progress Progress // Apply's, for a step's output
+	certLeaf []byte   // the certificate nginx must present once live (DER); nil = any
 }
 
 // Prepare checks everything that can be checked without changing a byte
@@ -65,7 +67,11 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	}
 	spec := o.Spec
 	spec.SocketDir = o.Daemon.AppSockets
+	d.tlsSpec(&spec)
 	if d.Site, err = tree.PlanSite(spec); err != nil {
+		return nil, err
+	}
+	if err := d.prepareCert(); err != nil {
 		return nil, err
 	}
 	if err := d.prepareSettings(tree, spec); err != nil {

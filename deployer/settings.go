@@ -114,14 +114,21 @@ func (s SettingsChange) Describe() string {
 // put back; with no transaction yet (the nginx config does not change),
 // one is begun for them.
 func (s SettingsChange) apply(stateDir string, tx **Transaction) error {
-	if *tx == nil {
-		t, err := Begin(stateDir, nil)
-		if err != nil {
-			return err
-		}
-		*tx = t
+	if err := beginIfNone(stateDir, tx); err != nil {
+		return err
 	}
 	return s.store(stateDir, *tx)
+}
+
+// beginIfNone begins a transaction for a change outside nginx's files
+// when the nginx files do not change (so none was begun).
+func beginIfNone(stateDir string, tx **Transaction) error {
+	if *tx != nil {
+		return nil
+	}
+	t, err := Begin(stateDir, nil)
+	*tx = t
+	return err
 }
 
 func (s SettingsChange) store(stateDir string, tx *Transaction) error {

@@ -1,7 +1,9 @@
 package deployer
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -35,10 +37,14 @@ const maxRedirects = 5
 // included.
 type Smoke struct {
 	Addr, Host, Path string
-	Timeout          time.Duration
-	Served           ServedCount
-	NginxUp          func() bool // when given: a refused connection while nginx is down fails at once
-	Strict           bool
+	// TLS: ask over https (SNI Host); when Cert is set, nginx must present
+	// that certificate (its DER) — the chain itself is not checked here.
+	TLS     bool
+	Cert    []byte
+	Timeout time.Duration
+	Served  ServedCount
+	NginxUp func() bool // when given: a refused connection while nginx is down fails at once
+	Strict  bool
 }
 
 // SmokeError is a smoke test the app failed: what it answered, and (added
@@ -66,7 +72,7 @@ func (e *SmokeError) Error() string {
 func (s Smoke) Run(ctx context.Context) (int, error) {
 	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
-	}, Transport: &http.Transport{DisableKeepAlives: true}}
+	}, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: s.tlsConfig()}}
 	deadline := time.Now().Add(s.Timeout)
 	for {
 		code, retry, err := s.attempt(ctx, client)
@@ -74,7 +80,7 @@ func (s Smoke) Run(ctx context.Context) (int, error) {
 			return code, err
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("smoke test: http://%s%s with Host %s answered %s", s.Addr, s.Path, s.Host, retry)
+			return 0, fmt.Errorf("smoke test: %s://%s%s with Host %s answered %s", s.scheme(), s.Addr, s.Path, s.Host, retry)
 		}
 		select {
 		case <-ctx.Done():
@@ -88,16 +94,16 @@ func (s Smoke) Run(ctx context.Context) (int, error) {
 // says why there is no verdict yet (no connection, not the app's answer).
 func (s Smoke) attempt(ctx context.Context, client *http.Client) (code int, retry string, err error) {
 	path := s.Path
-	fail := &SmokeError{URL: fmt.Sprintf("http://%s%s (Host %s)", s.Addr, s.Path, s.Host)}
+	fail := &SmokeError{URL: fmt.Sprintf("%s://%s%s (Host %s)", s.scheme(), s.Addr, s.Path, s.Host)}
 	for hop := 0; ; hop++ {
 		base, err := s.count()
 		if err != nil {
 			return 0, "", err
 		}
-		res, err := get(ctx, client, "http://"+s.Addr+path, s.Host)
+		res, err := get(ctx, client, s.scheme()+"://"+s.Addr+path, s.Host)
 		if err != nil {
 			if s.NginxUp != nil && !s.NginxUp() {
-				return 0, "", fmt.Errorf("smoke test: http://%s%s: %v: nginx is not running (it stopped after the reload: see its error log)", s.Addr, path, err)
+				return 0, "", fmt.Errorf("smoke test: %s://%s%s: %v: nginx is not running (it stopped after the reload: see its error log)", s.scheme(), s.Addr, path, err)
 			}
 			return 0, err.Error(), nil
 		}
@@ -130,6 +136,27 @@ func (s Smoke) attempt(ctx context.Context, client *http.Client) (code int, retr
 	}
 }
 
+func (s Smoke) scheme() string {
+	if s.TLS {
+		return "https"
+	}
+	return "http"
+}
+
+// tlsConfig asks with the site's name (SNI) and checks that nginx presents
+// the certificate deploy installed, not an old one.
+func (s Smoke) tlsConfig() *tls.Config {
+	if !s.TLS {
+		return nil
+	}
+	return &tls.Config{ServerName: s.Host, InsecureSkipVerify: true, VerifyConnection: func(cs tls.ConnectionState) error {
+		if s.Cert != nil && (len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, s.Cert)) {
+			return fmt.Errorf("nginx presents another certificate than the one installed")
+		}
+		return nil
+	}}
+}
+
 func (s Smoke) count() (uint64, error) {
 	if s.Served == nil {
 		return 0, nil
@@ -144,9 +171,9 @@ func (s Smoke) count() (uint64, error) {
 // onSite resolves a redirect's Location against the request: the path to
 // ask next, and whether it stays on this site (same host, plain http).
 func (s Smoke) onSite(from, location string) (string, bool) {
-	base := &url.URL{Scheme: "http", Host: s.Host, Path: from}
+	base := &url.URL{Scheme: s.scheme(), Host: s.Host, Path: from}
 	u, err := base.Parse(location)
-	if err != nil || u.Scheme != "http" || !strings.EqualFold(u.Hostname(), s.Host) {
+	if err != nil || u.Scheme != s.scheme() || !strings.EqualFold(u.Hostname(), s.Host) {
 		return "", false
 	}
 	return u.RequestURI(), true
@@ -183,7 +210,11 @@ func firstLine(s string) string {
 // every name it answers to (an alias is as much the change as the domain)
 // and every path: when the daemon answers and the site has an app, each
 // answer must be the app's. A failure carries the app's log lines.
-func smokeSite(ctx context.Context, n *Nginx, c *control.Client, app *nginxconf.AppSpec, addr string, spec nginxconf.SiteSpec, paths []string) error {
+func smokeSite(ctx context.Context, n *Nginx, c *control.Client, app *nginxconf.AppSpec, addr string, spec nginxconf.SiteSpec, paths []string, cert []byte) error {
+	tlsOn := spec.TLS != nil
+	if tlsOn {
+		addr = smokeAddr(spec.TLS.Listen)
+	}
 	var served ServedCount
 	if c != nil && app != nil {
 		served = servedBy(c, *app)
@@ -191,7 +222,7 @@ func smokeSite(ctx context.Context, n *Nginx, c *control.Client, app *nginxconf.
 	log := appLog(c, app)
 	for i, path := range paths {
 		for _, host := range smokeHosts(spec) {
-			sm := Smoke{Addr: addr, Host: host, Path: path, Timeout: 15 * time.Second, Served: served, NginxUp: n.up, Strict: i > 0}
+			sm := Smoke{Addr: addr, Host: host, Path: path, Timeout: 15 * time.Second, Served: served, NginxUp: n.up, Strict: i > 0, TLS: tlsOn, Cert: cert}
 			if _, err := sm.Run(ctx); err != nil {
 				var se *SmokeError
 				if errors.As(err, &se) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/pyvhost/pyvhost/deployer"
 	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/pyvhost/pyvhost/uwsgictl/appconf"
 	"github.com/urfave/cli/v2"
@@ -76,4 +77,32 @@ func poolFromFlags(c *cli.Context) (appconf.Pool, error) {
 		return p, &nginxconf.InvalidError{Err: err}
 	}
 	return p, nil
+}
+
+// tlsFlags set the site's HTTPS.
+func tlsFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "tls", Usage: "serve the site over HTTPS with a certificate you bring, `cert=FILE,key=FILE` (checked: key matches, chain in order, names cover the site, not expired), or off; unset keeps the site's"},
+		&cli.StringFlag{Name: "https-listen", Usage: "with --tls: nginx's HTTPS `[ADDR:]PORT` (default 443); --listen stays HTTP, redirecting to it"},
+		&cli.BoolFlag{Name: "hsts", Usage: "with --tls: send Strict-Transport-Security (browsers then refuse plain HTTP for two years: hard to undo)"},
+	}
+}
+
+// tlsFromFlags is --tls and its companions; nil when --tls is not given.
+func tlsFromFlags(c *cli.Context) (*deployer.TLSOptions, error) {
+	if !c.IsSet("tls") {
+		if c.IsSet("https-listen") || c.IsSet("hsts") {
+			return nil, usagef("--https-listen and --hsts go with --tls cert=FILE,key=FILE")
+		}
+		return nil, nil
+	}
+	o, err := deployer.ParseTLS(c.String("tls"))
+	if err != nil {
+		return nil, &nginxconf.InvalidError{Err: err}
+	}
+	if o.Off && (c.IsSet("https-listen") || c.IsSet("hsts")) {
+		return nil, usagef("--tls off takes no --https-listen or --hsts")
+	}
+	o.HTTPSListen, o.HSTS = c.String("https-listen"), c.Bool("hsts")
+	return &o, nil
 }

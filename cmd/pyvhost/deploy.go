@@ -68,10 +68,15 @@ func runDeploy(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	tlsOpts, err := tlsFromFlags(c)
+	if err != nil {
+		return err
+	}
 	d, err := deployer.Prepare(c.Context, deployer.Options{
 		Spec:         spec,
 		Env:          appEnv,
 		Release:      c.StringSlice("release"),
+		TLS:          tlsOpts,
 		Pool:         pool,
 		Python:       c.String("python"),
 		SysSite:      c.Bool("system-site-packages"),
@@ -136,7 +141,7 @@ func provisionFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and the diff; change nothing"},
 		appLogsFlag(),
 		&cli.StringSliceFlag{Name: "smoke-path", Usage: "another `PATH` the app must answer with a 2xx before the deploy counts (repeatable); none: no smoke test"},
-	}, appSettingsFlags()...)
+	}, append(appSettingsFlags(), tlsFlags()...)...)
 }
 
 // deployLineFlags lets render and diff take a whole deploy command line
@@ -169,13 +174,16 @@ func deployLineFlags() []cli.Flag {
 // siteURL is where the site answers: its domain, with the port when nginx
 // does not listen on 80.
 func siteURL(spec nginxconf.SiteSpec, path string) string {
-	host := spec.Domain
-	port := spec.Listen
-	if _, p, err := net.SplitHostPort(spec.Listen); err == nil {
+	scheme, listen, std := "http", spec.Listen, "80"
+	if spec.TLS != nil {
+		scheme, listen, std = "https", spec.TLS.Listen, "443"
+	}
+	host, port := spec.Domain, listen
+	if _, p, err := net.SplitHostPort(listen); err == nil {
 		port = p
 	}
-	if port != "" && port != "80" {
+	if port != "" && port != std {
 		host = net.JoinHostPort(host, port)
 	}
-	return "http://" + host + path
+	return scheme + "://" + host + path
 }
