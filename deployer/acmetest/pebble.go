@@ -1,0 +1,170 @@
+// Package acmetest runs a real ACME server for tests: Debian's pebble, the
+// one Let's Encrypt publishes for testing, with pebble-challtestsrv as its
+// DNS server (every name resolves to 127.0.0.1), on private loopback ports,
+// stopped by pid when the test ends.
+package acmetest
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pyvhost/pyvhost/nginxconf/nginxtest"
+)
+
+// Pebble is a running pebble.
+type Pebble struct {
+	Dir     string // the directory URL (https://127.0.0.1:PORT/dir)
+	CARoot  string // file with the certificate of pebble's own HTTPS listener (trust it to talk to pebble)
+	mgmt    string
+	DNSAddr string // pebble-challtestsrv's DNS: resolve names as pebble does
+	procs   []*exec.Cmd
+}
+
+// Options tune the pebble.
+type Options struct {
+	HTTPPort int           // where pebble's validator connects for HTTP-01: the private nginx's HTTP port
+	Validity time.Duration // certificates' lifetime; 0 = pebble's default (5 years)
+}
+
+// Start runs pebble-challtestsrv and pebble. A machine without pebble
+// fails the test (make test installs it).
+func Start(t testing.TB, o Options) *Pebble {
+	t.Helper()
+	for _, bin := range []string{"pebble", "pebble-challtestsrv"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatalf("%s is not installed: apt-get install pebble (make test does)", bin)
+		}
+	}
+	dir := t.TempDir()
+	p := &Pebble{CARoot: filepath.Join(dir, "pebble-tls.crt")}
+	key := filepath.Join(dir, "pebble-tls.key")
+	nginxtest.WriteCert(t, p.CARoot, key, 48*time.Hour, "localhost", "127.0.0.1")
+	listen, mgmt, tlsPort := nginxtest.FreePort(t), nginxtest.FreePort(t), nginxtest.FreePort(t)
+	dns, dnsMgmt := nginxtest.FreePort(t), nginxtest.FreePort(t)
+	p.Dir = fmt.Sprintf("https://127.0.0.1:%d/dir", listen)
+	p.mgmt = fmt.Sprintf("https://127.0.0.1:%d", mgmt)
+	p.DNSAddr = fmt.Sprintf("127.0.0.1:%d", dns)
+	conf := map[string]any{"pebble": map[string]any{
+		"listenAddress": fmt.Sprintf("127.0.0.1:%d", listen), "managementListenAddress": fmt.Sprintf("127.0.0.1:%d", mgmt),
+		"certificate": p.CARoot, "privateKey": key, "httpPort": o.HTTPPort, "tlsPort": tlsPort,
+		"ocspResponderURL": "", "externalAccountBindingRequired": false,
+	}}
+	if o.Validity > 0 {
+		conf["pebble"].(map[string]any)["certificateValidityPeriod"] = int(o.Validity.Seconds())
+	}
+	b, _ := json.Marshal(conf)
+	confFile := filepath.Join(dir, "pebble.json")
+	if err := os.WriteFile(confFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.start(t, dir, "challtestsrv", "pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+		"-dns01", p.DNSAddr, "-http01", "", "-https01", "", "-tlsalpn01", "", "-management", fmt.Sprintf("127.0.0.1:%d", dnsMgmt))
+	waitPort(t, "udp", p.DNSAddr, "pebble-challtestsrv's DNS")
+	p.start(t, dir, "pebble", "pebble", "-config", confFile, "-dnsserver", p.DNSAddr)
+	waitPort(t, "tcp", fmt.Sprintf("127.0.0.1:%d", listen), "pebble")
+	return p
+}
+
+func (p *Pebble) start(t testing.TB, dir, name, bin string, args ...string) {
+	t.Helper()
+	log, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	// No sleeping between validation attempts, no nonces refused on
+	// purpose: the client's retries are not what these tests are about.
+	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.procs = append(p.procs, cmd)
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		log.Close()
+	})
+}
+
+// waitPort waits until something listens at addr (for udp: the port is
+// bound, seen by a failing bind of our own).
+func waitPort(t testing.TB, network, addr, what string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if network == "tcp" {
+			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+				c.Close()
+				return
+			}
+		} else if c, err := net.ListenPacket("udp", addr); err != nil {
+			return // taken: the server has it
+		} else {
+			c.Close()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s does not listen on %s", what, addr)
+}
+
+// IssuerRoot is the root that signs the certificates this pebble issues
+// (new each run): what a client must trust to accept them.
+func (p *Pebble) IssuerRoot(t testing.TB) *x509.CertPool {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(p.get(t, "/roots/0")))
+	return pool
+}
+
+// IssuerRootPEM is IssuerRoot as PEM.
+func (p *Pebble) IssuerRootPEM(t testing.TB) string { return p.get(t, "/roots/0") }
+
+func (p *Pebble) get(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(p.CARoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(b)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get(p.mgmt + path)
+	if err != nil {
+		t.Fatalf("pebble %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("pebble %s: %s %s", path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return string(body)
+}
+
+// PortOf is the port of an ADDR:PORT.
+func PortOf(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
