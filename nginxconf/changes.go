@@ -251,7 +251,7 @@ func SpecFromFile(path string, src []byte) (SiteSpec, error) {
 		spec.Listen = ""
 		for j, h := range blocks {
 			if j != i && h.TLSListen() == "" && len(h.Listen) > 0 {
-				spec.Listen, spec.TLS.Webroot = h.Listen[0], h.ACMERoot
+				spec.Listen, spec.TLS.Challenge = h.Listen[0], h.ACMEChallenge
 			}
 		}
 		return spec, nil

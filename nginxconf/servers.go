@@ -15,14 +15,14 @@ type ServerBlock struct {
 	Listen      []string `json:"listen"`             // each listen directive's parameters joined by a space
 	MaxBody     string   `json:"max_body,omitempty"` // the server's client_max_body_size, when it sets one
 	// TLS: the server's ssl_certificate and key, whether it sends HSTS, and
-	// the root of its ACME challenge location, when it has them.
-	TLSCert  string   `json:"tls_cert,omitempty"`
-	TLSKey   string   `json:"tls_key,omitempty"`
-	HSTS     bool     `json:"hsts,omitempty"`
-	ACMERoot string   `json:"acme_root,omitempty"`
-	Managed  bool     `json:"managed"` // the file is one pyvhost owns
-	Apps     []App    `json:"apps"`    // locations that uwsgi_pass
-	Static   []Static `json:"static"`  // locations that nginx serves from disk with alias
+	// where its ACME challenge location proxies to, when it has them.
+	TLSCert       string   `json:"tls_cert,omitempty"`
+	TLSKey        string   `json:"tls_key,omitempty"`
+	HSTS          bool     `json:"hsts,omitempty"`
+	ACMEChallenge string   `json:"acme_challenge,omitempty"`
+	Managed       bool     `json:"managed"` // the file is one pyvhost owns
+	Apps          []App    `json:"apps"`    // locations that uwsgi_pass
+	Static        []Static `json:"static"`  // locations that nginx serves from disk with alias
 }
 
 // App is a location that hands requests to a uwsgi daemon, with the params
@@ -177,9 +177,9 @@ func (t *Tree) locations(s *ServerBlock, body []entry, inherited params) {
 				if v := values(paramStrings(le.d)); len(v) > 0 {
 					s.Static = append(s.Static, Static{Location: where, Alias: v[0]})
 				}
-			case "root":
+			case "proxy_pass":
 				if where == acmeLocation {
-					s.ACMERoot = firstValue(le.d)
+					s.ACMEChallenge = strings.TrimPrefix(firstValue(le.d), "http://")
 				}
 			}
 		}
@@ -222,8 +222,9 @@ func (t *Tree) mainValue(name string) string {
 	return ""
 }
 
-// acmeLocation is where ACME's HTTP-01 challenge is asked for.
-const acmeLocation = "/.well-known/acme-challenge/"
+// acmeLocation is where ACME's HTTP-01 challenge is asked for (^~: no
+// regex location may take it).
+const acmeLocation = "^~ /.well-known/acme-challenge/"
 
 func firstValue(d config.IDirective) string {
 	if v := values(paramStrings(d)); len(v) > 0 {

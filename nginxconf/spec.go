@@ -2,6 +2,7 @@ package nginxconf
 
 import (
 	"fmt"
+	"net"
 	"path"
 	"sort"
 	"strings"
@@ -42,11 +43,15 @@ const DefaultHTTPSListen = "443"
 // TLSSpec is a site's HTTPS: where it listens, its certificate and key
 // (files pyvhost installed in its state dir), and whether it sends HSTS.
 type TLSSpec struct {
-	Listen  string // [ADDR:]PORT; "" means DefaultHTTPSListen
-	Cert    string // ssl_certificate: the chain, leaf first
-	Key     string // ssl_certificate_key
-	HSTS    bool   // Strict-Transport-Security (hard to undo: off unless asked)
-	Webroot string // where ACME's HTTP-01 challenge files are (/.well-known/acme-challenge/)
+	Listen string // [ADDR:]PORT; "" means DefaultHTTPSListen
+	Cert   string // ssl_certificate: the chain, leaf first
+	Key    string // ssl_certificate_key
+	HSTS   bool   // Strict-Transport-Security (hard to undo: off unless asked)
+	// Challenge is the loopback ADDR:PORT the HTTP block proxies ACME's
+	// HTTP-01 requests (/.well-known/acme-challenge/) to, where pyvhost
+	// answers them while an order is validated; "" for a brought
+	// certificate.
+	Challenge string
 }
 
 // AppSpec is one WSGI app mounted in the site.
@@ -365,14 +370,20 @@ func (t *TLSSpec) validate(httpListen string) error {
 	if listenKey(t.Listen) == listenKey(httpListen) {
 		return fmt.Errorf("--https-listen %s is the site's HTTP --listen too: give HTTPS a port of its own (443)", t.Listen)
 	}
-	for _, p := range []struct{ what, v string }{{"certificate", t.Cert}, {"key", t.Key}, {"ACME webroot", t.Webroot}} {
-		if p.v == "" && p.what != "ACME webroot" {
+	for _, p := range []struct{ what, v string }{{"certificate", t.Cert}, {"key", t.Key}} {
+		if p.v == "" {
 			return fmt.Errorf("a TLS site needs its %s file", p.what)
 		}
-		if p.v != "" {
-			if err := ValidatePath(p.what, p.v); err != nil {
-				return err
-			}
+		if err := ValidatePath(p.what, p.v); err != nil {
+			return err
+		}
+	}
+	if t.Challenge != "" {
+		if err := ValidateListen("the ACME challenge address", t.Challenge); err != nil {
+			return err
+		}
+		if host, _, _ := net.SplitHostPort(t.Challenge); !net.ParseIP(host).IsLoopback() {
+			return fmt.Errorf("the ACME challenge address %s must be on loopback (127.0.0.1:PORT)", t.Challenge)
 		}
 	}
 	return nil
