@@ -44,6 +44,11 @@ type ACMEOptions struct {
 	// /.well-known/acme-challenge/ there.
 	Challenge string
 	Storage   string // the ACME account's dir (STATE/acme), root-only
+	// HTTPPort is where the CA connects to validate (80; a test CA may
+	// use another), Resolver a DNS server to look names up with as the
+	// CA does ("" = the system's): what the pre-check asks.
+	HTTPPort int
+	Resolver string
 }
 
 // DirectoryURL is the CA's directory the options name.

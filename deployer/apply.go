@@ -116,7 +116,35 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		return Preflight(ctx, ac, VenvPython(app.Venv), app.Module)
 	case StepReleaseCmd:
 		return d.runReleaseCommand(ctx, s.Arg)
+	case StepACMEWrite:
+		tx, err := Begin(d.opts.StateDir, d.ACME.First.Changes)
+		d.undo.tx = tx
+		return err
+	case StepACMEReload:
+		d.undo.nginxReloaded = true
+		return d.opts.Nginx.Reload(ctx)
+	case StepACMECheck:
+		return d.ACME.Options.precheck(ctx, d.ACME.Names)
+	case StepACMEOrder:
+		if err := beginIfNone(d.opts.StateDir, &d.undo.tx); err != nil {
+			return err
+		}
+		if !exists(d.ACME.Options.Storage) { // a first order's account: gone again if it fails
+			if err := d.undo.tx.TrackTree(d.ACME.Options.Storage); err != nil {
+				return err
+			}
+		}
+		ci, err := d.ACME.Options.Obtain(ctx, d.ACME.Names)
+		if err != nil {
+			return err
+		}
+		ci.Dir = filepath.Dir(d.Site.Spec.TLS.Cert)
+		d.Cert, d.certLeaf = ci, ci.Leaf.Raw
+		return nil
 	case StepWrite:
+		if d.undo.tx != nil { // the ACME challenge's config is written already
+			return d.undo.tx.Reapply(d.Site.Changes)
+		}
 		tx, err := Begin(d.opts.StateDir, d.Site.Changes)
 		d.undo.tx = tx
 		return err

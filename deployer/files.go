@@ -26,7 +26,8 @@ type Transaction struct {
 
 type journalEntry struct {
 	Path    string      `json:"path"`
-	Dir     bool        `json:"dir,omitempty"` // a directory the change creates
+	Dir     bool        `json:"dir,omitempty"`  // a directory the change creates
+	Tree    bool        `json:"tree,omitempty"` // … with all that is put in it (removed whole)
 	Existed bool        `json:"existed"`
 	Symlink string      `json:"symlink,omitempty"` // the old link's target, when it was one
 	Mode    fs.FileMode `json:"mode"`
@@ -111,6 +112,32 @@ func (t *Transaction) has(path string) bool {
 	return false
 }
 
+// Reapply applies changes within a transaction that has applied others to
+// the same files (a TLS site's first deploy writes its HTTP block with the
+// ACME challenge, then the TLS blocks): files not journalled yet are, and
+// the journal keeps the bytes from before the first.
+func (t *Transaction) Reapply(changes []nginxconf.Change) error {
+	for _, c := range changes {
+		if !t.has(c.Path) {
+			if err := t.Track(c.Path, false); err != nil {
+				return err
+			}
+		}
+		if c.Kind == nginxconf.Symlink {
+			if target, err := os.Readlink(c.Path); err == nil && target == c.Target {
+				continue // made by the first change already
+			}
+		}
+		if c.Kind == nginxconf.Delete && !exists(c.Path) {
+			continue
+		}
+		if err := applyChange(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func applyChange(c nginxconf.Change) error {
 	if err := os.MkdirAll(filepath.Dir(c.Path), 0o755); err != nil {
 		return err
@@ -148,6 +175,20 @@ func (t *Transaction) Track(path string, dir bool) error {
 	return nil
 }
 
+// TrackTree adds a directory the change is about to create, and others
+// (a library: certmagic's ACME account) fill, to the journal: an
+// interrupted or failed change removes it with all that is in it.
+func (t *Transaction) TrackTree(path string) error {
+	if t.has(path) {
+		return nil
+	}
+	t.entries = append(t.entries, journalEntry{Path: path, Dir: true, Tree: true})
+	if err := writeJSONAtomic(t.journal, t.entries); err != nil {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	return nil
+}
+
 // Commit makes the changes final.
 func (t *Transaction) Commit() error {
 	if err := os.Remove(t.journal); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -174,6 +215,8 @@ func restore(entries []journalEntry) error {
 		}
 		var err error
 		switch {
+		case !e.Existed && e.Tree:
+			err = os.RemoveAll(e.Path)
 		case !e.Existed: // a file, link or directory the change created
 			if err = os.Remove(e.Path); errors.Is(err, fs.ErrNotExist) {
 				err = nil

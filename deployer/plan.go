@@ -21,6 +21,10 @@ const (
 	StepWrite        StepID = "write"
 	StepNginxTest    StepID = "nginx-test"
 	StepCert         StepID = "certificate"
+	StepACMEWrite    StepID = "acme-write"
+	StepACMEReload   StepID = "acme-reload"
+	StepACMECheck    StepID = "acme-check"
+	StepACMEOrder    StepID = "acme-order"
 	StepSettings     StepID = "settings"
 	StepDaemon       StepID = "daemon"
 	StepLoad         StepID = "load"
@@ -65,7 +69,10 @@ type Facts struct {
 	ReleaseCommands []string
 	// Cert is a brought certificate to install; nil when none or the same
 	// files are installed already.
-	Cert      *CertInstall
+	Cert *CertInstall
+	// ACME is a certificate to order first (--tls auto); nil when none is
+	// needed (the installed one is valid and not due for renewal).
+	ACME      *ACMEPlan
 	NginxDown bool // nginx is not running: it is started even when the config is the same
 }
 
@@ -116,6 +123,9 @@ func Plan(f Facts) []Step {
 			steps[len(steps)-1].Arg = c
 		}
 	}
+	if f.ACME != nil {
+		steps = append(steps, acmeSteps(f.ACME)...)
+	}
 	if !f.ConfigSame {
 		var files []string
 		for _, c := range f.Site.Changes {
@@ -123,10 +133,13 @@ func Plan(f Facts) []Step {
 		}
 		add(StepWrite, "write the nginx config (%s), keeping the old bytes to roll back to", strings.Join(files, ", "))
 	}
-	if f.Cert != nil {
+	switch {
+	case f.Cert != nil:
 		add(StepCert, "install the certificate (%s) as %s and its key, root-only, keeping the old ones to roll back to", f.Cert.Describe(), f.Cert.CertPath())
+	case f.ACME != nil:
+		add(StepCert, "install the new certificate as %s and its key, root-only, keeping the old ones to roll back to", f.Site.Spec.TLS.Cert)
 	}
-	if !f.ConfigSame || f.Cert != nil {
+	if !f.ConfigSame || f.Cert != nil || f.ACME != nil {
 		add(StepNginxTest, "nginx -t: an error or a new warning fails the deploy")
 	}
 	if f.Settings != nil {
@@ -149,7 +162,7 @@ func Plan(f Facts) []Step {
 		}
 	}
 	switch {
-	case !f.ConfigSame || f.Cert != nil:
+	case !f.ConfigSame || f.Cert != nil || f.ACME != nil:
 		add(StepNginxReload, "reload nginx (start it if it is not running)")
 	case f.NginxDown:
 		add(StepNginxReload, "start nginx (it is not running)")
@@ -160,12 +173,12 @@ func Plan(f Facts) []Step {
 	switch {
 	case !f.ConfigSame:
 		add(StepRelease, "record the release (config, spec, time); keep the last %d", KeepReleases)
-	case f.Settings != nil || f.Cert != nil:
+	case f.Settings != nil || f.Cert != nil || f.ACME != nil:
 		var what []string
 		if f.Settings != nil {
 			what = append(what, "the app's new settings")
 		}
-		if f.Cert != nil {
+		if f.Cert != nil || f.ACME != nil {
 			what = append(what, "the new certificate")
 		}
 		add(StepRelease, "record the release (the same config, %s); keep the last %d", strings.Join(what, " and "), KeepReleases)
@@ -206,4 +219,30 @@ func FormatPlan(steps []Step) string {
 		fmt.Fprintf(&b, "%2d. %s\n", i+1, s.Title)
 	}
 	return b.String()
+}
+
+// acmeSteps order a certificate: first, when the site lacks it, its HTTP
+// block with the challenge location goes live; then the pre-check, then
+// the order.
+func acmeSteps(a *ACMEPlan) []Step {
+	var steps []Step
+	add := func(id StepID, format string, args ...any) {
+		steps = append(steps, Step{ID: id, Title: fmt.Sprintf(format, args...)})
+	}
+	if a.First != nil {
+		var files []string
+		for _, c := range a.First.Changes {
+			files = append(files, fmt.Sprintf("%s %s", c.Kind, c.Path))
+		}
+		add(StepACMEWrite, "write the nginx config with the ACME challenge location (%s), keeping the old bytes to roll back to", strings.Join(files, ", "))
+		add(StepNginxTest, "nginx -t: an error or a new warning fails the deploy")
+		add(StepACMEReload, "reload nginx: http://%s/.well-known/acme-challenge/ goes to pyvhost (the site is HTTP until its certificate is in)", a.Names[0])
+	}
+	port := a.Options.HTTPPort
+	if port == 0 {
+		port = 80
+	}
+	add(StepACMECheck, "check, as the CA will, that each of %s resolves and reaches this nginx's challenge location on port %d", strings.Join(a.Names, ", "), port)
+	add(StepACMEOrder, "order a certificate for %s from %s (HTTP-01)", strings.Join(a.Names, ", "), a.Options.DirectoryURL())
+	return steps
 }

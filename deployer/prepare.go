@@ -71,7 +71,7 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	if d.Site, err = tree.PlanSite(spec); err != nil {
 		return nil, err
 	}
-	if err := d.prepareCert(); err != nil {
+	if err := d.prepareCert(tree, spec); err != nil {
 		return nil, err
 	}
 	if err := d.prepareSettings(tree, spec); err != nil {

@@ -14,16 +14,21 @@ import (
 
 // TLSOptions is deploy's --tls and its companions.
 type TLSOptions struct {
-	Off               bool   // --tls off: back to HTTP only
+	Off               bool // --tls off: back to HTTP only
+	Auto              bool // --tls auto: a certificate from an ACME CA (ACME says which and how)
+	ACME              ACMEOptions
 	CertFile, KeyFile string // --tls cert=FILE,key=FILE: a certificate the user brings
 	HTTPSListen       string // --https-listen; "" = 443
 	HSTS              bool   // --hsts
 }
 
-// ParseTLS parses --tls: "off", or "cert=FILE,key=FILE".
+// ParseTLS parses --tls: "auto", "off", or "cert=FILE,key=FILE".
 func ParseTLS(v string) (TLSOptions, error) {
-	if v == "off" {
+	switch v {
+	case "off":
 		return TLSOptions{Off: true}, nil
+	case "auto":
+		return TLSOptions{Auto: true}, nil
 	}
 	var o TLSOptions
 	for _, part := range strings.Split(v, ",") {
@@ -34,7 +39,7 @@ func ParseTLS(v string) (TLSOptions, error) {
 		case "key":
 			o.KeyFile = val
 		default:
-			return o, fmt.Errorf("--tls %q: want cert=FILE,key=FILE (a certificate you bring) or off", v)
+			return o, fmt.Errorf("--tls %q: want auto (a certificate from Let's Encrypt or --acme-ca), cert=FILE,key=FILE (one you bring) or off", v)
 		}
 	}
 	if o.CertFile == "" || o.KeyFile == "" {
@@ -162,17 +167,23 @@ func (d *Deployment) tlsSpec(spec *nginxconf.SiteSpec) {
 		dir := certDir(d.opts.StateDir, spec.Domain)
 		spec.TLS = &nginxconf.TLSSpec{Listen: o.HTTPSListen, Cert: filepath.Join(dir, "fullchain.pem"),
 			Key: filepath.Join(dir, "privkey.pem"), HSTS: o.HSTS}
+		if o.Auto {
+			spec.TLS.Challenge = o.ACME.Challenge
+		}
 	}
 }
 
 // prepareCert checks a brought certificate against the site's names as
 // the change leaves them; it is installed unless the same files are.
-func (d *Deployment) prepareCert() error {
+func (d *Deployment) prepareCert(tree *nginxconf.Tree, spec nginxconf.SiteSpec) error {
 	o := d.opts.TLS
 	if o == nil || o.Off {
 		return nil
 	}
-	spec := d.Site.Spec
+	if o.Auto {
+		return d.prepareACME(tree, spec)
+	}
+	spec = d.Site.Spec
 	ci, err := loadCert(o.CertFile, o.KeyFile, append([]string{spec.Domain}, spec.Aliases...), time.Now())
 	if err != nil {
 		return err

@@ -20,8 +20,9 @@ func TestParseTLS(t *testing.T) {
 		{"cert=/a.pem,key=/a.key", TLSOptions{CertFile: "/a.pem", KeyFile: "/a.key"}, ""},
 		{"key=/a.key,cert=/a.pem", TLSOptions{CertFile: "/a.pem", KeyFile: "/a.key"}, ""},
 		{"cert=/a.pem", TLSOptions{}, "want both cert=FILE and key=FILE"},
-		{"auto", TLSOptions{}, "want cert=FILE,key=FILE"},
-		{"cert=/a,key=/b,chain=/c", TLSOptions{}, "want cert=FILE,key=FILE"},
+		{"auto", TLSOptions{Auto: true}, ""},
+		{"cert=/a,key=/b,chain=/c", TLSOptions{}, "cert=FILE,key=FILE (one you bring)"},
+		{"letsencrypt", TLSOptions{}, "want auto"},
 	} {
 		got, err := ParseTLS(tc.in)
 		switch {

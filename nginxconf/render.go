@@ -68,6 +68,8 @@ func Render(spec SiteSpec, opt RenderOptions) ([]byte, error) {
 	}
 	if spec.TLS != nil {
 		data.TLS = &renderTLS{TLSSpec: *spec.TLS}
+	}
+	if spec.TLS != nil && !spec.TLS.Pending {
 		if port := listenPort(spec.TLS.Listen); port != "443" {
 			// uwsgi_params' HTTP_HOST is $host, without the port: an app
 			// building URLs or checking a CSRF origin needs it. A literal,

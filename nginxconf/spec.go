@@ -52,6 +52,9 @@ type TLSSpec struct {
 	// answers them while an order is validated; "" for a brought
 	// certificate.
 	Challenge string
+	// Pending renders the site as HTTP with the challenge location, not
+	// yet TLS: what goes live while its first certificate is ordered.
+	Pending bool `json:"-"`
 }
 
 // AppSpec is one WSGI app mounted in the site.

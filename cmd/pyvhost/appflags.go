@@ -82,7 +82,14 @@ func poolFromFlags(c *cli.Context) (appconf.Pool, error) {
 // tlsFlags set the site's HTTPS.
 func tlsFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "tls", Usage: "serve the site over HTTPS with a certificate you bring, `cert=FILE,key=FILE` (checked: key matches, chain in order, names cover the site, not expired), or off; unset keeps the site's"},
+		&cli.StringFlag{Name: "tls", Usage: "serve the site over HTTPS: `auto` (a certificate from an ACME CA, Let's Encrypt by default, renewed by the daemon), cert=FILE,key=FILE (one you bring: key matches, chain in order, names cover the site, not expired), or off; unset keeps the site's"},
+		&cli.StringFlag{Name: "acme-ca", Usage: "with --tls auto: the ACME CA's directory `URL` (default Let's Encrypt)"},
+		&cli.BoolFlag{Name: "acme-staging", Usage: "with --tls auto: Let's Encrypt's staging CA (untrusted certificates, generous limits: for trying)"},
+		&cli.StringFlag{Name: "acme-email", Usage: "with --tls auto: the ACME account's contact `ADDRESS` (expiry warnings)"},
+		&cli.StringFlag{Name: "acme-ca-root", Usage: "with --tls auto: trust the roots in PEM `FILE` when talking to the CA (step-ca, a company CA, pebble)"},
+		&cli.StringFlag{Name: "acme-challenge", Value: "127.0.0.1:8402", Usage: "with --tls auto: loopback `ADDR:PORT` pyvhost answers HTTP-01 challenges on (nginx proxies them there)"},
+		&cli.IntFlag{Name: "acme-http-port", Value: 80, Usage: "with --tls auto: the `PORT` the CA validates on (80; a test CA may use another)"},
+		&cli.StringFlag{Name: "acme-resolver", Usage: "with --tls auto: DNS server `ADDR:PORT` the pre-check resolves names with, as the CA does (default: the system's)"},
 		&cli.StringFlag{Name: "https-listen", Usage: "with --tls: nginx's HTTPS `[ADDR:]PORT` (default 443); --listen stays HTTP, redirecting to it"},
 		&cli.BoolFlag{Name: "hsts", Usage: "with --tls: send Strict-Transport-Security (browsers then refuse plain HTTP for two years: hard to undo)"},
 	}
@@ -104,5 +111,9 @@ func tlsFromFlags(c *cli.Context) (*deployer.TLSOptions, error) {
 		return nil, usagef("--tls off takes no --https-listen or --hsts")
 	}
 	o.HTTPSListen, o.HSTS = c.String("https-listen"), c.Bool("hsts")
+	if o.Auto {
+		o.ACME = deployer.ACMEOptions{CA: c.String("acme-ca"), Staging: c.Bool("acme-staging"), Email: c.String("acme-email"),
+			CARoot: c.String("acme-ca-root"), Challenge: c.String("acme-challenge"), HTTPPort: c.Int("acme-http-port"), Resolver: c.String("acme-resolver")}
+	}
 	return &o, nil
 }

@@ -30,6 +30,8 @@ type Pebble struct {
 	CARoot  string // file with the certificate of pebble's own HTTPS listener (trust it to talk to pebble)
 	mgmt    string
 	DNSAddr string // pebble-challtestsrv's DNS: resolve names as pebble does
+	dnsMgmt string
+	log     string // pebble's log
 	procs   []*exec.Cmd
 }
 
@@ -57,6 +59,8 @@ func Start(t testing.TB, o Options) *Pebble {
 	p.Dir = fmt.Sprintf("https://127.0.0.1:%d/dir", listen)
 	p.mgmt = fmt.Sprintf("https://127.0.0.1:%d", mgmt)
 	p.DNSAddr = fmt.Sprintf("127.0.0.1:%d", dns)
+	p.dnsMgmt = fmt.Sprintf("http://127.0.0.1:%d", dnsMgmt)
+	p.log = filepath.Join(dir, "pebble.log")
 	conf := map[string]any{"pebble": map[string]any{
 		"listenAddress": fmt.Sprintf("127.0.0.1:%d", listen), "managementListenAddress": fmt.Sprintf("127.0.0.1:%d", mgmt),
 		"certificate": p.CARoot, "privateKey": key, "httpPort": o.HTTPPort, "tlsPort": tlsPort,
@@ -167,4 +171,38 @@ func PortOf(addr string) int {
 	_, p, _ := net.SplitHostPort(addr)
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+// AddA makes name resolve to ip (for pebble and for a pre-check using
+// DNSAddr), instead of 127.0.0.1.
+func (p *Pebble) AddA(t testing.TB, name, ip string) {
+	t.Helper()
+	body := fmt.Sprintf(`{"host": %q, "addresses": [%q]}`, name, ip)
+	resp, err := http.Post(p.dnsMgmt+"/add-a", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("pebble-challtestsrv add-a %s: %s", name, resp.Status)
+	}
+}
+
+// Orders is how many new orders pebble has had.
+func (p *Pebble) Orders(t testing.TB) int {
+	t.Helper()
+	b, err := os.ReadFile(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "POST /order-plz")
+}
+
+// WriteIssuerRoot writes the root that signs this pebble's certificates to
+// path (for curl --cacert).
+func (p *Pebble) WriteIssuerRoot(t testing.TB, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(p.IssuerRootPEM(t)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
