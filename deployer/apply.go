@@ -157,7 +157,13 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		if err := beginIfNone(d.opts.StateDir, &d.undo.tx); err != nil {
 			return err
 		}
-		return d.Cert.install(d.undo.tx)
+		if err := d.Cert.install(d.undo.tx); err != nil {
+			return err
+		}
+		if d.ACME != nil { // the daemon renews it from this
+			return writeACMEMeta(d.Cert.Dir, ACMEMeta{Domain: d.Site.Spec.Domain, Names: d.ACME.Names, Options: d.ACME.Options}, d.undo.tx)
+		}
+		return nil
 	case StepDaemon:
 		return d.ensureDaemon(ctx)
 	case StepLoad:

@@ -22,15 +22,16 @@ import (
 // DaemonSetup is how deploy starts the daemon when none answers: the
 // binary, and what the daemon must read and serve.
 type DaemonSetup struct {
-	Exe        string // pyvhost itself
-	Ctl        string // control socket
-	StateDir   string // log, pid file and status token go here
-	NginxConf  string
-	AppSockets string   // per-app socket dir ("" = nginxconf.DefaultAppSocketDir)
-	AppLogs    string   // --app-logs: each app's own log ("" = DefaultAppLogs)
-	Listen     []string // -s sockets: the uwsgi_pass addresses that are not per-app sockets
-	Processes  int      // -p; 0 = one per CPU, at least 2 (workers start on demand)
-	UnitPath   string   // where StartSystemd installs the unit; "" = SystemdUnitPath
+	Exe         string // pyvhost itself
+	Ctl         string // control socket
+	StateDir    string // log, pid file and status token go here
+	NginxConf   string
+	AppSockets  string   // per-app socket dir ("" = nginxconf.DefaultAppSocketDir)
+	AppLogs     string   // --app-logs: each app's own log ("" = DefaultAppLogs)
+	NginxPrefix string   // nginx's -p, when it runs with a private prefix (the daemon reloads nginx after a renewal)
+	Listen      []string // -s sockets: the uwsgi_pass addresses that are not per-app sockets
+	Processes   int      // -p; 0 = one per CPU, at least 2 (workers start on demand)
+	UnitPath    string   // where StartSystemd installs the unit; "" = SystemdUnitPath
 }
 
 // DefaultAppLogs is where the daemon deploy starts keeps each app's own
@@ -63,6 +64,9 @@ func (s DaemonSetup) args() []string {
 	}
 	a := []string{"uwsgi", "--vhost", "-M", "-p", strconv.Itoa(p),
 		"--nginx-conf", s.NginxConf, "--app-sockets", s.appSockets(), "--ctl", s.Ctl, "--state-dir", s.StateDir, "--app-logs", logs}
+	if s.NginxPrefix != "" {
+		a = append(a, "--nginx-prefix", s.NginxPrefix)
+	}
 	for _, l := range s.Listen {
 		a = append(a, "-s", l)
 	}

@@ -87,7 +87,8 @@ func runDeploy(c *cli.Context) error {
 		Runner:       env.Runner,
 		Nginx:        env.Nginx,
 		StateDir:     env.StateDir,
-		Daemon:       deployer.DaemonSetup{Exe: exe, Ctl: env.Ctl, StateDir: env.StateDir, AppSockets: c.String("app-sockets"), AppLogs: appLogsDir(c)},
+		Daemon: deployer.DaemonSetup{Exe: exe, Ctl: env.Ctl, StateDir: env.StateDir, AppSockets: c.String("app-sockets"), AppLogs: appLogsDir(c),
+			NginxPrefix: env.Nginx.Prefix},
 	})
 	if err != nil {
 		showTraceback(c, err) // a hand edit's diff

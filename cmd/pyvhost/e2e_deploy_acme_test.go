@@ -1,11 +1,18 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pyvhost/pyvhost/deployer/acmetest"
 	"github.com/pyvhost/pyvhost/nginxconf/nginxtest"
@@ -83,4 +90,84 @@ func TestDeployTLSAuto(t *testing.T) {
 	if got := curlTLS(t, root, "auto.test", https, "/"); !strings.HasPrefix(got, "https|on|") {
 		t.Errorf("after the redeploy: %q", got)
 	}
+}
+
+// TestDeployTLSAutoRenewal: the daemon renews a --tls auto certificate
+// (pebble issues them for 40 s here, so a third of its life is left
+// after ~27 s) while HTTPS load runs against the site: the serial nginx
+// presents changes, and no request fails.
+func TestDeployTLSAutoRenewal(t *testing.T) {
+	skipShort(t)
+	t.Setenv("PYVHOST_CERT_CHECK", "1") // the daemon deploy starts checks every second
+	e := newDeployEnv(t, true)
+	venv := daemontest.Venv(t)
+	pb := acmetest.Start(t, acmetest.Options{HTTPPort: acmetest.PortOf(e.listen), Validity: 40 * time.Second})
+	root := filepath.Join(e.dir, "pebble-root.pem")
+	pb.WriteIssuerRoot(t, root)
+	dir := e.app("renewapp", map[string]string{"renewapp.py": schemePy})
+	https := strconv.Itoa(nginxtest.FreePort(t))
+	e.deploy("renew.test", "--app-dir", dir, "--module", "renewapp", "--venv", venv, "--listen", e.listen,
+		"--https-listen", "127.0.0.1:"+https, "--tls", "auto", "--acme-ca", pb.Dir, "--acme-ca-root", pb.CARoot,
+		"--acme-challenge", fmt.Sprintf("127.0.0.1:%d", nginxtest.FreePort(t)), "--acme-http-port", strconv.Itoa(acmetest.PortOf(e.listen)),
+		"--acme-resolver", pb.DNSAddr)
+	first := servedSerial(t, root, "renew.test", https)
+	load := startHTTPSLoad(t, root, "renew.test", https, 4)
+	waitFor(t, 90*time.Second, "the daemon renews the certificate", func() bool { return servedSerial(t, root, "renew.test", https) != first })
+	ok, bad := load.stop()
+	if len(bad) > 0 || ok == 0 {
+		t.Fatalf("%d HTTPS requests failed during the renewal (%d ok): %v", len(bad), ok, bad[:min(len(bad), 5)])
+	}
+	// nginx presents the new certificate from the reload on; the daemon
+	// logs it once nginx's old workers have stopped.
+	waitFor(t, 20*time.Second, "the daemon's log says it renewed", func() bool {
+		return strings.Contains(e.daemonLog(), "certificate of renew.test renewed and nginx reloaded")
+	})
+	t.Logf("renewed under load: %d requests ok", ok)
+}
+
+// startHTTPSLoad requests https://host:port/ through nginx from clients
+// goroutines, each on new connections, trusting caFile.
+func startHTTPSLoad(t *testing.T, caFile, host, port string, clients int) *soakLoad {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: host},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, "127.0.0.1:"+port)
+		}}}
+	l := &soakLoad{quit: make(chan struct{})}
+	for i := 0; i < clients; i++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.quit:
+					return
+				default:
+				}
+				resp, err := client.Get("https://" + host + ":" + port + "/")
+				if err == nil && resp.StatusCode == 200 {
+					resp.Body.Close()
+					l.ok.Add(1)
+					continue
+				}
+				what := fmt.Sprint(err)
+				if err == nil {
+					what = resp.Status
+					resp.Body.Close()
+				}
+				l.mu.Lock()
+				l.bad = append(l.bad, time.Now().Format("15:04:05.000")+": "+what)
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
 }

@@ -61,6 +61,8 @@ func uwsgiCommand() *cli.Command {
 			&cli.StringFlag{Name: "state-dir", EnvVars: []string{"PYVHOST_STATE_DIR"}, Usage: "state `DIR` (the status page's token; default " + daemon.DefaultStateDir() + ")"},
 			&cli.IntFlag{Name: "socket-timeout", Aliases: []string{"z"}, Value: 4, Usage: "drop a request's connection when a read or write waits longer than `SECS` (uWSGI's flag)"},
 			&cli.IntFlag{Name: "queue-limit", Value: 1000, Usage: "requests the daemon holds for one app while it starts or is busy; past `N` they get a 503"},
+			&cli.StringFlag{Name: "nginx-prefix", Usage: "nginx's -p `DIR`, when it runs with a private prefix (the daemon reloads nginx after renewing a certificate)"},
+			&cli.IntFlag{Name: "cert-check", EnvVars: []string{"PYVHOST_CERT_CHECK"}, Value: 3600, Usage: "check the --tls auto certificates for renewal every `SECS`"},
 			&cli.StringFlag{Name: "app-logs", Usage: "also log each app alone, to `DIR`/ID.log (root and the app's group may read it; pyvhost logs DOMAIN reads it)"},
 			&cli.IntFlag{Name: "app-log-size", Value: 10, Usage: "rotate an app's log once it is past `MB`"},
 			&cli.IntFlag{Name: "app-log-keep", Value: 5, Usage: "rotated logs kept per app, `N`"},
@@ -106,6 +108,8 @@ func runUwsgi(c *cli.Context) error {
 		AppLogs:       c.String("app-logs"),
 		AppLogSizeMB:  c.Int("app-log-size"),
 		AppLogKeep:    c.Int("app-log-keep"),
+		NginxPrefix:   c.String("nginx-prefix"),
+		CertCheck:     time.Duration(c.Int("cert-check")) * time.Second,
 	}
 	if cfg.AppLogSizeMB < 1 || cfg.AppLogKeep < 0 {
 		return usagef("--app-log-size must be at least 1 (MB) and --app-log-keep at least 0")

@@ -38,6 +38,8 @@ type Config struct {
 	AppLogs       string        // --app-logs: one log per app in this dir; "" = none
 	AppLogSizeMB  int           // --app-log-size: rotate an app's log past this size
 	AppLogKeep    int           // --app-log-keep: rotated app logs kept
+	NginxPrefix   string        // --nginx-prefix: nginx's -p, for the reload after a certificate renewal
+	CertCheck     time.Duration // --cert-check: how often ACME certificates are checked for renewal
 	QueueLimit    int           // requests held per app before 503
 	SocketTimeout time.Duration // --socket-timeout: deadline of each read and write of a request
 	NoSpeedups    bool          // --no-speedups: workers run their request path in pure Python

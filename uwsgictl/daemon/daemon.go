@@ -254,6 +254,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.logf("pyvhost daemon pid %d ready: up to %d workers per app", os.Getpid(), d.cfg.Processes)
 	go d.readForwards()
 	go d.supervise()
+	renewCtx, stopRenew := context.WithCancel(ctx)
+	defer stopRenew()
+	go d.renewLoop(renewCtx)
 	if d.cfg.Stats != "" {
 		if err := d.serveStats(d.cfg.Stats); err != nil {
 			d.shutdown(false)

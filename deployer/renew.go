@@ -1,0 +1,169 @@
+package deployer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/pyvhost/pyvhost/nginxconf"
+)
+
+// A --tls auto site's certificate dir (STATE/certs/DOMAIN) keeps, beside
+// the certificate and key, how it was obtained (acme.json: the daemon
+// renews from it) and how its last renewal went (status.json: `pyvhost
+// certs` shows it).
+
+// ACMEMeta is how a site's certificate is obtained again.
+type ACMEMeta struct {
+	Domain  string      `json:"domain"`
+	Names   []string    `json:"names"`
+	Options ACMEOptions `json:"options"`
+}
+
+// CertStatus is a certificate's last renewal attempt.
+type CertStatus struct {
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	Failures    int       `json:"failures,omitempty"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"` // backoff after a failure
+}
+
+func metaPath(dir string) string   { return filepath.Join(dir, "acme.json") }
+func statusPath(dir string) string { return filepath.Join(dir, "status.json") }
+
+// ACMESites are the sites whose certificates are obtained by ACME.
+func ACMESites(stateDir string) ([]ACMEMeta, error) {
+	paths, err := filepath.Glob(filepath.Join(stateDir, "certs", "*", "acme.json"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(paths)
+	var out []ACMEMeta
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		var m ACMEMeta
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, fmt.Errorf("%s is damaged: %w", p, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// ReadCertStatus is a site's last renewal attempt (zero when none).
+func ReadCertStatus(stateDir, domain string) CertStatus {
+	var st CertStatus
+	if b, err := os.ReadFile(statusPath(certDir(stateDir, domain))); err == nil {
+		_ = json.Unmarshal(b, &st)
+	}
+	return st
+}
+
+// renewBackoff is how long after the n-th failure in a row the next
+// attempt waits: 1, 2, 4 … minutes, at most 6 hours (Let's Encrypt's
+// failed-validation limit is per hour).
+func renewBackoff(n int) time.Duration {
+	d := time.Minute << min(n-1, 9)
+	return min(d, 6*time.Hour)
+}
+
+// Renewal is one renewal check's outcome.
+type Renewal struct {
+	Domain  string
+	Renewed bool
+	Err     error
+}
+
+// RenewDue renews every ACME certificate that is due (a third of its life
+// left), or all of them with force: each new certificate is written over
+// the old atomically, nginx -t must pass (else the old files go back),
+// then nginx reloads. A failure keeps the old certificate serving and
+// backs off. The caller holds the deploy lock.
+func RenewDue(ctx context.Context, stateDir string, nginx *Nginx, force bool, now time.Time) []Renewal {
+	sites, err := ACMESites(stateDir)
+	if err != nil {
+		return []Renewal{{Err: err}}
+	}
+	served := servedCerts(nginx.Conf)
+	var out []Renewal
+	for _, m := range sites {
+		dir := certDir(stateDir, m.Domain)
+		if !served[filepath.Join(dir, "fullchain.pem")] {
+			continue // the site went back to HTTP, was given a brought certificate, or is gone
+		}
+		ci, err := loadCert(filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem"), m.Names, now)
+		st := ReadCertStatus(stateDir, m.Domain)
+		due := force || err != nil || dueForRenewal(ci.Leaf, now)
+		if !due || (!force && now.Before(st.NextAttempt)) {
+			continue
+		}
+		r := Renewal{Domain: m.Domain, Err: renewOne(ctx, stateDir, dir, m, nginx)}
+		r.Renewed = r.Err == nil
+		st.LastAttempt = now
+		if r.Err != nil {
+			st.Failures++
+			st.LastError = r.Err.Error()
+			st.NextAttempt = now.Add(renewBackoff(st.Failures))
+		} else {
+			st = CertStatus{LastAttempt: now}
+		}
+		if err := writeJSONAtomic(statusPath(dir), st); err != nil && r.Err == nil {
+			r.Err = err
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func renewOne(ctx context.Context, stateDir, dir string, m ACMEMeta, nginx *Nginx) error {
+	ci, err := m.Options.Obtain(ctx, m.Names)
+	if err != nil {
+		return err
+	}
+	ci.Dir = dir
+	tx, err := Begin(stateDir, nil)
+	if err != nil {
+		return err
+	}
+	if err := ci.install(tx); err != nil {
+		return errors.Join(err, tx.Rollback())
+	}
+	if r, err := nginx.Test(ctx); err != nil || !r.OK {
+		return errors.Join(fmt.Errorf("nginx -t with the renewed certificate: %v %v; the old one is back", err, r.Errors), tx.Rollback())
+	}
+	if err := nginx.Reload(ctx); err != nil {
+		return errors.Join(fmt.Errorf("reload nginx with the renewed certificate: %w", err), tx.Rollback())
+	}
+	return tx.Commit()
+}
+
+// writeACMEMeta records how a site's certificate is obtained, in tx.
+func writeACMEMeta(dir string, m ACMEMeta, tx *Transaction) error {
+	if err := tx.Track(metaPath(dir), false); err != nil {
+		return err
+	}
+	return writeJSONAtomic(metaPath(dir), m)
+}
+
+// servedCerts are the certificate files nginx's config serves.
+func servedCerts(conf string) map[string]bool {
+	out := map[string]bool{}
+	tree, err := nginxconf.Load(conf)
+	if err != nil {
+		return out
+	}
+	for _, b := range tree.Servers() {
+		if b.TLSCert != "" {
+			out[b.TLSCert] = true
+		}
+	}
+	return out
+}

@@ -1,0 +1,75 @@
+package daemon
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/pyvhost/pyvhost/deployer"
+	"github.com/pyvhost/pyvhost/nginxconf"
+)
+
+// Certificates obtained with deploy --tls auto are renewed here, in the
+// daemon that always runs (no cron job to lose): every --cert-check, under
+// the deploy lock, each one with a third of its life left is ordered
+// again, written over the old one, nginx -t, nginx reloaded; a failure
+// keeps the old one serving, is logged loudly, and backs off.
+
+// renewLoop checks certificates until ctx ends; the first check comes
+// soon after start (a certificate may have come due while the daemon was
+// down).
+func (d *Daemon) renewLoop(ctx context.Context) {
+	every := d.cfg.CertCheck
+	if every <= 0 {
+		every = time.Hour
+	}
+	wait := min(every, 10*time.Second)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		d.renewDue(ctx, false)
+		// Jitter: many machines set up alike do not all ask the CA at once.
+		wait = every + time.Duration(rand.Int64N(int64(every/10)+1))
+	}
+}
+
+// renewDue renews what is due (all with force); it reports how many
+// certificates were renewed.
+func (d *Daemon) renewDue(ctx context.Context, force bool) int {
+	if d.settingsDir == "" || d.cfg.NginxConf == "" {
+		return 0
+	}
+	if sites, _ := deployer.ACMESites(d.settingsDir); len(sites) == 0 {
+		return 0 // nothing to renew: not even the lock
+	}
+	lock, err := deployer.TakeLock(d.settingsDir)
+	if err != nil {
+		return 0 // a deploy runs: the next check
+	}
+	defer lock.Release()
+	bin, err := nginxconf.NginxBinary()
+	if err != nil {
+		d.log.logf("certificate renewal: %v", err)
+		return 0
+	}
+	nginx := &deployer.Nginx{Runner: deployer.ExecRunner{}, Bin: bin, Conf: d.cfg.NginxConf, Prefix: d.cfg.NginxPrefix,
+		PidFile: nginxconf.PidFile(bin, d.cfg.NginxConf, d.cfg.NginxPrefix)}
+	n := 0
+	for _, r := range deployer.RenewDue(ctx, d.settingsDir, nginx, force, time.Now()) {
+		switch {
+		case r.Err != nil && r.Domain == "":
+			d.log.logf("certificate renewal: %v", r.Err)
+		case r.Err != nil:
+			st := deployer.ReadCertStatus(d.settingsDir, r.Domain)
+			d.log.logf("*** CERTIFICATE RENEWAL FAILED for %s: %v; the old certificate keeps serving; next attempt %s ***",
+				r.Domain, r.Err, st.NextAttempt.Format(time.RFC3339))
+		default:
+			n++
+			d.log.logf("certificate of %s renewed and nginx reloaded", r.Domain)
+		}
+	}
+	return n
+}
