@@ -83,21 +83,28 @@ type Renewal struct {
 }
 
 // RenewDue renews every ACME certificate that is due (a third of its life
-// left), or all of them with force: each new certificate is written over
-// the old atomically, nginx -t must pass (else the old files go back),
-// then nginx reloads. A failure keeps the old certificate serving and
-// backs off. The caller holds the deploy lock.
-func RenewDue(ctx context.Context, stateDir string, nginx *Nginx, force bool, now time.Time) []Renewal {
+// left), or all of them with force — only the site domain's when it is not
+// "": each new certificate is written over the old atomically, nginx -t
+// must pass (else the old files go back), then nginx reloads. A failure
+// keeps the old certificate serving and backs off. The caller holds the
+// deploy lock.
+func RenewDue(ctx context.Context, stateDir string, nginx *Nginx, domain string, force bool, now time.Time) []Renewal {
 	sites, err := ACMESites(stateDir)
 	if err != nil {
 		return []Renewal{{Err: err}}
 	}
-	served := servedCerts(nginx.Conf)
+	served, challenge := servedCerts(nginx.Conf)
 	var out []Renewal
 	for _, m := range sites {
 		dir := certDir(stateDir, m.Domain)
+		if domain != "" && m.Domain != domain {
+			continue
+		}
 		if !served[filepath.Join(dir, "fullchain.pem")] {
 			continue // the site went back to HTTP, was given a brought certificate, or is gone
+		}
+		if c := challenge[m.Domain]; c != "" {
+			m.Options.Challenge = c // where nginx sends the challenge now (a redeploy may have moved it)
 		}
 		ci, err := loadCert(filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem"), m.Names, now)
 		st := ReadCertStatus(stateDir, m.Domain)
@@ -153,17 +160,69 @@ func writeACMEMeta(dir string, m ACMEMeta, tx *Transaction) error {
 	return writeJSONAtomic(metaPath(dir), m)
 }
 
-// servedCerts are the certificate files nginx's config serves.
-func servedCerts(conf string) map[string]bool {
-	out := map[string]bool{}
+// servedCerts are the certificate files nginx's config serves, and where
+// each site's HTTP block proxies ACME's challenge (by domain).
+func servedCerts(conf string) (map[string]bool, map[string]string) {
+	certs, challenge := map[string]bool{}, map[string]string{}
 	tree, err := nginxconf.Load(conf)
 	if err != nil {
-		return out
+		return certs, challenge
 	}
 	for _, b := range tree.Servers() {
 		if b.TLSCert != "" {
-			out[b.TLSCert] = true
+			certs[b.TLSCert] = true
+		}
+		if b.ACMEChallenge != "" && len(b.ServerNames) > 0 {
+			challenge[b.ServerNames[0]] = b.ACMEChallenge
 		}
 	}
-	return out
+	return certs, challenge
+}
+
+// CertInfo is one TLS site's certificate as `pyvhost certs` shows it.
+type CertInfo struct {
+	Domain      string    `json:"domain"`
+	Names       []string  `json:"names"`
+	Issuer      string    `json:"issuer"`
+	NotAfter    time.Time `json:"not_after"`
+	Auto        bool      `json:"auto"`                  // obtained and renewed by ACME
+	NextRenewal time.Time `json:"next_renewal,omitzero"` // auto: when it is due (or the next try after a failure)
+	LastError   string    `json:"last_error,omitempty"`  // auto: the last renewal's failure
+	Error       string    `json:"error,omitempty"`       // the installed files cannot be read
+}
+
+// Certs describes the certificate of every TLS site nginx serves from
+// pyvhost's files.
+func Certs(stateDir, conf string) ([]CertInfo, error) {
+	tree, err := nginxconf.Load(conf)
+	if err != nil {
+		return nil, err
+	}
+	var out []CertInfo
+	for _, b := range tree.Servers() {
+		if !b.Managed || b.TLSCert == "" || len(b.ServerNames) == 0 {
+			continue
+		}
+		info := CertInfo{Domain: b.ServerNames[0]}
+		dir := filepath.Dir(b.TLSCert)
+		_, err := os.Stat(metaPath(dir))
+		info.Auto = err == nil
+		ci, err := loadCert(b.TLSCert, b.TLSKey, nil, time.Now())
+		if err != nil {
+			info.Error = err.Error()
+			out = append(out, info)
+			continue
+		}
+		info.Names, info.Issuer, info.NotAfter = ci.Leaf.DNSNames, ci.Leaf.Issuer.CommonName, ci.Leaf.NotAfter
+		if info.Auto {
+			life := ci.Leaf.NotAfter.Sub(ci.Leaf.NotBefore)
+			info.NextRenewal = ci.Leaf.NotAfter.Add(-life / renewFraction)
+			st := ReadCertStatus(stateDir, info.Domain)
+			if st.LastError != "" {
+				info.LastError, info.NextRenewal = st.LastError, st.NextAttempt
+			}
+		}
+		out = append(out, info)
+	}
+	return out, nil
 }

@@ -25,7 +25,7 @@ func TestVersionAndHelp(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "pyvhost version ") {
 		t.Fatalf("--version: code %d, %q", code, out)
 	}
-	for _, cmd := range []string{"deploy", "undeploy", "rollback", "sites", "render", "diff", "uwsgi", "ctl"} {
+	for _, cmd := range []string{"deploy", "undeploy", "rollback", "run", "config", "logs", "certs", "sites", "render", "diff", "uwsgi", "ctl"} {
 		code, out, _ := pyvhost(t, cmd, "--help")
 		if code != 0 || !strings.Contains(out, "Example") || !strings.Contains(out, "pyvhost "+cmd) {
 			t.Errorf("%s --help: code %d, missing an example:\n%s", cmd, code, out)

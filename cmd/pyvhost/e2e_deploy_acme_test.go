@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -35,10 +36,11 @@ func TestDeployTLSAuto(t *testing.T) {
 	pb.WriteIssuerRoot(t, root)
 	dir := e.app("autoapp", map[string]string{"autoapp.py": schemePy})
 	https := strconv.Itoa(nginxtest.FreePort(t))
+	challenge := fmt.Sprintf("127.0.0.1:%d", nginxtest.FreePort(t))
 	acme := func(domain string, extra ...string) []string {
 		return append([]string{domain, "--app-dir", dir, "--module", "autoapp", "--venv", venv, "--listen", e.listen,
 			"--https-listen", "127.0.0.1:" + https, "--tls", "auto", "--acme-ca", pb.Dir, "--acme-ca-root", pb.CARoot,
-			"--acme-challenge", fmt.Sprintf("127.0.0.1:%d", nginxtest.FreePort(t)), "--acme-http-port", strconv.Itoa(acmetest.PortOf(e.listen)),
+			"--acme-challenge", challenge, "--acme-http-port", strconv.Itoa(acmetest.PortOf(e.listen)),
 			"--acme-resolver", pb.DNSAddr}, extra...)
 	}
 
@@ -89,6 +91,27 @@ func TestDeployTLSAuto(t *testing.T) {
 	}
 	if got := curlTLS(t, root, "auto.test", https, "/"); !strings.HasPrefix(got, "https|on|") {
 		t.Errorf("after the redeploy: %q", got)
+	}
+
+	// pyvhost certs shows it; certs renew --force orders a new one now.
+	if _, out, _ := e.run("certs"); !strings.Contains(out, "auto.test www.auto.test") || !strings.Contains(out, "auto, from ") {
+		t.Errorf("pyvhost certs:\n%s", out)
+	}
+	_, js, _ := e.run("certs", "--json")
+	var certs []struct {
+		Domain   string
+		Auto     bool
+		NotAfter time.Time `json:"not_after"`
+	}
+	if err := json.Unmarshal([]byte(js), &certs); err != nil || len(certs) != 1 || !certs[0].Auto || certs[0].NotAfter.Before(time.Now()) {
+		t.Errorf("certs --json: %v %s", err, js)
+	}
+	oldSerial := servedSerial(t, root, "auto.test", https)
+	if code, out, errOut := e.run("certs", "renew", "auto.test", "--force"); code != 0 || !strings.Contains(out, "auto.test: renewed, nginx reloaded") {
+		t.Fatalf("certs renew --force: exit %d\n%s%s", code, out, errOut)
+	}
+	if serial := servedSerial(t, root, "auto.test", https); serial == oldSerial || pb.Orders(t) != 2 {
+		t.Errorf("after certs renew --force: serial %s (was %s), %d orders", serial, oldSerial, pb.Orders(t))
 	}
 }
 
