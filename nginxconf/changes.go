@@ -83,7 +83,7 @@ func (t *Tree) PlanSite(spec SiteSpec) (*SiteChanges, error) {
 		return nil, err
 	}
 	_, statErr := os.Stat(filepath.Join(t.Prefix, "uwsgi_params"))
-	rendered, err := Render(spec, RenderOptions{IncludeParams: statErr == nil})
+	rendered, err := Render(spec, RenderOptions{IncludeParams: statErr == nil, HTTP2Directive: HTTP2Directive()})
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +179,7 @@ func (t *Tree) PlanRemove(domain, mount string) (*SiteChanges, error) {
 		}
 		if len(rest.Apps) > 0 || len(rest.Statics) > 0 {
 			_, statErr := os.Stat(filepath.Join(t.Prefix, "uwsgi_params"))
-			rendered, err := Render(rest, RenderOptions{IncludeParams: statErr == nil})
+			rendered, err := Render(rest, RenderOptions{IncludeParams: statErr == nil, HTTP2Directive: HTTP2Directive()})
 			if err != nil {
 				return nil, err
 			}

@@ -171,3 +171,12 @@ func TestRenderRefusesInjection(t *testing.T) {
 		}
 	}
 }
+
+func TestHasHTTP2Directive(t *testing.T) {
+	for v, want := range map[string]bool{"nginx version: nginx/1.22.1": false, "nginx version: nginx/1.25.0": false,
+		"nginx version: nginx/1.25.1": true, "nginx version: nginx/1.26.3": true, "nginx version: nginx/2.0.0": true, "garbage": false} {
+		if got := HasHTTP2Directive(v); got != want {
+			t.Errorf("%q: %v, want %v", v, got, want)
+		}
+	}
+}

@@ -93,6 +93,18 @@ func TestDeployTLSAuto(t *testing.T) {
 		t.Errorf("after the redeploy: %q", got)
 	}
 
+	// An HTTP site moves to --tls auto: it keeps serving HTTP while the
+	// challenge goes live and the certificate is ordered.
+	e.deploy("plain.test", "--app-dir", dir, "--module", "autoapp", "--venv", venv, "--listen", e.listen)
+	e.want("plain.test", "/", 200, "http|-|plain.test")
+	if out := e.deploy(acme("plain.test")...); !strings.Contains(out, "ACME challenge location (modify") {
+		t.Errorf("the move to TLS did not go through the challenge step:\n%s", out)
+	}
+	if got := curlTLS(t, root, "plain.test", https, "/"); got != "https|on|plain.test:"+https+"\n" {
+		t.Errorf("plain.test over https: %q", got)
+	}
+	e.run("undeploy", "plain.test", "--yes")
+
 	// pyvhost certs shows it; certs renew --force orders a new one now.
 	if _, out, _ := e.run("certs"); !strings.Contains(out, "auto.test www.auto.test") || !strings.Contains(out, "auto, from ") {
 		t.Errorf("pyvhost certs:\n%s", out)
@@ -110,7 +122,7 @@ func TestDeployTLSAuto(t *testing.T) {
 	if code, out, errOut := e.run("certs", "renew", "auto.test", "--force"); code != 0 || !strings.Contains(out, "auto.test: renewed, nginx reloaded") {
 		t.Fatalf("certs renew --force: exit %d\n%s%s", code, out, errOut)
 	}
-	if serial := servedSerial(t, root, "auto.test", https); serial == oldSerial || pb.Orders(t) != 2 {
+	if serial := servedSerial(t, root, "auto.test", https); serial == oldSerial || pb.Orders(t) != 3 {
 		t.Errorf("after certs renew --force: serial %s (was %s), %d orders", serial, oldSerial, pb.Orders(t))
 	}
 }
