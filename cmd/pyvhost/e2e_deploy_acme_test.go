@@ -65,7 +65,9 @@ func TestDeployTLSAuto(t *testing.T) {
 	}
 	e.unchanged(before, true, "a --tls auto deploy whose CA was unreachable")
 
+	start := time.Now()
 	out := e.deploy(acme("auto.test", "--alias", "www.auto.test")...)
+	firstTook := time.Since(start)
 	for _, want := range []string{"ACME challenge location", "order a certificate for auto.test, www.auto.test", "deployed: https://auto.test:" + https + "/ is live"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the deploy's output lacks %q:\n%s", want, out)
@@ -86,9 +88,11 @@ func TestDeployTLSAuto(t *testing.T) {
 		t.Errorf("the challenge path on HTTP: %d, want it proxied to pyvhost (nothing answers there now: 502)", code)
 	}
 	// A redeploy orders nothing while the certificate is valid.
+	start = time.Now()
 	if out := e.deploy(acme("auto.test")...); strings.Contains(out, "order a certificate") || pb.Orders(t) != 1 {
 		t.Errorf("a redeploy ordered again (%d orders):\n%s", pb.Orders(t), out)
 	}
+	t.Logf("deploy --tls auto of a new site: %s; a redeploy: %s", firstTook, time.Since(start))
 	if got := curlTLS(t, root, "auto.test", https, "/"); !strings.HasPrefix(got, "https|on|") {
 		t.Errorf("after the redeploy: %q", got)
 	}
