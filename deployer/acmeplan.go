@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -48,7 +49,10 @@ func (d *Deployment) prepareACME(tree *nginxconf.Tree, spec nginxconf.SiteSpec) 
 		}
 	}
 	now := time.Now()
-	if ci, err := loadCert(final.TLS.Cert, final.TLS.Key, names, now); err == nil && !dueForRenewal(ci.Leaf, now) {
+	// A brought certificate at the same place is not ACME's: one is
+	// ordered, so the daemon has something to renew.
+	if ci, err := loadCert(final.TLS.Cert, final.TLS.Key, names, now); err == nil && !dueForRenewal(ci.Leaf, now) &&
+		exists(metaPath(filepath.Dir(final.TLS.Cert))) {
 		d.certLeaf = ci.Leaf.Raw
 		return nil
 	}
@@ -71,7 +75,7 @@ func (d *Deployment) prepareACME(tree *nginxconf.Tree, spec nginxconf.SiteSpec) 
 }
 
 // acmeStorage is the ACME account's dir.
-func acmeStorage(stateDir string) string { return stateDir + "/acme" }
+func acmeStorage(stateDir string) string { return filepath.Join(stateDir, "acme") }
 
 // servesChallenge reports whether the site's file, as it is, already
 // proxies the challenge to where this deploy answers it.
