@@ -94,6 +94,16 @@ func runCtlStatus(c *cli.Context) error {
 	fmt.Fprintf(w, "apps:     %d\n", st.Apps)
 	fmt.Fprintf(w, "requests: %d (%d errors), %.1f per second over the last 10 s\n", st.Requests, st.Errors, st.RPS)
 	fmt.Fprintf(w, "memory:   %.1f MB resident (daemon and every app process)\n", float64(st.RSS)/(1<<20))
+	for _, ct := range st.Certs {
+		line := fmt.Sprintf("cert:     %s expires %s", ct.Domain, day(ct.NotAfter))
+		if ct.Auto {
+			line += ", renewed from " + day(ct.NextRenewal)
+		}
+		if ct.LastError != "" {
+			line += "; PROBLEM: " + ct.LastError
+		}
+		fmt.Fprintln(w, line)
+	}
 	return nil
 }
 

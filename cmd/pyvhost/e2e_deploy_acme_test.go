@@ -109,6 +109,15 @@ func TestDeployTLSAuto(t *testing.T) {
 	}
 	e.run("undeploy", "plain.test", "--yes")
 
+	// sites, ctl status and the daemon's status (the status page's JSON)
+	// show the certificate.
+	if _, out, _ := e.run("sites"); !strings.Contains(out, "CERTIFICATE") || !strings.Contains(out, "until ") {
+		t.Errorf("pyvhost sites does not show the certificate:\n%s", out)
+	}
+	if _, out, _ := e.run("ctl", "status"); !strings.Contains(out, "cert:     auto.test expires") || !strings.Contains(out, "renewed from") {
+		t.Errorf("pyvhost ctl status does not show the certificate:\n%s", out)
+	}
+
 	// pyvhost certs shows it; certs renew --force orders a new one now.
 	if _, out, _ := e.run("certs"); !strings.Contains(out, "auto.test www.auto.test") || !strings.Contains(out, "auto, from ") {
 		t.Errorf("pyvhost certs:\n%s", out)

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/pyvhost/pyvhost/uwsgictl/appconf"
@@ -81,6 +85,13 @@ func sitesTable(u *ui, sites []nginxconf.ServerBlock, live, own bool) string {
 	if own {
 		cols = append(cols, "OWN SETTINGS")
 	}
+	tlsCol := false
+	for _, s := range sites {
+		tlsCol = tlsCol || s.TLSCert != ""
+	}
+	if tlsCol {
+		cols = append(cols, "CERTIFICATE")
+	}
 	cols = append(cols, "")
 	t := newTable(u, cols)
 	for _, s := range sites {
@@ -100,6 +111,13 @@ func sitesTable(u *ui, sites []nginxconf.ServerBlock, live, own bool) string {
 			}
 			if own {
 				row = append(row, orDash(a.Settings))
+			}
+			if tlsCol {
+				cert := ""
+				if i == 0 {
+					cert = certUntil(s.TLSCert)
+				}
+				row = append(row, cert)
 			}
 			t.Row(append(row, managed)...)
 		}
@@ -153,4 +171,28 @@ func addSettings(stateDir string, sites []nginxconf.ServerBlock) bool {
 		}
 	}
 	return any
+}
+
+// certUntil is a TLS server's certificate as sites shows it: "until
+// DATE", "-" for a server without TLS.
+func certUntil(path string) string {
+	if path == "" {
+		return "-"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "unreadable: " + path
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return "not PEM: " + path
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return "damaged: " + path
+	}
+	if time.Now().After(c.NotAfter) {
+		return "EXPIRED " + day(c.NotAfter)
+	}
+	return "until " + day(c.NotAfter)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/pyvhost/pyvhost/uwsgictl/pool"
 )
@@ -32,6 +33,18 @@ type Status struct {
 	AllowRootApps bool   `json:"allow_root_apps,omitempty"`
 	LogFile       string `json:"log_file,omitempty"` // where the daemon and its apps log; "" = stderr
 	AppLogs       string `json:"app_logs,omitempty"` // --app-logs: each app's own log is there; "" = none
+
+	// Certs are the TLS sites' certificates, as of the last renewal check.
+	Certs []Cert `json:"certs,omitempty"`
+}
+
+// Cert is one TLS site's certificate in the daemon's status.
+type Cert struct {
+	Domain      string    `json:"domain"`
+	NotAfter    time.Time `json:"not_after"`
+	Auto        bool      `json:"auto"`
+	NextRenewal time.Time `json:"next_renewal,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
 }
 
 // Apps is GET /v1/apps.

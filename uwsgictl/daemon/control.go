@@ -33,6 +33,9 @@ func (d *Daemon) Status() control.Status {
 		}
 	}
 	st.RPS = d.rate.perSecond(st.Requests)
+	if c := d.certs.Load(); c != nil {
+		st.Certs = *c
+	}
 	return st
 }
 
@@ -167,6 +170,7 @@ func (b ctlBackend) ReloadConfig() error {
 	if err := b.d.policy.reload(); err != nil {
 		return err
 	}
+	b.d.noteCerts() // a deploy may have installed a certificate
 	return b.d.syncAppSockets()
 }
 

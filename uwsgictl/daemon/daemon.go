@@ -37,7 +37,8 @@ type Daemon struct {
 	pcfg *pool.Config // the daemon's flags: every app's defaults
 	// settingsDir is the state dir of apps' own settings (settings.go).
 	settingsDir string
-	appLogs     *appLogs // --app-logs; nil when off
+	appLogs     *appLogs                       // --app-logs; nil when off
+	certs       atomic.Pointer[[]control.Cert] // the TLS sites' certificates (renew.go)
 	policy      *policy
 	limits      wire.Limits
 

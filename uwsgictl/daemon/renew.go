@@ -7,6 +7,7 @@ import (
 
 	"github.com/pyvhost/pyvhost/deployer"
 	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
 )
 
 // Certificates obtained with deploy --tls auto are renewed here, in the
@@ -24,6 +25,7 @@ func (d *Daemon) renewLoop(ctx context.Context) {
 		every = time.Hour
 	}
 	wait := min(every, 10*time.Second)
+	d.noteCerts()
 	for {
 		select {
 		case <-ctx.Done():
@@ -31,6 +33,7 @@ func (d *Daemon) renewLoop(ctx context.Context) {
 		case <-time.After(wait):
 		}
 		d.renewDue(ctx, false)
+		d.noteCerts()
 		// Jitter: many machines set up alike do not all ask the CA at once.
 		wait = every + time.Duration(rand.Int64N(int64(every/10)+1))
 	}
@@ -72,4 +75,25 @@ func (d *Daemon) renewDue(ctx context.Context, force bool) int {
 		}
 	}
 	return n
+}
+
+// noteCerts keeps the TLS sites' certificates for the status (read at each
+// renewal check, not on every status request).
+func (d *Daemon) noteCerts() {
+	if d.settingsDir == "" || d.cfg.NginxConf == "" {
+		return
+	}
+	infos, err := deployer.Certs(d.settingsDir, d.cfg.NginxConf)
+	if err != nil {
+		return
+	}
+	certs := make([]control.Cert, 0, len(infos))
+	for _, ci := range infos {
+		last := ci.LastError
+		if last == "" {
+			last = ci.Error
+		}
+		certs = append(certs, control.Cert{Domain: ci.Domain, NotAfter: ci.NotAfter, Auto: ci.Auto, NextRenewal: ci.NextRenewal, LastError: last})
+	}
+	d.certs.Store(&certs)
 }
