@@ -84,7 +84,8 @@ func TestStatusPage(t *testing.T) {
 		t.Fatalf("chromium: %v", err)
 	}
 	page := string(dom)
-	for _, want := range []string{"hello:hello", "broken:broken", `class="ready">ready`, `class="failed">failed`, "ModuleNotFoundError", "pid "} {
+	for _, want := range []string{"hello:hello", "broken:broken", `class="ready">ready`, `class="failed">failed`, "ModuleNotFoundError", "pid ",
+		" workers max", "no TLS site"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the rendered page lacks %q", want)
 		}
