@@ -31,7 +31,7 @@ func TestDeployTLSAuto(t *testing.T) {
 	skipShort(t)
 	e := newDeployEnv(t, true)
 	venv := daemontest.Venv(t)
-	pb := acmetest.Start(t, acmetest.Options{HTTPPort: acmetest.PortOf(e.listen)})
+	pb := acmetest.Start(t, acmetest.Options{HTTPPort: acmetest.PortOf(e.listen), Blocked: []string{"blocked.test"}})
 	root := filepath.Join(e.dir, "pebble-root.pem")
 	pb.WriteIssuerRoot(t, root)
 	dir := e.app("autoapp", map[string]string{"autoapp.py": schemePy})
@@ -64,6 +64,11 @@ func TestDeployTLSAuto(t *testing.T) {
 		t.Fatalf("an unreachable CA: exit %d\n%s", code, errOut)
 	}
 	e.unchanged(before, true, "a --tls auto deploy whose CA was unreachable")
+	if code, _, errOut := e.run(append(append([]string{"deploy"}, acme("blocked.test")...), "--yes")...); code == 0 || !strings.Contains(errOut, "did not issue a certificate") || !strings.Contains(errOut, "everything was put back") {
+		t.Fatalf("an order the CA rejects: exit %d\n%s", code, errOut)
+	}
+	e.unchanged(before, true, "a --tls auto deploy whose order the CA rejected")
+	e.want("blocked.test", "/", 200, "other site")
 
 	start := time.Now()
 	out := e.deploy(acme("auto.test", "--alias", "www.auto.test")...)
@@ -73,8 +78,8 @@ func TestDeployTLSAuto(t *testing.T) {
 			t.Errorf("the deploy's output lacks %q:\n%s", want, out)
 		}
 	}
-	if n := pb.Orders(t); n != 1 {
-		t.Errorf("%d orders, want 1", n)
+	if n := pb.Orders(t); n != 2 { // the rejected one, and this one
+		t.Errorf("%d orders, want 2", n)
 	}
 	for _, host := range []string{"auto.test", "www.auto.test"} {
 		if got := curlTLS(t, root, host, https, "/"); got != "https|on|"+host+":"+https+"\n" {
@@ -89,7 +94,7 @@ func TestDeployTLSAuto(t *testing.T) {
 	}
 	// A redeploy orders nothing while the certificate is valid.
 	start = time.Now()
-	if out := e.deploy(acme("auto.test")...); strings.Contains(out, "order a certificate") || pb.Orders(t) != 1 {
+	if out := e.deploy(acme("auto.test")...); strings.Contains(out, "order a certificate") || pb.Orders(t) != 2 {
 		t.Errorf("a redeploy ordered again (%d orders):\n%s", pb.Orders(t), out)
 	}
 	t.Logf("deploy --tls auto of a new site: %s; a redeploy: %s", firstTook, time.Since(start))
@@ -135,7 +140,7 @@ func TestDeployTLSAuto(t *testing.T) {
 	if code, out, errOut := e.run("certs", "renew", "auto.test", "--force"); code != 0 || !strings.Contains(out, "auto.test: renewed, nginx reloaded") {
 		t.Fatalf("certs renew --force: exit %d\n%s%s", code, out, errOut)
 	}
-	if serial := servedSerial(t, root, "auto.test", https); serial == oldSerial || pb.Orders(t) != 3 {
+	if serial := servedSerial(t, root, "auto.test", https); serial == oldSerial || pb.Orders(t) != 4 {
 		t.Errorf("after certs renew --force: serial %s (was %s), %d orders", serial, oldSerial, pb.Orders(t))
 	}
 }

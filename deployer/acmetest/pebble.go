@@ -39,6 +39,7 @@ type Pebble struct {
 type Options struct {
 	HTTPPort int           // where pebble's validator connects for HTTP-01: the private nginx's HTTP port
 	Validity time.Duration // certificates' lifetime; 0 = pebble's default (5 years)
+	Blocked  []string      // names pebble refuses to issue for (its domainBlocklist)
 }
 
 // Start runs pebble-challtestsrv and pebble. A machine without pebble
@@ -66,6 +67,9 @@ func Start(t testing.TB, o Options) *Pebble {
 		"certificate": p.CARoot, "privateKey": key, "httpPort": o.HTTPPort, "tlsPort": tlsPort,
 		"ocspResponderURL": "", "externalAccountBindingRequired": false,
 	}}
+	if len(o.Blocked) > 0 {
+		conf["pebble"].(map[string]any)["domainBlocklist"] = o.Blocked
+	}
 	if o.Validity > 0 {
 		conf["pebble"].(map[string]any)["certificateValidityPeriod"] = int(o.Validity.Seconds())
 	}
