@@ -81,9 +81,12 @@ func TestDeployTLSBroughtCert(t *testing.T) {
 	// A renewed certificate, brought again: nginx presents it when the
 	// deploy returns.
 	renewed, renewedKey, renewedCert := cert("renewed", 48*time.Hour, "tls.test", "www.tls.test")
-	e.deploy(append(args, "--tls", "cert="+renewed+",key="+renewedKey)...)
+	e.deploy(append(args, "--tls", "cert="+renewed+",key="+renewedKey, "--hsts")...)
 	if serial := servedSerial(t, renewed, "tls.test", port); serial != renewedCert.SerialNumber.String() || serial == goodCert.SerialNumber.String() {
 		t.Errorf("nginx presents serial %s, want the renewed %s", serial, renewedCert.SerialNumber)
+	}
+	if hdr := curlTLS(t, renewed, "tls.test", port, "/", "-I"); !strings.Contains(strings.ToLower(hdr), "strict-transport-security: max-age=63072000") {
+		t.Errorf("--hsts: no Strict-Transport-Security header:\n%s", hdr)
 	}
 	// A plain redeploy keeps TLS.
 	e.deploy(args[:len(args)-2]...)
@@ -97,10 +100,10 @@ func TestDeployTLSBroughtCert(t *testing.T) {
 
 // curlTLS fetches https://host:port/path through nginx on 127.0.0.1 with
 // curl, trusting caFile.
-func curlTLS(t *testing.T, caFile, host, port, path string) string {
+func curlTLS(t *testing.T, caFile, host, port, path string, extra ...string) string {
 	t.Helper()
-	out, err := exec.Command("curl", "-sS", "--max-time", "10", "--cacert", caFile, "--resolve", host+":"+port+":127.0.0.1",
-		fmt.Sprintf("https://%s:%s%s", host, port, path)).CombinedOutput()
+	args := append([]string{"-sS", "--max-time", "10", "--cacert", caFile, "--resolve", host + ":" + port + ":127.0.0.1"}, extra...)
+	out, err := exec.Command("curl", append(args, fmt.Sprintf("https://%s:%s%s", host, port, path))...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("curl https://%s:%s%s: %v\n%s", host, port, path, err, out)
 	}
