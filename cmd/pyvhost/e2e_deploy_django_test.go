@@ -5,9 +5,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pyvhost/pyvhost/nginxconf/nginxtest"
 	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
 )
 
@@ -117,11 +120,12 @@ func TestDeployDjangoPostgres(t *testing.T) {
 type curlSession struct {
 	t               *testing.T
 	base, host, jar string
+	extra           []string // more curl flags (TLS trust, --resolve, a Referer)
 }
 
 func (c *curlSession) curl(args ...string) string {
 	c.t.Helper()
-	all := append([]string{"-sS", "--max-time", "20", "-H", "Host: " + c.host, "-b", c.jar, "-c", c.jar}, args...)
+	all := append(append([]string{"-sS", "--max-time", "20", "-H", "Host: " + c.host, "-b", c.jar, "-c", c.jar}, c.extra...), args...)
 	out, err := exec.Command("curl", all...).CombinedOutput()
 	if err != nil {
 		c.t.Fatalf("curl %v: %v\n%s", args, err, out)
@@ -165,5 +169,48 @@ func writeAs(t *testing.T, path, src string) {
 	uid, gid := daemontest.AppOwner()
 	if err := os.Chown(path, uid, gid); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDeployDjangoHTTPSPort: Django's admin login over HTTPS on a port
+// other than 443 passes Django's CSRF check (3.2 checks the Referer against
+// the request's host: the site passes HTTP_HOST with the port), with a
+// brought certificate and a sqlite database migrated by a release command.
+func TestDeployDjangoHTTPSPort(t *testing.T) {
+	skipShort(t)
+	e := newDeployEnv(t, true)
+	venv := daemontest.Venv(t)
+	proj := e.app("tlsdjango", nil)
+	if out, err := runAs(t, "/usr/bin/python3", "-m", "django", "startproject", "mysite", proj); err != nil {
+		t.Fatalf("startproject: %v\n%s", err, out)
+	}
+	appendTo(t, filepath.Join(proj, "mysite", "settings.py"), `
+import os
+import dj_database_url
+SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
+DEBUG = False
+ALLOWED_HOSTS = ["tlsdjango.test"]
+DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+`)
+	writeAs(t, filepath.Join(proj, "mysite", "urls.py"), "from django.contrib import admin\nfrom django.http import HttpResponse\nfrom django.urls import path\n"+
+		"urlpatterns = [path('admin/', admin.site.urls), path('', lambda r: HttpResponse('ok ' + r.get_host()))]\n")
+	port := strconv.Itoa(nginxtest.FreePort(t))
+	cert, key := filepath.Join(e.dir, "tls", "c.pem"), filepath.Join(e.dir, "tls", "k.pem")
+	nginxtest.WriteCert(t, cert, key, 24*time.Hour, "tlsdjango.test")
+	e.deploy("tlsdjango.test", "--app-dir", proj, "--module", "mysite.wsgi", "--venv", venv, "--listen", e.listen,
+		"--https-listen", "127.0.0.1:"+port, "--tls", "cert="+cert+",key="+key, "--smoke-path", "/admin/login/",
+		"--env", "DJANGO_SECRET_KEY=x", "--env", "DATABASE_URL=sqlite:///"+filepath.Join(proj, "db.sqlite3"),
+		"--env", "DJANGO_SUPERUSER_PASSWORD=pw", "--release", "python manage.py migrate --noinput")
+	if code, out, errOut := e.run("run", "tlsdjango.test", "--", "python", "manage.py", "createsuperuser", "--noinput",
+		"--username", "admin", "--email", "admin@tlsdjango.test"); code != 0 {
+		t.Fatalf("createsuperuser: %d %s %s", code, out, errOut)
+	}
+	base := "https://tlsdjango.test:" + port
+	c := &curlSession{t: t, base: base, host: "tlsdjango.test:" + port, jar: filepath.Join(t.TempDir(), "jar"),
+		extra: []string{"--cacert", cert, "--resolve", "tlsdjango.test:" + port + ":127.0.0.1", "-e", base + "/admin/login/"}}
+	token := c.csrf("/admin/login/")
+	if got := c.post("/admin/login/?next=/admin/", "csrfmiddlewaretoken="+token+"&username=admin&password=pw&next=/admin/"); got != "302 "+base+"/admin/" && got != "302 /admin/" {
+		t.Fatalf("admin login over https on port %s: %s, want a 302 to /admin/ (a 403 is Django's CSRF check failing on the host)", port, got)
 	}
 }
