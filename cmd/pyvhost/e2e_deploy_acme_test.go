@@ -195,32 +195,6 @@ func startHTTPSLoad(t *testing.T, caFile, host, port string, clients int) *soakL
 			return dialer.DialContext(ctx, network, "127.0.0.1:"+port)
 		}}}
 	l := &soakLoad{quit: make(chan struct{})}
-	for i := 0; i < clients; i++ {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for {
-				select {
-				case <-l.quit:
-					return
-				default:
-				}
-				resp, err := client.Get("https://" + host + ":" + port + "/")
-				if err == nil && resp.StatusCode == 200 {
-					resp.Body.Close()
-					l.ok.Add(1)
-					continue
-				}
-				what := fmt.Sprint(err)
-				if err == nil {
-					what = resp.Status
-					resp.Body.Close()
-				}
-				l.mu.Lock()
-				l.bad = append(l.bad, time.Now().Format("15:04:05.000")+": "+what)
-				l.mu.Unlock()
-			}
-		}()
-	}
+	l.run(clients, "", func() (*http.Response, error) { return client.Get("https://" + host + ":" + port + "/") })
 	return l
 }

@@ -163,37 +163,43 @@ func startSoakLoad(e *deployEnv, hosts []string, clients int) *soakLoad {
 	l := &soakLoad{quit: make(chan struct{})}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	for _, host := range hosts {
-		for i := 0; i < clients; i++ {
-			l.wg.Add(1)
-			go func() {
-				defer l.wg.Done()
-				for {
-					select {
-					case <-l.quit:
-						return
-					default:
-					}
-					req, _ := http.NewRequest("GET", "http://"+e.listen+"/", nil)
-					req.Host = host
-					resp, err := client.Do(req)
-					if err == nil && resp.StatusCode == 200 {
-						resp.Body.Close()
-						l.ok.Add(1)
-						continue
-					}
-					what := fmt.Sprint(err)
-					if err == nil {
-						what = resp.Status
-						resp.Body.Close()
-					}
-					l.mu.Lock()
-					l.bad = append(l.bad, time.Now().Format("15:04:05.000")+" "+host+": "+what)
-					l.mu.Unlock()
-				}
-			}()
-		}
+		req, _ := http.NewRequest("GET", "http://"+e.listen+"/", nil)
+		req.Host = host
+		l.run(clients, host+": ", func() (*http.Response, error) { return client.Do(req.Clone(req.Context())) })
 	}
 	return l
+}
+
+// run starts clients goroutines that each send requests with do until
+// stop, counting the 200s and keeping what went wrong (labelled).
+func (l *soakLoad) run(clients int, label string, do func() (*http.Response, error)) {
+	for i := 0; i < clients; i++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.quit:
+					return
+				default:
+				}
+				resp, err := do()
+				if err == nil && resp.StatusCode == 200 {
+					resp.Body.Close()
+					l.ok.Add(1)
+					continue
+				}
+				what := fmt.Sprint(err)
+				if err == nil {
+					what = resp.Status
+					resp.Body.Close()
+				}
+				l.mu.Lock()
+				l.bad = append(l.bad, time.Now().Format("15:04:05.000")+" "+label+what)
+				l.mu.Unlock()
+			}
+		}()
+	}
 }
 
 func (l *soakLoad) stop() (int64, []string) {
