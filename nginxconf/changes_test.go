@@ -169,6 +169,10 @@ func TestPlanSiteRefusals(t *testing.T) {
 			writeFile(t, filepath.Join(root, "sites-enabled/mine.example.com.conf"), "# not a link\n")
 		}, "sites-enabled/mine.example.com.conf is not a symlink pyvhost made"},
 		{"invalid input", "debian-seed", app("bad;name", "/", "/srv/x", "x"), nil, `domain "bad;name"`},
+		{"name taken on the https port", "debian-seed", SiteSpec{Domain: "tls.example.com", Apps: app("", "/", "/srv/x", "x").Apps,
+			TLS: &TLSSpec{Cert: "/c.pem", Key: "/k.pem"}}, func(t *testing.T, root string) {
+			writeFile(t, filepath.Join(root, "sites-enabled/handmade"), "server { listen 443 ssl; server_name tls.example.com; }\n")
+		}, "tls.example.com is already served on *:443 by a server block pyvhost does not own at TREE/sites-enabled/handmade:1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,8 +32,23 @@ func (e *ConflictError) Error() string {
 // precedence (our *.example.com against their www.example.com) is returned
 // as a warning.
 func (t *Tree) Conflicts(spec SiteSpec, ownPath string) (warnings []string, err error) {
+	keys := []string{listenKey(spec.Listen)}
+	if spec.TLS != nil && !spec.TLS.Pending {
+		keys = append(keys, listenKey(spec.TLS.Listen)) // the HTTPS port too
+	}
+	for _, key := range keys {
+		w, err := t.conflictsOn(spec, ownPath, key)
+		if err != nil {
+			return nil, err
+		}
+		warnings = append(warnings, w...)
+	}
+	return warnings, nil
+}
+
+// conflictsOn is Conflicts for one listen address.
+func (t *Tree) conflictsOn(spec SiteSpec, ownPath, key string) (warnings []string, err error) {
 	ours := append([]string{spec.Domain}, spec.Aliases...)
-	key := listenKey(spec.Listen)
 	own := resolved(ownPath)
 	for _, b := range t.Servers() {
 		if resolved(b.File) == own || !slices.Contains(b.listenKeys(), key) {
