@@ -79,25 +79,10 @@ func (l *appLogs) output(a *pool.App, uid, gid int) (*os.File, error) {
 // copy is logger.copyPipe for one generation, writing every batch twice.
 func (l *appLogs) copy(r *os.File, path string, f *appLogFile) {
 	defer r.Close()
-	buf := make([]byte, 64<<10)
-	n := 0
-	for {
-		m, err := r.Read(buf[n:])
-		n += m
-		upto := bytes.LastIndexByte(buf[:n], '\n') + 1
-		if upto == 0 && (n == len(buf) || err != nil) {
-			upto = n
-		}
-		if upto > 0 {
-			l.main.write(buf[:upto])
-			l.append(path, f, stamp(buf[:upto]))
-			n = copy(buf, buf[upto:n])
-		}
-		if err != nil {
-			return
-		}
-		time.Sleep(logBatchDelay)
-	}
+	copyBatches(r, func(b []byte) {
+		l.main.write(b)
+		l.append(path, f, stamp(b))
+	})
 }
 
 // event writes one of the daemon's lines about app k to its log.

@@ -68,11 +68,16 @@ const logBatchDelay = 5 * time.Millisecond
 // copyPipe copies the workers' lines to the log, in batches: every complete
 // line read goes out in one write (each worker writes a line at once, so
 // lines do not interleave).
-func (l *logger) copyPipe() {
+func (l *logger) copyPipe() { copyBatches(l.pipeR, l.write) }
+
+// copyBatches reads lines from r until it ends and hands out every batch
+// of complete lines at once, waiting logBatchDelay between batches; what
+// is left at the end (a last line without its newline) goes out too.
+func copyBatches(r io.Reader, out func([]byte)) {
 	buf := make([]byte, 64<<10)
 	n := 0
 	for {
-		m, err := l.pipeR.Read(buf[n:])
+		m, err := r.Read(buf[n:])
 		n += m
 		upto := bytes.LastIndexByte(buf[:n], '\n') + 1
 		if upto == 0 && n == len(buf) {
@@ -82,9 +87,7 @@ func (l *logger) copyPipe() {
 			upto = n
 		}
 		if upto > 0 {
-			l.mu.Lock()
-			_, _ = l.out.Write(buf[:upto])
-			l.mu.Unlock()
+			out(buf[:upto])
 			n = copy(buf, buf[upto:n])
 		}
 		if err != nil {
