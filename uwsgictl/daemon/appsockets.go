@@ -28,8 +28,9 @@ type retiring struct {
 // config no longer names — or names for another app (a redeploy with
 // another venv or module) — is unlinked. A pool's sockets are fixed when
 // it starts, so an app whose set of sockets changed gets a new pool and
-// the old one is retired (it serves what it was handed for retireGrace).
-func (d *Daemon) syncAppSockets() error {
+// the old one is stopped gracefully (see replaceLocked); those are
+// returned, for a caller that waits until they are done.
+func (d *Daemon) syncAppSockets() ([]*pool.App, error) {
 	_, sockets, nginxUser := d.policy.snapshot()
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -53,13 +54,18 @@ func (d *Daemon) syncAppSockets() error {
 	for path, k := range sockets {
 		want[k] = append(want[k], path)
 	}
+	var replaced []*pool.App
 	for k, paths := range want {
 		sort.Strings(paths)
 		if a, ok := d.apps[k]; ok && d.servesExactlyLocked(a, paths) {
 			continue
 		}
-		if err := d.startSocketAppLocked(k, paths, nginxUser); err != nil {
-			return err
+		old, err := d.startSocketAppLocked(k, paths, nginxUser)
+		if err != nil {
+			return replaced, err
+		}
+		if old != nil {
+			replaced = append(replaced, old)
 		}
 	}
 	for _, a := range orphans { // those still named got a new pool above, and are retiring
@@ -68,7 +74,7 @@ func (d *Daemon) syncAppSockets() error {
 			d.retireLocked(a, "its socket left the nginx config")
 		}
 	}
-	return nil
+	return replaced, nil
 }
 
 // servesExactlyLocked reports whether a's pool serves exactly the sockets
@@ -86,9 +92,9 @@ func (d *Daemon) servesExactlyLocked(a *pool.App, paths []string) bool {
 }
 
 // startSocketAppLocked starts (cold) a pool for app k serving the sockets
-// at paths, binding those not bound yet, and retires the pool that served
-// k before, if any.
-func (d *Daemon) startSocketAppLocked(k pool.Key, paths []string, nginxUser string) error {
+// at paths, binding those not bound yet, and stops the pool that served k
+// before, if any, which it returns.
+func (d *Daemon) startSocketAppLocked(k pool.Key, paths []string, nginxUser string) (*pool.App, error) {
 	var ls []*listener
 	var files []*os.File
 	var bound []*listener // new here: closed if the pool cannot start
@@ -98,7 +104,7 @@ func (d *Daemon) startSocketAppLocked(k pool.Key, paths []string, nginxUser stri
 			var err error
 			if l, err = listen(p, d.cfg.Backlog, d.cfg.Ctl); err != nil {
 				closeListeners(bound)
-				return err
+				return nil, err
 			}
 			grantNginx(p, nginxUser, d.log.logf)
 			bound = append(bound, l)
@@ -110,16 +116,17 @@ func (d *Daemon) startSocketAppLocked(k pool.Key, paths []string, nginxUser stri
 	cfg, err := d.appConfig(k)
 	if err != nil {
 		closeListeners(bound)
-		return err
+		return nil, err
 	}
 	a, err := pool.New(cfg, k, d.nextNum, name, files, nil)
 	if err != nil {
 		closeListeners(bound)
-		return err
+		return nil, err
 	}
 	d.nextNum++
-	if old, ok := d.apps[k]; ok {
-		d.retireLocked(old, "its sockets changed: "+strings.Join(paths, ", ")+" now")
+	old := d.apps[k]
+	if old != nil {
+		d.replaceLocked(old, "its sockets changed: "+strings.Join(paths, ", ")+" now")
 	}
 	for i, l := range ls {
 		d.appSockets[paths[i]] = l
@@ -127,7 +134,39 @@ func (d *Daemon) startSocketAppLocked(k pool.Key, paths []string, nginxUser stri
 	}
 	d.apps[k] = a
 	d.appLogf(a.Key, "app %s (%s): per-app socket %s", a.ID, a.Name, strings.Join(paths, ", "))
-	return nil
+	return old, nil
+}
+
+// replaceLocked stops a, whose app a new pool serves from now on: its
+// workers finish their requests and exit, as an old generation's do on a
+// reload. Left accepting for a grace, as an app whose socket left the
+// config is, its workers would keep taking the sockets the new pool shares
+// with it — the new, cold pool starting only once they stopped — so a
+// deploy's smoke test waited out the grace, and a reload of the new pool
+// (new code) was not what answered meanwhile.
+func (d *Daemon) replaceLocked(a *pool.App, why string) {
+	keep := d.retiring[:0]
+	for _, r := range d.retiring {
+		if r.app != a {
+			keep = append(keep, r)
+		}
+	}
+	d.retiring = keep
+	a.Close(true)
+	d.retired = append(d.retired, a)
+	d.appLogf(a.Key, "app %s (%s): replaced by a new pool (%s): it finishes its requests and stops", a.ID, a.Name, why)
+}
+
+// waitReplaced waits until the replaced pools' processes are gone (at
+// most appWaitTimeout): when a re-read of the config returns, only the
+// current pools serve.
+func waitReplaced(replaced []*pool.App) {
+	deadline := time.Now().Add(appWaitTimeout)
+	for _, a := range replaced {
+		for !a.Done() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond) // its workers finish their requests and exit
+		}
+	}
 }
 
 func closeListeners(ls []*listener) {

@@ -171,7 +171,9 @@ func (b ctlBackend) ReloadConfig() error {
 		return err
 	}
 	b.d.noteCerts() // a deploy may have installed a certificate
-	return b.d.syncAppSockets()
+	replaced, err := b.d.syncAppSockets()
+	waitReplaced(replaced)
+	return err
 }
 
 func (b ctlBackend) Shutdown() {

@@ -176,7 +176,7 @@ func New(cfg Config) (d *Daemon, err error) {
 			return nil, err
 		}
 	}
-	if err := d.syncAppSockets(); err != nil {
+	if _, err := d.syncAppSockets(); err != nil { // nothing to replace yet
 		return nil, err
 	}
 	return d, nil
@@ -319,7 +319,7 @@ func (d *Daemon) Reload() {
 	d.log.logf("reload: re-reading %s and reloading every app", orNone(d.cfg.NginxConf))
 	if err := d.policy.reload(); err != nil {
 		d.log.logf("reload: %v (keeping the previous nginx config)", err)
-	} else if err := d.syncAppSockets(); err != nil {
+	} else if _, err := d.syncAppSockets(); err != nil { // replaced pools stop on their own
 		d.log.logf("reload: %v", err)
 	}
 	for _, a := range d.appList() {

@@ -12,6 +12,7 @@ import (
 	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/pyvhost/pyvhost/uwsgictl/control"
 	"github.com/pyvhost/pyvhost/uwsgictl/daemontest"
+	"github.com/pyvhost/pyvhost/uwsgictl/pool"
 	"github.com/pyvhost/pyvhost/uwsgictl/wire"
 )
 
@@ -122,9 +123,15 @@ func scoreboardMaps(t *testing.T, pid int) int {
 	return strings.Count(string(b), "memfd:pyvhost-scoreboard")
 }
 
+// retireGraceHalf is half the daemon's retireGrace: a request held until a
+// replaced pool's grace ran out takes longer.
+const retireGraceHalf = 5 * time.Second
+
 // TestFaultOneAppTwoDomains: one app (same venv, dir and module) under two
 // domains, each with its per-app socket, is one pool serving both sockets;
-// removing one domain and adding it back keeps the other serving.
+// removing one domain and adding it back keeps the other serving, by a new
+// pool alone once the re-read returns (the replaced one kept taking the
+// shared socket's requests for 10 s, so a deploy waited that long).
 func TestFaultOneAppTwoDomains(t *testing.T) {
 	slow(t)
 	dir := daemontest.Dir(t)
@@ -169,11 +176,41 @@ func TestFaultOneAppTwoDomains(t *testing.T) {
 		}
 		e.nginx.Reload(t)
 	}
+	// Only the current pool serves once the re-read has returned.
+	current := func(when string, hosts ...string) {
+		t.Helper()
+		apps, err := c.Apps()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cur pool.AppStats
+		for _, a := range apps.Apps {
+			if a.Retiring && len(a.Workers) > 0 {
+				t.Fatalf("%s: the replaced pool %d still has %d workers\n%s", when, a.Num, len(a.Workers), d.Log())
+			}
+			if !a.Retiring {
+				cur = a
+			}
+		}
+		start := time.Now()
+		both(when, hosts...)
+		if took := time.Since(start); took > retireGraceHalf {
+			t.Fatalf("%s: the requests took %s: held for the replaced pool's grace", when, took)
+		}
+		if apps, err = c.Apps(); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range apps.Apps {
+			if a.Num == cur.Num && a.Requests != cur.Requests+uint64(len(hosts)) {
+				t.Fatalf("%s: the current pool served %d of %d requests", when, a.Requests-cur.Requests, len(hosts))
+			}
+		}
+	}
 	reconfigure(spec("x1"))
-	both("x2 removed", "x1.test")
+	current("x2 removed", "x1.test")
 	if _, err := os.Stat(socks + "/x2.sock"); !os.IsNotExist(err) {
 		t.Fatalf("x2.sock after x2 left the config: %v, want it gone", err)
 	}
 	reconfigure(spec("x1"), spec("x2"))
-	both("x2 added back", "x1.test", "x2.test")
+	current("x2 added back", "x1.test", "x2.test")
 }
