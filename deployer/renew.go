@@ -27,10 +27,11 @@ type ACMEMeta struct {
 
 // CertStatus is a certificate's last renewal attempt.
 type CertStatus struct {
-	LastAttempt time.Time `json:"last_attempt,omitzero"`
-	LastError   string    `json:"last_error,omitempty"`
-	Failures    int       `json:"failures,omitempty"`
-	NextAttempt time.Time `json:"next_attempt,omitzero"` // backoff after a failure
+	LastAttempt time.Time  `json:"last_attempt,omitzero"`
+	LastError   string     `json:"last_error,omitempty"`
+	Failures    int        `json:"failures,omitempty"`
+	NextAttempt time.Time  `json:"next_attempt,omitzero"` // backoff after a failure
+	ARI         *ARIWindow `json:"ari,omitempty"`         // the CA's renewal info about the current certificate
 }
 
 func metaPath(dir string) string   { return filepath.Join(dir, "acme.json") }
@@ -82,13 +83,21 @@ type Renewal struct {
 	Err     error
 }
 
-// RenewDue renews every ACME certificate that is due (a third of its life
-// left), or all of them with force — only the site domain's when it is not
-// "": each new certificate is written over the old atomically, nginx -t
-// must pass (else the old files go back), then nginx reloads. A failure
-// keeps the old certificate serving and backs off. The caller holds the
-// deploy lock.
-func RenewDue(ctx context.Context, stateDir string, nginx *Nginx, domain string, force bool, now time.Time) []Renewal {
+// RenewScope is what a renewal check covers.
+type RenewScope struct {
+	Domain string // only this site's certificate ("" = all)
+	Force  bool   // renew even what is not due
+	// AskCA asks the CA's renewal info now, not when its last answer's
+	// Retry-After says (a user's `certs renew`).
+	AskCA bool
+}
+
+// RenewDue renews every ACME certificate in scope that is due — a third of
+// its life left, or the CA's renewal info (ARI) says so: each new
+// certificate is written over the old atomically, nginx -t must pass (else
+// the old files go back), then nginx reloads. A failure keeps the old
+// certificate serving and backs off. The caller holds the deploy lock.
+func RenewDue(ctx context.Context, stateDir string, nginx *Nginx, scope RenewScope, now time.Time) []Renewal {
 	sites, err := ACMESites(stateDir)
 	if err != nil {
 		return []Renewal{{Err: err}}
@@ -97,7 +106,7 @@ func RenewDue(ctx context.Context, stateDir string, nginx *Nginx, domain string,
 	var out []Renewal
 	for _, m := range sites {
 		dir := certDir(stateDir, m.Domain)
-		if domain != "" && m.Domain != domain {
+		if scope.Domain != "" && m.Domain != scope.Domain {
 			continue
 		}
 		if !served[filepath.Join(dir, "fullchain.pem")] {
@@ -106,28 +115,44 @@ func RenewDue(ctx context.Context, stateDir string, nginx *Nginx, domain string,
 		if c := challenge[m.Domain]; c != "" {
 			m.Options.Challenge = c // where nginx sends the challenge now (a redeploy may have moved it)
 		}
-		ci, err := loadCert(filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem"), m.Names, now)
-		st := ReadCertStatus(stateDir, m.Domain)
-		due := force || err != nil || dueForRenewal(ci.Leaf, now)
-		if !due || (!force && now.Before(st.NextAttempt)) {
-			continue
+		if r, ok := renewIfDue(ctx, stateDir, m, nginx, scope, now); ok {
+			out = append(out, r)
 		}
-		r := Renewal{Domain: m.Domain, Err: renewOne(ctx, stateDir, dir, m, nginx)}
-		r.Renewed = r.Err == nil
-		st.LastAttempt = now
-		if r.Err != nil {
-			st.Failures++
-			st.LastError = r.Err.Error()
-			st.NextAttempt = now.Add(renewBackoff(st.Failures))
-		} else {
-			st = CertStatus{LastAttempt: now}
-		}
-		if err := writeJSONAtomic(statusPath(dir), st); err != nil && r.Err == nil {
-			r.Err = err
-		}
-		out = append(out, r)
 	}
 	return out
+}
+
+// renewIfDue renews one site's certificate if it is due; ok is whether it
+// was tried. The CA's renewal info it asked for is kept in status.json.
+func renewIfDue(ctx context.Context, stateDir string, m ACMEMeta, nginx *Nginx, scope RenewScope, now time.Time) (Renewal, bool) {
+	dir := certDir(stateDir, m.Domain)
+	ci, err := loadCert(filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem"), m.Names, now)
+	st := ReadCertStatus(stateDir, m.Domain)
+	due := scope.Force || err != nil || dueForRenewal(ci.Leaf, now)
+	if !due && (scope.AskCA || !ariFresh(st, ci.Leaf, now)) {
+		st.ARI = m.Options.renewalInfo(ctx, ci.Leaf, now)
+		if err := writeJSONAtomic(statusPath(dir), st); err != nil {
+			return Renewal{Domain: m.Domain, Err: err}, true
+		}
+	}
+	due = due || ariDue(st, ci.Leaf, now)
+	if !due || (!scope.Force && now.Before(st.NextAttempt)) {
+		return Renewal{}, false
+	}
+	r := Renewal{Domain: m.Domain, Err: renewOne(ctx, stateDir, dir, m, nginx)}
+	r.Renewed = r.Err == nil
+	st.LastAttempt = now
+	if r.Err != nil {
+		st.Failures++
+		st.LastError = r.Err.Error()
+		st.NextAttempt = now.Add(renewBackoff(st.Failures))
+	} else {
+		st = CertStatus{LastAttempt: now} // the CA's renewal info was about the old certificate
+	}
+	if err := writeJSONAtomic(statusPath(dir), st); err != nil && r.Err == nil {
+		r.Err = err
+	}
+	return r, true
 }
 
 func renewOne(ctx context.Context, stateDir, dir string, m ACMEMeta, nginx *Nginx) error {
@@ -187,7 +212,9 @@ type CertInfo struct {
 	NotAfter    time.Time `json:"not_after"`
 	Auto        bool      `json:"auto"`                  // obtained and renewed by ACME
 	NextRenewal time.Time `json:"next_renewal,omitzero"` // auto: when it is due (or the next try after a failure)
+	RenewalBy   string    `json:"renewal_by,omitempty"`  // auto: "ca" when NextRenewal is the CA's choice (its renewal info), else by lifetime
 	LastError   string    `json:"last_error,omitempty"`  // auto: the last renewal's failure
+	ARIError    string    `json:"ari_error,omitempty"`   // auto: why the CA's renewal info could not be had (renewal by lifetime goes on)
 	Error       string    `json:"error,omitempty"`       // the installed files cannot be read
 }
 
@@ -218,6 +245,12 @@ func Certs(stateDir, conf string) ([]CertInfo, error) {
 			life := ci.Leaf.NotAfter.Sub(ci.Leaf.NotBefore)
 			info.NextRenewal = ci.Leaf.NotAfter.Add(-life / renewFraction)
 			st := ReadCertStatus(stateDir, info.Domain)
+			if t := ariSelected(st, ci.Leaf); !t.IsZero() && t.Before(info.NextRenewal) {
+				info.NextRenewal, info.RenewalBy = t, "ca"
+			}
+			if st.ARI != nil {
+				info.ARIError = st.ARI.Error
+			}
 			if st.LastError != "" {
 				info.LastError, info.NextRenewal = st.LastError, st.NextAttempt
 			}

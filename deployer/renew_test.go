@@ -47,7 +47,7 @@ func TestRenewFailureKeepsTheCertificate(t *testing.T) {
 	now := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	got := RenewDue(ctx, state, nginx, "", false, now)
+	got := RenewDue(ctx, state, nginx, RenewScope{}, now)
 	if len(got) != 1 || got[0].Err == nil || got[0].Domain != "due.test" || !strings.Contains(got[0].Err.Error(), "did not issue") {
 		t.Fatalf("RenewDue = %+v, want one failure for due.test", got)
 	}
@@ -58,7 +58,7 @@ func TestRenewFailureKeepsTheCertificate(t *testing.T) {
 	if st.Failures != 1 || st.LastError == "" || st.NextAttempt.Sub(now) != renewBackoff(1) {
 		t.Errorf("status after the failure: %+v", st)
 	}
-	if again := RenewDue(ctx, state, nginx, "", false, now.Add(30*time.Second)); len(again) != 0 {
+	if again := RenewDue(ctx, state, nginx, RenewScope{}, now.Add(30*time.Second)); len(again) != 0 {
 		t.Errorf("a check within the backoff tried again: %+v", again)
 	}
 	if renewBackoff(20) != 6*time.Hour || renewBackoff(2) != 2*time.Minute {
@@ -68,7 +68,7 @@ func TestRenewFailureKeepsTheCertificate(t *testing.T) {
 	if err := os.WriteFile(conf, []byte("events {}\nhttp {}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := RenewDue(ctx, state, nginx, "", true, now); len(got) != 0 {
+	if got := RenewDue(ctx, state, nginx, RenewScope{Force: true}, now); len(got) != 0 {
 		t.Errorf("a certificate nginx does not serve was renewed: %+v", got)
 	}
 }

@@ -55,6 +55,9 @@ func runCerts(c *cli.Context) error {
 		renewal, problem := "brought (renew it yourself)", ci.Error
 		if ci.Auto {
 			renewal = "auto, from " + day(ci.NextRenewal)
+			if ci.RenewalBy == "ca" {
+				renewal += " (the CA's choice)"
+			}
 		}
 		if ci.LastError != "" {
 			problem = u.err.Render("renewal failed: " + ci.LastError)
@@ -86,7 +89,7 @@ func runCertsRenew(c *cli.Context) error {
 	}
 	defer lock.Release()
 	domain := strings.ToLower(c.Args().First())
-	results := deployer.RenewDue(c.Context, env.StateDir, env.Nginx, domain, c.Bool("force"), time.Now())
+	results := deployer.RenewDue(c.Context, env.StateDir, env.Nginx, deployer.RenewScope{Domain: domain, Force: c.Bool("force"), AskCA: true}, time.Now())
 	failed := 0
 	for _, r := range results {
 		if r.Err != nil {

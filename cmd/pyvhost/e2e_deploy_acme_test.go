@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -136,12 +137,50 @@ func TestDeployTLSAuto(t *testing.T) {
 	if err := json.Unmarshal([]byte(js), &certs); err != nil || len(certs) != 1 || !certs[0].Auto || certs[0].NotAfter.Before(time.Now()) {
 		t.Errorf("certs --json: %v %s", err, js)
 	}
+	// A redeploy that moves the challenge address (no order: the
+	// certificate is valid) moves where renewals answer the CA too.
+	challenge = fmt.Sprintf("127.0.0.1:%d", nginxtest.FreePort(t))
+	if out := e.deploy(acme("auto.test")...); strings.Contains(out, "order a certificate") {
+		t.Errorf("moving the challenge address ordered a certificate:\n%s", out)
+	}
 	oldSerial := servedSerial(t, root, "auto.test", https)
 	if code, out, errOut := e.run("certs", "renew", "auto.test", "--force"); code != 0 || !strings.Contains(out, "auto.test: renewed, nginx reloaded") {
 		t.Fatalf("certs renew --force: exit %d\n%s%s", code, out, errOut)
 	}
 	if serial := servedSerial(t, root, "auto.test", https); serial == oldSerial || pb.Orders(t) != 4 {
 		t.Errorf("after certs renew --force: serial %s (was %s), %d orders", serial, oldSerial, pb.Orders(t))
+	}
+	checkARIRenewal(t, e, pb, root, https)
+}
+
+// checkARIRenewal: a certificate not due by its lifetime is renewed when
+// the CA's renewal info (ARI) says so — what a CA about to revoke it does —
+// and not before.
+func checkARIRenewal(t *testing.T, e *deployEnv, pb *acmetest.Pebble, root, https string) {
+	t.Helper()
+	orders := pb.Orders(t)
+	if code, out, errOut := e.run("certs", "renew", "auto.test"); code != 0 || !strings.Contains(out, "nothing is due") || pb.Orders(t) != orders {
+		t.Fatalf("certs renew of a certificate the CA does not want renewed: exit %d, %d orders (were %d)\n%s%s", code, pb.Orders(t), orders, out, errOut)
+	}
+	var st struct {
+		ARI struct{ Serial, Error string }
+	}
+	b, _ := os.ReadFile(filepath.Join(e.state, "certs", "auto.test", "status.json"))
+	oldSerial := servedSerial(t, root, "auto.test", https)
+	n, _ := new(big.Int).SetString(oldSerial, 10)
+	if err := json.Unmarshal(b, &st); err != nil || st.ARI.Serial != n.Text(16) || st.ARI.Error != "" {
+		t.Errorf("status.json does not keep the CA's renewal info about serial %s: %v %s", oldSerial, err, b)
+	}
+	chain, err := os.ReadFile(filepath.Join(e.state, "certs", "auto.test", "fullchain.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb.SetRenewalInfo(t, chain, time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))
+	if code, out, errOut := e.run("certs", "renew", "auto.test"); code != 0 || !strings.Contains(out, "auto.test: renewed, nginx reloaded") {
+		t.Fatalf("certs renew when the CA's renewal info says now: exit %d\n%s%s", code, out, errOut)
+	}
+	if serial := servedSerial(t, root, "auto.test", https); serial == oldSerial || pb.Orders(t) != orders+1 {
+		t.Errorf("after the CA asked for renewal: serial %s (was %s), %d orders (were %d)", serial, oldSerial, pb.Orders(t), orders)
 	}
 }
 
@@ -176,6 +215,21 @@ func TestDeployTLSAutoRenewal(t *testing.T) {
 		return strings.Contains(e.daemonLog(), "certificate of renew.test renewed and nginx reloaded")
 	})
 	t.Logf("renewed under load: %d requests ok", ok)
+
+	// A renewal that fails (the name now points elsewhere, so the CA's
+	// validation cannot reach this nginx) keeps the certificate serving
+	// and says so loudly, in the log and in pyvhost certs.
+	second := servedSerial(t, root, "renew.test", https)
+	pb.AddA(t, "renew.test", "127.0.0.2")
+	waitFor(t, 60*time.Second, "the daemon's log says the renewal failed", func() bool {
+		return strings.Contains(e.daemonLog(), "*** CERTIFICATE RENEWAL FAILED for renew.test")
+	})
+	if got := servedSerial(t, root, "renew.test", https); got != second {
+		t.Errorf("a failed renewal changed the served certificate: %s, was %s", got, second)
+	}
+	if _, out, _ := e.run("certs"); !strings.Contains(out, "renewal failed: ") {
+		t.Errorf("pyvhost certs does not show the failed renewal:\n%s", out)
+	}
 }
 
 // startHTTPSLoad requests https://host:port/ through nginx from clients

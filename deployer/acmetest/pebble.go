@@ -1,7 +1,11 @@
-// Package acmetest runs a real ACME server for tests: Debian's pebble, the
-// one Let's Encrypt publishes for testing, with pebble-challtestsrv as its
-// DNS server (every name resolves to 127.0.0.1), on private loopback ports,
+// Package acmetest runs a real ACME server for tests: pebble, the one
+// Let's Encrypt publishes for testing, with pebble-challtestsrv as its DNS
+// server (every name resolves to 127.0.0.1), on private loopback ports,
 // stopped by pid when the test ends.
+//
+// The pebble is the one go.mod pins as a tool (`go tool pebble`), not
+// Debian's: Debian's 2.4 has no ARI (renewalInfo), which the daemon's
+// renewal follows, and a pinned version is the same on every machine.
 package acmetest
 
 import (
@@ -17,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,15 +47,9 @@ type Options struct {
 	Blocked  []string      // names pebble refuses to issue for (its domainBlocklist)
 }
 
-// Start runs pebble-challtestsrv and pebble. A machine without pebble
-// fails the test (make test installs it).
+// Start runs pebble-challtestsrv and pebble.
 func Start(t testing.TB, o Options) *Pebble {
 	t.Helper()
-	for _, bin := range []string{"pebble", "pebble-challtestsrv"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("%s is not installed: apt-get install pebble (make test does)", bin)
-		}
-	}
 	dir := t.TempDir()
 	p := &Pebble{CARoot: filepath.Join(dir, "pebble-tls.crt")}
 	key := filepath.Join(dir, "pebble-tls.key")
@@ -71,18 +70,37 @@ func Start(t testing.TB, o Options) *Pebble {
 		conf["pebble"].(map[string]any)["domainBlocklist"] = o.Blocked
 	}
 	if o.Validity > 0 {
-		conf["pebble"].(map[string]any)["certificateValidityPeriod"] = int(o.Validity.Seconds())
+		conf["pebble"].(map[string]any)["profiles"] = map[string]any{
+			"default": map[string]any{"description": "the test's", "validityPeriod": int(o.Validity.Seconds())}}
 	}
 	b, _ := json.Marshal(conf)
 	confFile := filepath.Join(dir, "pebble.json")
 	if err := os.WriteFile(confFile, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p.start(t, dir, "challtestsrv", "pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
-		"-dns01", p.DNSAddr, "-http01", "", "-https01", "", "-tlsalpn01", "", "-management", fmt.Sprintf("127.0.0.1:%d", dnsMgmt))
+	p.start(t, dir, "challtestsrv", tool(t, "pebble-challtestsrv"), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+		"-dnsserver", p.DNSAddr, "-doh", "", "-http01", "", "-https01", "", "-tlsalpn01", "", "-management", fmt.Sprintf("127.0.0.1:%d", dnsMgmt))
 	waitPort(t, "udp", p.DNSAddr, "pebble-challtestsrv's DNS")
-	p.start(t, dir, "pebble", "pebble", "-config", confFile, "-dnsserver", p.DNSAddr)
+	p.start(t, dir, "pebble", tool(t, "pebble"), "-config", confFile, "-dnsserver", p.DNSAddr)
 	waitPort(t, "tcp", fmt.Sprintf("127.0.0.1:%d", listen), "pebble")
+	return p
+}
+
+var tools sync.Map // name → the built binary's path
+
+// tool is the path of go.mod's tool name, built (or found in Go's cache)
+// once per test binary.
+func tool(t testing.TB, name string) string {
+	t.Helper()
+	if p, ok := tools.Load(name); ok {
+		return p.(string)
+	}
+	out, err := exec.Command("go", "tool", "-n", name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go tool -n %s (go.mod's pinned pebble): %v\n%s", name, err, out)
+	}
+	p := strings.TrimSpace(string(out))
+	tools.Store(name, p)
 	return p
 }
 
@@ -96,7 +114,10 @@ func (p *Pebble) start(t testing.TB, dir, name, bin string, args ...string) {
 	cmd.Stdout, cmd.Stderr = log, log
 	// No sleeping between validation attempts, no nonces refused on
 	// purpose: the client's retries are not what these tests are about.
-	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0")
+	// No reuse of a valid authorization (pebble reuses half of them): every
+	// order is validated, so a renewal that cannot be validated fails
+	// every time.
+	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -149,7 +170,8 @@ func (p *Pebble) IssuerRoot(t testing.TB) *x509.CertPool {
 // IssuerRootPEM is IssuerRoot as PEM.
 func (p *Pebble) IssuerRootPEM(t testing.TB) string { return p.get(t, "/roots/0") }
 
-func (p *Pebble) get(t testing.TB, path string) string {
+// client talks to pebble's management port (its own HTTPS certificate).
+func (p *Pebble) client(t testing.TB) *http.Client {
 	t.Helper()
 	b, err := os.ReadFile(p.CARoot)
 	if err != nil {
@@ -157,8 +179,12 @@ func (p *Pebble) get(t testing.TB, path string) string {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(b)
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := client.Get(p.mgmt + path)
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+func (p *Pebble) get(t testing.TB, path string) string {
+	t.Helper()
+	resp, err := p.client(t).Get(p.mgmt + path)
 	if err != nil {
 		t.Fatalf("pebble %s: %v", path, err)
 	}
@@ -208,5 +234,22 @@ func (p *Pebble) WriteIssuerRoot(t testing.TB, path string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(p.IssuerRootPEM(t)), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// SetRenewalInfo makes pebble's renewal info (ARI) for the certificate in
+// certPEM (its leaf first) suggest the window [start, end].
+func (p *Pebble) SetRenewalInfo(t testing.TB, certPEM []byte, start, end time.Time) {
+	t.Helper()
+	ari, _ := json.Marshal(map[string]any{"suggestedWindow": map[string]time.Time{"start": start, "end": end}})
+	body, _ := json.Marshal(map[string]string{"Certificate": string(certPEM), "ARIResponse": string(ari)})
+	resp, err := p.client(t).Post(p.mgmt+"/set-renewal-info/", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatalf("pebble set-renewal-info: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("pebble set-renewal-info: %s %s", resp.Status, b)
 	}
 }

@@ -61,7 +61,7 @@ func (d *Daemon) renewDue(ctx context.Context, force bool) int {
 	nginx := &deployer.Nginx{Runner: deployer.ExecRunner{}, Bin: bin, Conf: d.cfg.NginxConf, Prefix: d.cfg.NginxPrefix,
 		PidFile: nginxconf.PidFile(bin, d.cfg.NginxConf, d.cfg.NginxPrefix)}
 	n := 0
-	for _, r := range deployer.RenewDue(ctx, d.settingsDir, nginx, "", force, time.Now()) {
+	for _, r := range deployer.RenewDue(ctx, d.settingsDir, nginx, deployer.RenewScope{Force: force}, time.Now()) {
 		switch {
 		case r.Err != nil && r.Domain == "":
 			d.log.logf("certificate renewal: %v", r.Err)
