@@ -13,7 +13,8 @@ import (
 
 // PrepareUndeploy plans taking a site (or one --mount of it) down. With
 // purge, the app dirs and venvs of the removed apps go too, unless another
-// deployed site still uses them.
+// deployed site still uses them, and so do a whole site's certificate and
+// key.
 func PrepareUndeploy(ctx context.Context, env Env, domain, mount string, purge bool) (*ConfigChange, error) {
 	before, tree, err := loadPassingConfig(ctx, env.Nginx)
 	if err != nil {
@@ -63,6 +64,9 @@ func PrepareUndeploy(ctx context.Context, env Env, domain, mount string, purge b
 				}
 			}
 		}
+	}
+	if dir := certDir(env.StateDir, sc.Spec.Domain); purge && mount == "" && exists(dir) {
+		cc.Purge = append(cc.Purge, dir) // its certificate and key (the ACME account stays: it is every site's)
 	}
 	cc.plan(before)
 	return cc, nil

@@ -96,6 +96,17 @@ func TestDeployTLSBroughtCert(t *testing.T) {
 
 	e.deploy("tls.test", "--app-dir", dir, "--module", "tlsapp", "--venv", venv, "--tls", "off")
 	e.want("tls.test", "/", 200, "http|-|tls.test")
+
+	// undeploy --purge takes the site's certificate and key away (another
+	// site keeps the shared venv and app dir).
+	e.deploy("keep.test", "--app-dir", dir, "--module", "tlsapp", "--venv", venv, "--listen", e.listen)
+	if code, out, errOut := e.run("undeploy", "tls.test", "--purge", "--yes"); code != 0 || !strings.Contains(out, filepath.Join(e.state, "certs", "tls.test")) {
+		t.Fatalf("undeploy --purge: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(e.state, "certs", "tls.test")); !os.IsNotExist(err) {
+		t.Errorf("the certificate dir after undeploy --purge: %v, want it gone", err)
+	}
+	e.want("keep.test", "/", 200, "http|-|keep.test")
 }
 
 // curlTLS fetches https://host:port/path through nginx on 127.0.0.1 with
