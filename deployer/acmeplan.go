@@ -24,6 +24,17 @@ type ACMEPlan struct {
 	// First is the site as HTTP with the challenge location: written and
 	// made live before the order when the site does not have it yet.
 	First *nginxconf.SiteChanges
+	// Replaces is the directory of the CA whose valid certificate this
+	// order replaces (the deploy names another CA: staging, then the real
+	// one); "" for none.
+	Replaces string
+}
+
+// ACMEMetaChange is a new acme.json for a valid ACME certificate.
+type ACMEMetaChange struct {
+	Dir      string // the certificate's dir
+	Meta     ACMEMeta
+	Describe string // what changes, for the plan
 }
 
 // renewFraction: a certificate is renewed once this fraction of its
@@ -49,16 +60,27 @@ func (d *Deployment) prepareACME(tree *nginxconf.Tree, spec nginxconf.SiteSpec) 
 		}
 	}
 	now := time.Now()
-	// A brought certificate at the same place is not ACME's: one is
-	// ordered, so the daemon has something to renew.
-	if ci, err := loadCert(final.TLS.Cert, final.TLS.Key, names, now); err == nil && !dueForRenewal(ci.Leaf, now) &&
-		exists(metaPath(filepath.Dir(final.TLS.Cert))) {
-		d.certLeaf = ci.Leaf.Raw
-		return nil
-	}
 	o := d.opts.TLS.ACME
 	o.Storage = acmeStorage(d.opts.StateDir)
 	plan := &ACMEPlan{Options: o, Names: names}
+	// A valid certificate from the same CA is kept (a brought one at the
+	// same place is not ACME's: one is ordered, so the daemon has
+	// something to renew).
+	dir := filepath.Dir(final.TLS.Cert)
+	if ci, err := loadCert(final.TLS.Cert, final.TLS.Key, names, now); err == nil && !dueForRenewal(ci.Leaf, now) {
+		if m, err := readACMEMeta(dir); err == nil {
+			if m.Options.DirectoryURL() != o.DirectoryURL() {
+				plan.Replaces = m.Options.DirectoryURL()
+			} else {
+				d.certLeaf = ci.Leaf.Raw
+				next := ACMEMeta{Domain: final.Domain, Names: names, Options: o}
+				if what := metaChanges(m, next); what != "" {
+					d.ACMEMeta = &ACMEMetaChange{Dir: dir, Meta: next, Describe: what}
+				}
+				return nil
+			}
+		}
+	}
 	if !servesChallenge(tree, final) {
 		pending := spec
 		t := *spec.TLS
@@ -72,6 +94,31 @@ func (d *Deployment) prepareACME(tree *nginxconf.Tree, spec nginxconf.SiteSpec) 
 	}
 	d.ACME = plan
 	return nil
+}
+
+// metaChanges says what differs between how a certificate is renewed and
+// how this deploy would have it renewed ("" when nothing does).
+func metaChanges(old, next ACMEMeta) string {
+	var what []string
+	diff := func(name, a, b string) {
+		if a == b {
+			return
+		}
+		if a == "" {
+			a = "none"
+		}
+		if b == "" {
+			b = "none"
+		}
+		what = append(what, fmt.Sprintf("%s %s → %s", name, a, b))
+	}
+	diff("names", strings.Join(old.Names, " "), strings.Join(next.Names, " "))
+	diff("contact", old.Options.Email, next.Options.Email)
+	diff("CA root", old.Options.CARoot, next.Options.CARoot)
+	diff("challenge address", old.Options.Challenge, next.Options.Challenge)
+	diff("validation port", strconv.Itoa(old.Options.HTTPPort), strconv.Itoa(next.Options.HTTPPort))
+	diff("resolver", old.Options.Resolver, next.Options.Resolver)
+	return strings.Join(what, "; ")
 }
 
 // acmeStorage is the ACME account's dir.

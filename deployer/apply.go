@@ -164,6 +164,11 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 			return writeACMEMeta(d.Cert.Dir, ACMEMeta{Domain: d.Site.Spec.Domain, Names: d.ACME.Names, Options: d.ACME.Options}, d.undo.tx)
 		}
 		return nil
+	case StepACMEMeta:
+		if err := beginIfNone(d.opts.StateDir, &d.undo.tx); err != nil {
+			return err
+		}
+		return writeACMEMeta(d.ACMEMeta.Dir, d.ACMEMeta.Meta, d.undo.tx)
 	case StepDaemon:
 		return d.ensureDaemon(ctx)
 	case StepLoad:

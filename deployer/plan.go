@@ -25,6 +25,7 @@ const (
 	StepACMEReload   StepID = "acme-reload"
 	StepACMECheck    StepID = "acme-check"
 	StepACMEOrder    StepID = "acme-order"
+	StepACMEMeta     StepID = "acme-meta"
 	StepSettings     StepID = "settings"
 	StepDaemon       StepID = "daemon"
 	StepLoad         StepID = "load"
@@ -72,7 +73,11 @@ type Facts struct {
 	Cert *CertInstall
 	// ACME is a certificate to order first (--tls auto); nil when none is
 	// needed (the installed one is valid and not due for renewal).
-	ACME      *ACMEPlan
+	ACME *ACMEPlan
+	// ACMEMeta is how the installed ACME certificate is renewed, to record
+	// when this deploy changes it (contact, CA root, names…) without an
+	// order; nil when nothing changes.
+	ACMEMeta  *ACMEMetaChange
 	NginxDown bool // nginx is not running: it is started even when the config is the same
 }
 
@@ -144,6 +149,9 @@ func Plan(f Facts) []Step {
 	}
 	if f.Settings != nil {
 		add(StepSettings, "store the app's settings (%s) in %s, root-only", f.Settings.Describe(), filepath.Dir(f.Settings.Path)+"/")
+	}
+	if f.ACMEMeta != nil {
+		add(StepACMEMeta, "record how the daemon renews the certificate (%s) in %s", f.ACMEMeta.Describe, metaPath(f.ACMEMeta.Dir))
 	}
 	if app != nil {
 		switch {
@@ -243,6 +251,10 @@ func acmeSteps(a *ACMEPlan) []Step {
 		port = 80
 	}
 	add(StepACMECheck, "check, as the CA will, that each of %s resolves and reaches this nginx's challenge location on port %d", strings.Join(a.Names, ", "), port)
-	add(StepACMEOrder, "order a certificate for %s from %s (HTTP-01)", strings.Join(a.Names, ", "), a.Options.DirectoryURL())
+	replacing := ""
+	if a.Replaces != "" {
+		replacing = ", replacing the one from " + a.Replaces
+	}
+	add(StepACMEOrder, "order a certificate for %s from %s (HTTP-01)%s", strings.Join(a.Names, ", "), a.Options.DirectoryURL(), replacing)
 	return steps
 }

@@ -34,6 +34,13 @@ func TestPlanGolden(t *testing.T) {
 		SitePath: "/etc/nginx/conf.d/example.com.conf",
 		Changes:  []nginxconf.Change{{Kind: nginxconf.Modify, Path: "/etc/nginx/conf.d/example.com.conf"}},
 	}
+	tlsSpec := newSite.Spec
+	tlsSpec.TLS = &nginxconf.TLSSpec{Listen: "443", Cert: "/var/lib/pyvhost/certs/app1.example.com/fullchain.pem",
+		Key: "/var/lib/pyvhost/certs/app1.example.com/privkey.pem", Challenge: "127.0.0.1:8402"}
+	tlsNew := &nginxconf.SiteChanges{Spec: tlsSpec, SitePath: newSite.SitePath, Changes: newSite.Changes}
+	tlsSame := &nginxconf.SiteChanges{Spec: tlsSpec, SitePath: newSite.SitePath}
+	acmeOpts := ACMEOptions{Email: "admin@example.com", Challenge: "127.0.0.1:8402", HTTPPort: 80, Storage: "/var/lib/pyvhost/acme"}
+	names := []string{"app1.example.com", "www.app1.example.com"}
 	four := 4
 	start := DaemonSetup{Exe: "/usr/bin/pyvhost", Ctl: "/run/pyvhost/ctl.sock", StateDir: "/var/lib/pyvhost", NginxConf: "/etc/nginx/nginx.conf", Processes: 4}
 	tests := []struct {
@@ -63,6 +70,17 @@ func TestPlanGolden(t *testing.T) {
 			Settings: &SettingsChange{Path: "/var/lib/pyvhost/apps/0123.json",
 				Old: appconf.Settings{Env: map[string]string{"DEBUG": "True", "KEEP": "1"}},
 				New: appconf.Settings{Env: map[string]string{"DEBUG": "False", "KEEP": "1", "SECRET_KEY": "never-shown"}, Pool: appconf.Pool{Processes: &four}}}}},
+		{"tls-auto-new-site", Facts{Site: tlsNew, App: &tlsNew.Spec.Apps[0], AppDirExists: true, VenvExists: true, RunAs: "www-data",
+			Daemon: DaemonFacts{Running: true, PID: 4242}, SmokeAddr: "127.0.0.1:443", SmokePath: "/",
+			ACME: &ACMEPlan{Options: acmeOpts, Names: names, First: newSite}}},
+		{"tls-auto-another-ca", Facts{Site: tlsSame, App: &tlsSame.Spec.Apps[0], AppDirExists: true, VenvExists: true, RunAs: "www-data",
+			Daemon: DaemonFacts{Running: true, PID: 4242, AppRunning: true}, SmokeAddr: "127.0.0.1:443", SmokePath: "/", ConfigSame: true,
+			ACME: &ACMEPlan{Options: acmeOpts, Names: names, Replaces: LetsEncryptStaging}}},
+		{"tls-auto-new-contact", Facts{Site: tlsSame, App: &tlsSame.Spec.Apps[0], AppDirExists: true, VenvExists: true, RunAs: "www-data",
+			Daemon: DaemonFacts{Running: true, PID: 4242, AppRunning: true}, SmokeAddr: "127.0.0.1:443", SmokePath: "/", ConfigSame: true,
+			ACMEMeta: &ACMEMetaChange{Dir: "/var/lib/pyvhost/certs/app1.example.com", Describe: metaChanges(
+				ACMEMeta{Names: names, Options: ACMEOptions{Email: "old@example.com", Challenge: "127.0.0.1:8402", HTTPPort: 80}},
+				ACMEMeta{Names: names, Options: acmeOpts})}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

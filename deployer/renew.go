@@ -46,17 +46,26 @@ func ACMESites(stateDir string) ([]ACMEMeta, error) {
 	sort.Strings(paths)
 	var out []ACMEMeta
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
+		m, err := readACMEMeta(filepath.Dir(p))
 		if err != nil {
 			return nil, err
-		}
-		var m ACMEMeta
-		if err := json.Unmarshal(b, &m); err != nil {
-			return nil, fmt.Errorf("%s is damaged: %w", p, err)
 		}
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// readACMEMeta is how the certificate in dir is renewed.
+func readACMEMeta(dir string) (ACMEMeta, error) {
+	var m ACMEMeta
+	b, err := os.ReadFile(metaPath(dir))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%s is damaged: %w", metaPath(dir), err)
+	}
+	return m, nil
 }
 
 // ReadCertStatus is a site's last renewal attempt (zero when none).

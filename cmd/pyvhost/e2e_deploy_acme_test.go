@@ -151,6 +151,30 @@ func TestDeployTLSAuto(t *testing.T) {
 		t.Errorf("after certs renew --force: serial %s (was %s), %d orders", serial, oldSerial, pb.Orders(t))
 	}
 	checkARIRenewal(t, e, pb, root, https)
+
+	// Another CA (staging first, then the real one) is ordered from at
+	// once, though the certificate is valid; a new contact changes only
+	// how renewals are asked for.
+	pb2 := acmetest.Start(t, acmetest.Options{HTTPPort: acmetest.PortOf(e.listen)})
+	root2 := filepath.Join(e.dir, "pebble2-root.pem")
+	pb2.WriteIssuerRoot(t, root2)
+	other := strings.NewReplacer(pb.Dir, pb2.Dir, pb.CARoot, pb2.CARoot, pb.DNSAddr, pb2.DNSAddr)
+	args := acme("auto.test")
+	for i := range args {
+		args[i] = other.Replace(args[i])
+	}
+	if out := e.deploy(args...); !strings.Contains(out, "replacing the one from "+pb.Dir) || pb2.Orders(t) != 1 {
+		t.Errorf("a redeploy naming another CA: %d orders there\n%s", pb2.Orders(t), out)
+	}
+	if got := curlTLS(t, root2, "www.auto.test", https, "/"); !strings.HasPrefix(got, "https|on|") {
+		t.Errorf("with the other CA's certificate: %q", got)
+	}
+	if out := e.deploy(append(args, "--acme-email", "ops@auto.test")...); !strings.Contains(out, "contact none → ops@auto.test") || pb2.Orders(t) != 1 {
+		t.Errorf("a new contact: %d orders\n%s", pb2.Orders(t), out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(e.state, "certs", "auto.test", "acme.json")); !strings.Contains(string(b), `"Email":"ops@auto.test"`) || !strings.Contains(string(b), pb2.Dir) {
+		t.Errorf("acme.json after the new contact: %s", b)
+	}
 }
 
 // checkARIRenewal: a certificate not due by its lifetime is renewed when
