@@ -65,6 +65,11 @@ func (o ACMEOptions) DirectoryURL() string {
 // Obtain orders a certificate for names (the first is the site's domain)
 // and returns it with a new key, ready to install.
 func (o ACMEOptions) Obtain(ctx context.Context, names []string) (*CertInstall, error) {
+	l, err := o.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Release()
 	iss, stop, err := o.issuer()
 	if err != nil {
 		return nil, err
@@ -99,6 +104,16 @@ func (o ACMEOptions) Obtain(ctx context.Context, names []string) (*CertInstall, 
 		return nil, fmt.Errorf("the CA's certificate: %w", err)
 	}
 	return ci, nil
+}
+
+// acmeLockWait bounds the wait for another order (certmagic gives one
+// two minutes).
+const acmeLockWait = 3 * time.Minute
+
+// lock takes the ACME lock beside the account's dir: the challenge
+// address is bound by one order (or pre-check) at a time.
+func (o ACMEOptions) lock(ctx context.Context) (*Lock, error) {
+	return WaitACMELock(ctx, filepath.Dir(o.Storage), "a certificate order", acmeLockWait)
 }
 
 // issuer is certmagic's ACME issuer for the options, and what stops the

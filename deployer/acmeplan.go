@@ -146,6 +146,11 @@ func (o ACMEOptions) precheck(ctx context.Context, names []string) error {
 	token := make([]byte, 16)
 	_, _ = rand.Read(token)
 	probe := "pyvhost-probe-" + hex.EncodeToString(token)
+	l, err := o.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
 	ln, err := net.Listen("tcp", o.Challenge)
 	if err != nil {
 		return fmt.Errorf("answer ACME challenges on %s: %w", o.Challenge, err)

@@ -99,13 +99,18 @@ type RenewScope struct {
 	// AskCA asks the CA's renewal info now, not when its last answer's
 	// Retry-After says (a user's `certs renew`).
 	AskCA bool
+	// Lock takes the deploy lock for installing a renewed certificate, if
+	// the caller does not hold it already (the daemon: ordering, which can
+	// take minutes, does not keep deploys waiting).
+	Lock func() (*Lock, error)
 }
 
 // RenewDue renews every ACME certificate in scope that is due — a third of
 // its life left, or the CA's renewal info (ARI) says so: each new
 // certificate is written over the old atomically, nginx -t must pass (else
 // the old files go back), then nginx reloads. A failure keeps the old
-// certificate serving and backs off. The caller holds the deploy lock.
+// certificate serving and backs off. The caller holds the deploy lock, or
+// gives scope.Lock.
 func RenewDue(ctx context.Context, stateDir string, nginx *Nginx, scope RenewScope, now time.Time) []Renewal {
 	sites, err := ACMESites(stateDir)
 	if err != nil {
@@ -148,7 +153,7 @@ func renewIfDue(ctx context.Context, stateDir string, m ACMEMeta, nginx *Nginx, 
 	if !due || (!scope.Force && now.Before(st.NextAttempt)) {
 		return Renewal{}, false
 	}
-	r := Renewal{Domain: m.Domain, Err: renewOne(ctx, stateDir, dir, m, nginx)}
+	r := Renewal{Domain: m.Domain, Err: renewOne(ctx, stateDir, dir, m, nginx, scope.Lock)}
 	r.Renewed = r.Err == nil
 	st.LastAttempt = now
 	if r.Err != nil {
@@ -164,12 +169,23 @@ func renewIfDue(ctx context.Context, stateDir string, m ACMEMeta, nginx *Nginx, 
 	return r, true
 }
 
-func renewOne(ctx context.Context, stateDir, dir string, m ACMEMeta, nginx *Nginx) error {
+func renewOne(ctx context.Context, stateDir, dir string, m ACMEMeta, nginx *Nginx, lock func() (*Lock, error)) error {
 	ci, err := m.Options.Obtain(ctx, m.Names)
 	if err != nil {
 		return err
 	}
 	ci.Dir = dir
+	if lock != nil {
+		l, err := lock()
+		if err != nil {
+			return fmt.Errorf("install the renewed certificate: %w", err)
+		}
+		defer l.Release()
+		// A deploy may have changed the site meanwhile.
+		if served, _ := servedCerts(nginx.Conf); !served[filepath.Join(dir, "fullchain.pem")] {
+			return fmt.Errorf("the site stopped serving this certificate while it was renewed: the new one is not installed")
+		}
+	}
 	tx, err := Begin(stateDir, nil)
 	if err != nil {
 		return err

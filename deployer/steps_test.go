@@ -27,6 +27,14 @@ func TestLockExcludesASecondDeploy(t *testing.T) {
 	if err := l.Release(); err != nil {
 		t.Fatal(err)
 	}
+	r, err := TakeLockFor(state, "the daemon's certificate renewal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TakeLock(state); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("the daemon's certificate renewal is running (pid %d", os.Getpid())) {
+		t.Fatalf("a deploy during a renewal: %v", err)
+	}
+	r.Release()
 	l2, err := TakeLock(state)
 	if err != nil {
 		t.Fatalf("after release: %v", err)

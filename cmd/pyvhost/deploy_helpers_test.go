@@ -234,8 +234,8 @@ func (e *deployEnv) snapshot(withState bool) string {
 			return filepath.SkipDir
 		case strings.HasSuffix(rel, ".log") || rel == "nginx.pid" || rel == "nginx.out":
 			return nil
-		case rel == "state" || rel == "state/deploy.lock":
-			return nil // the lock (and its dir) is bookkeeping, taken before pyvhost knows whether it will change anything
+		case rel == "state" || rel == "state/deploy.lock" || rel == "state/acme.lock":
+			return nil // the locks (and their dir) are bookkeeping, taken before pyvhost knows whether it will change anything
 		}
 		info, err := os.Lstat(p)
 		if err != nil {

@@ -11,10 +11,17 @@ import (
 )
 
 // Certificates obtained with deploy --tls auto are renewed here, in the
-// daemon that always runs (no cron job to lose): every --cert-check, under
-// the deploy lock, each one with a third of its life left is ordered
-// again, written over the old one, nginx -t, nginx reloaded; a failure
-// keeps the old one serving, is logged loudly, and backs off.
+// daemon that always runs (no cron job to lose): every --cert-check, each
+// one with a third of its life left (or that the CA's renewal info asks
+// for) is ordered again — without the deploy lock: an order can take
+// minutes — then, under the lock, written over the old one, nginx -t,
+// nginx reloaded; a failure keeps the old one serving, is logged loudly,
+// and backs off.
+
+// renewLockWait is how long a renewed certificate waits for a deploy to
+// finish before it is installed (the order is not kept: the next check
+// orders again).
+const renewLockWait = 5 * time.Minute
 
 // renewLoop checks certificates until ctx ends; the first check comes
 // soon after start (a certificate may have come due while the daemon was
@@ -48,11 +55,6 @@ func (d *Daemon) renewDue(ctx context.Context, force bool) int {
 	if sites, _ := deployer.ACMESites(d.settingsDir); len(sites) == 0 {
 		return 0 // nothing to renew: not even the lock
 	}
-	lock, err := deployer.TakeLock(d.settingsDir)
-	if err != nil {
-		return 0 // a deploy runs: the next check
-	}
-	defer lock.Release()
 	bin, err := nginxconf.NginxBinary()
 	if err != nil {
 		d.log.logf("certificate renewal: %v", err)
@@ -61,7 +63,9 @@ func (d *Daemon) renewDue(ctx context.Context, force bool) int {
 	nginx := &deployer.Nginx{Runner: deployer.ExecRunner{}, Bin: bin, Conf: d.cfg.NginxConf, Prefix: d.cfg.NginxPrefix,
 		PidFile: nginxconf.PidFile(bin, d.cfg.NginxConf, d.cfg.NginxPrefix)}
 	n := 0
-	for _, r := range deployer.RenewDue(ctx, d.settingsDir, nginx, deployer.RenewScope{Force: force}, time.Now()) {
+	for _, r := range deployer.RenewDue(ctx, d.settingsDir, nginx, deployer.RenewScope{Force: force, Lock: func() (*deployer.Lock, error) {
+		return deployer.WaitLock(ctx, d.settingsDir, "the daemon's certificate renewal", renewLockWait)
+	}}, time.Now()) {
 		switch {
 		case r.Err != nil && r.Domain == "":
 			d.log.logf("certificate renewal: %v", r.Err)
