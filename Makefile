@@ -101,6 +101,8 @@ bench: build deps deps-bench
 	testdata/bench/first-request.sh $(BIN)
 	@echo "== redeploy of a hello site with its venv in place"
 	testdata/bench/redeploy.sh $(BIN) 7
+	@echo "== HTTPS: deploy --tls auto against pebble, and a TLS redeploy beside an HTTP one"
+	testdata/bench/tls.sh $(BIN) 7
 
 demo: build deps
 	@testdata/demo/demo.sh
