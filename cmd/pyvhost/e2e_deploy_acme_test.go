@@ -93,6 +93,7 @@ func TestDeployTLSAuto(t *testing.T) {
 	if code, _ := e.get("auto.test", "/.well-known/acme-challenge/x"); code == 301 || code == 200 {
 		t.Errorf("the challenge path on HTTP: %d, want it proxied to pyvhost (nothing answers there now: 502)", code)
 	}
+	keysStayPut(t, e)
 	// A redeploy orders nothing while the certificate is valid.
 	start = time.Now()
 	if out := e.deploy(acme("auto.test")...); strings.Contains(out, "order a certificate") || pb.Orders(t) != 2 {
@@ -174,6 +175,55 @@ func TestDeployTLSAuto(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(e.state, "certs", "auto.test", "acme.json")); !strings.Contains(string(b), `"Email":"ops@auto.test"`) || !strings.Contains(string(b), pb2.Dir) {
 		t.Errorf("acme.json after the new contact: %s", b)
+	}
+}
+
+// keysStayPut: the sites' keys and the ACME account's are root-only
+// (0600) and in no other file — a log, a release, a status file — nor in
+// any command's output.
+func keysStayPut(t *testing.T, e *deployEnv) {
+	t.Helper()
+	keys := map[string]string{} // a line of each key's base64 → its file
+	err := filepath.WalkDir(filepath.Join(e.state), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, _ := os.ReadFile(p)
+		if !strings.Contains(string(b), "PRIVATE KEY-----") {
+			return nil
+		}
+		if st, _ := d.Info(); st.Mode().Perm() != 0o600 {
+			t.Errorf("%s is %v, want 0600", p, st.Mode().Perm())
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		keys[lines[len(lines)/2]] = p
+		return nil
+	})
+	if err != nil || len(keys) < 2 {
+		t.Fatalf("want the site's key and the ACME account's in the state dir: %v %v", keys, err)
+	}
+	err = filepath.WalkDir(e.dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, _ := os.ReadFile(p)
+		for line, file := range keys {
+			if p != file && strings.Contains(string(b), line) {
+				t.Errorf("the key %s is also in %s", file, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"certs", "--json"}, {"sites", "--json"}, {"ctl", "status", "--json"}} {
+		_, out, _ := e.run(args...)
+		for line, file := range keys {
+			if strings.Contains(out, line) {
+				t.Errorf("pyvhost %v shows the key %s", args, file)
+			}
+		}
 	}
 }
 
