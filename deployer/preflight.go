@@ -11,7 +11,7 @@ import (
 )
 
 // preflightPy imports the app with the worker's own load_app_from
-// (templates/loadapp.py: a factory is called too) and exits 3 with the
+// (templates/worker/pyvhost_worker/loadapp.py: a factory is called too) and exits 3 with the
 // traceback on failure.
 var preflightPy = templates.LoadAppPy + `
 import sys, traceback

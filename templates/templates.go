@@ -20,17 +20,10 @@ var SiteConf string
 //go:embed uwsgi_params
 var UwsgiParams string
 
-// WorkerPy is the Python program that runs one app's zygote and workers
-// for the daemon: worker.py with LoadAppPy spliced in at its marker.
-var WorkerPy = strings.Replace(workerPy, "# @LOADAPP@ (templates/loadapp.py is spliced in here: load_app_from)\n", LoadAppPy, 1)
-
-//go:embed worker.py
-var workerPy string
-
 // LoadAppPy defines load_app_from, how an app is found and imported: the
 // worker's and the deploy's preflight import's one definition.
 //
-//go:embed loadapp.py
+//go:embed worker/pyvhost_worker/loadapp.py
 var LoadAppPy string
 
 // speedupsSrc is the optional C request path of the worker: csrc/speedups.c

@@ -3,8 +3,7 @@ target FuzzWorkerHeaders (uwsgictl/daemon/fuzz_headers_test.go): each
 stdin line is a JSON [name, value] (latin-1 code points); the app sends
 that one header; the answer line is a JSON {"c": ..., "py": ...}, each the
 status line and whether the header reached the socket, or the first
-difference. argv: the speedups' directory, the worker program."""
-import importlib.util
+difference. argv: the speedups' directory, the worker program (its __main__.py)."""
 import json
 import os
 import socket
@@ -19,10 +18,10 @@ import _pyvhost_speedups as c  # noqa: E402
 import mmap  # noqa: E402
 import tempfile  # noqa: E402
 
-spec = importlib.util.spec_from_file_location("worker", sys.argv[2])
-w = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(w)
-w.LOG_FD = os.open(os.devnull, os.O_WRONLY)  # the app's refused headers are logged: not here
+sys.path.insert(0, os.path.dirname(sys.argv[2]))  # the worker program's dir: the pyvhost_worker package
+from pyvhost_worker import common, wsgi  # noqa: E402
+import pyvhost_worker.worker as w  # noqa: E402
+common.LOG_FD = os.open(os.devnull, os.O_WRONLY)  # the app's refused headers are logged: not here
 
 HEADER = [None]
 
@@ -54,7 +53,7 @@ for use_c in (True, False):
         wk.start_response = wk.resp.start_response
         wk.start_c_path()
     else:
-        wk.resp = w.Response()
+        wk.resp = wsgi.Response()
         wk.start_response = wk.resp.start_response
     workers.append((use_c, wk))
 

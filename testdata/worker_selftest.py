@@ -1,8 +1,7 @@
 """Differential test of the worker's C speedups against their pure-Python
 twins: same results on nginx's packets, on mutations of them and on random
 bytes. Run by uwsgictl/daemon/speedups_test.go; argv[1] is the directory of
-the built _pyvhost_speedups, argv[2] the worker program."""
-import importlib.util
+the built _pyvhost_speedups, argv[2] the worker program (its __main__.py)."""
 import json
 import os
 import re
@@ -18,10 +17,10 @@ os.environ["PYVHOST_WORKER"] = json.dumps({"app_id": "selftest", "script": "m", 
 sys.path.insert(0, sys.argv[1])
 import _pyvhost_speedups as c  # noqa: E402
 
-spec = importlib.util.spec_from_file_location("worker", sys.argv[2])
-w = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(w)
-w.LOG_FD = 2  # the log lines go where each request's check redirects fd 2
+sys.path.insert(0, os.path.dirname(sys.argv[2]))  # the worker program's dir: the pyvhost_worker package
+from pyvhost_worker import common, wsgi  # noqa: E402
+import pyvhost_worker.worker as w  # noqa: E402
+common.LOG_FD = 2  # the log lines go where each request's check redirects fd 2
 
 
 def packet(pairs):
@@ -249,7 +248,7 @@ with tempfile.TemporaryFile() as f:
                     wk.start_response = wk.resp.start_response
                     wk.start_c_path()
                 else:
-                    wk.resp = w.Response()
+                    wk.resp = wsgi.Response()
                     wk.start_response = wk.resp.start_response
                     w.parse_vars_c = w.finish_environ_c = None  # the pure-Python twins
                 a, b = socket.socketpair()

@@ -4,8 +4,8 @@
 /*
  * The response: Responder is WSGI's start_response and write() for one
  * worker, reset per request (begin), so nothing is made per request. It is
- * worker.py's Response class in C (same attributes and methods), used by
- * the C path and, when the speedups are loaded, by worker.py's slow path.
+ * wsgi.py's Response class in C (same attributes and methods), used by
+ * the C path and, when the speedups are loaded, by the worker's slow path.
  */
 typedef struct {
     PyObject_HEAD
@@ -18,7 +18,7 @@ typedef struct {
 /* SETREF replaces a reference held in a field (Py_XSETREF is not in the limited API). */
 #define SETREF(field, value) do { PyObject *old_ = (PyObject *)(field); (field) = (value); Py_XDECREF(old_); } while (0)
 
-static PyObject *ClientGone; /* worker.py's ClientGone, set by hot_init */
+static PyObject *ClientGone; /* conn.py's ClientGone, set by hot_init */
 
 /* The head under construction: status line and headers, latin-1. */
 static char *hbuf;
@@ -154,7 +154,7 @@ static int bytes_of(PyObject *o, char **p, Py_ssize_t *n) {
  * before a byte is sent (the app gets a 500 and the log its mistake): a
  * header name is an RFC 9110 token, no value or status holds CR, LF or NUL
  * (they would split the response), and hop-by-hop headers are the
- * server's (PEP 3333). worker.py's check_header is the same.
+ * server's (PEP 3333). wsgi.py's check_header is the same.
  */
 static int is_token_char(unsigned char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -220,7 +220,7 @@ static int send_head(Responder *r, const char *first, Py_ssize_t flen, Py_ssize_
             Py_XINCREF(k);
             Py_XINCREF(v);
         } else if (!PyUnicode_Check(h) && PySequence_Check(h) && PySequence_Size(h) == 2) {
-            k = PySequence_GetItem(h, 0); /* a list pair: worker.py takes any (name, value) pair */
+            k = PySequence_GetItem(h, 0); /* a list pair: wsgi.py takes any (name, value) pair */
             v = PySequence_GetItem(h, 1);
         }
         Py_DECREF(h);
@@ -333,7 +333,7 @@ static PyObject *Responder_write(Responder *r, PyObject *data) {
     Py_RETURN_NONE;
 }
 
-/* send_headers(first_chunk, content_length or None), as worker.py's. */
+/* send_headers(first_chunk, content_length or None), as wsgi.py's. */
 static PyObject *Responder_send_headers(Responder *r, PyObject *args) {
     PyObject *first, *cl;
     char *p;

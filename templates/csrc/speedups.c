@@ -6,7 +6,7 @@
  * to close(): accept_serve() takes connections off a listening socket
  * until none is waiting, and serve() answers one connection already
  * accepted. Anything unusual (a malformed or oversized packet, another
- * app's request, a refused var) goes back to worker.py with the bytes
+ * app's request, a refused var) goes back to the Python worker (templates/worker/pyvhost_worker/) with the bytes
  * already read, and worker.py's Python path (the twin of this file, used
  * whole when no C compiler is there) finishes it. The pieces are also
  * callable one by one, for worker.py's slow path and for the differential

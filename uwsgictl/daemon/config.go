@@ -44,7 +44,7 @@ type Config struct {
 	SocketTimeout time.Duration // --socket-timeout: deadline of each read and write of a request
 	NoSpeedups    bool          // --no-speedups: workers run their request path in pure Python
 	Backlog       int           // listen backlog of every socket
-	RuntimeDir    string        // where worker.py is written; "" = default
+	RuntimeDir    string        // where the worker program is written; "" = default
 }
 
 // DefaultAppSockets is --app-sockets' default.

@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -183,7 +181,7 @@ func New(cfg Config) (d *Daemon, err error) {
 }
 
 // writeWorkerScript writes the embedded worker program where every app's
-// user can read it.
+// user can read it; it returns the path to run.
 func writeWorkerScript(dir string) (string, error) {
 	if dir == "" {
 		// The runtime dir is pyvhost's own: app users must reach lib/ and
@@ -200,16 +198,7 @@ func writeWorkerScript(dir string) (string, error) {
 		return "", fmt.Errorf("runtime dir: %w", err)
 	}
 	_ = os.Chmod(dir, 0o755)
-	sum := sha256.Sum256([]byte(templates.WorkerPy))
-	path := filepath.Join(dir, "worker-"+hex.EncodeToString(sum[:6])+".py")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(templates.WorkerPy), 0o644); err != nil {
-		return "", fmt.Errorf("write worker program: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", fmt.Errorf("write worker program: %w", err)
-	}
-	return path, nil
+	return templates.WriteWorker(dir)
 }
 
 func (d *Daemon) setupSingleApp() error {

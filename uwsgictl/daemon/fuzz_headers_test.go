@@ -40,8 +40,8 @@ func startHeaderOracle(t *testing.T) *headerOracle {
 			oracleErr = "C speedups did not build: make test installs gcc and python3-dev"
 			return
 		}
-		worker := filepath.Join(dir, "worker.py")
-		if err := os.WriteFile(worker, []byte(templates.WorkerPy), 0o644); err != nil {
+		worker, err := templates.WriteWorker(dir)
+		if err != nil {
 			oracleErr = err.Error()
 			return
 		}

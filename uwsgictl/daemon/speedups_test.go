@@ -25,11 +25,11 @@ func TestSpeedupsMatchPython(t *testing.T) {
 	if built == "" {
 		t.Fatal("C speedups did not build: make test installs gcc and python3-dev")
 	}
-	worker := filepath.Join(dir, "worker.py")
-	selftest := filepath.Join(dir, "selftest.py")
-	if err := os.WriteFile(worker, []byte(templates.WorkerPy), 0o644); err != nil {
+	worker, err := templates.WriteWorker(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
+	selftest := filepath.Join(dir, "selftest.py")
 	src, err := os.ReadFile("../../testdata/worker_selftest.py")
 	if err != nil {
 		t.Fatal(err)

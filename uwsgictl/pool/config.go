@@ -24,7 +24,7 @@ type Config struct {
 	// (--socket-timeout); a peer silent that long is dropped.
 	SocketTimeout time.Duration
 
-	WorkerScript string   // path of templates/worker.py written out by the daemon
+	WorkerScript string   // path of the worker program's __main__.py, written out by the daemon (templates.WriteWorker)
 	SpeedupsDir  string   // directory of the compiled C accelerator; "" = pure Python
 	LogWriter    *os.File // workers' stdout and stderr: the daemon's log pipe
 	// OutputFor, when set, gives a new generation's processes (run as uid,

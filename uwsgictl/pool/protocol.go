@@ -1,9 +1,9 @@
 // The worker protocol: what the daemon and the worker program
-// (templates/worker.py and its C speedups, templates/csrc/) agree on. It is
+// (templates/worker/, the Python worker package, and its C speedups, templates/csrc/) agree on. It is
 // defined here, once: the worker reads these values from its JSON config
 // ("protocol") and the C speedups from protocol.h, which the daemon writes
 // from the same values (CHeader) next to the C sources it compiles. Neither
-// worker.py nor csrc/ spells out a number of its own.
+// the worker nor csrc/ spells out a number of its own.
 
 package pool
 
@@ -67,7 +67,7 @@ var RefusedVars = []string{"UWSGI_FILE", "UWSGI_SETENV", "UWSGI_POSTFILE"}
 // errorPages are the statuses a worker answers by itself.
 var errorPages = []int{400, 403, 431, 500}
 
-// protoConst is one protocol constant under the name worker.py and C use.
+// protoConst is one protocol constant under the name the worker and C use.
 type protoConst struct {
 	name  string
 	value int

@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// event is a message from a zygote (see templates/worker.py).
+// event is a message from a zygote (see templates/worker/pyvhost_worker/zygote.py).
 type event struct {
 	Ev        string `json:"ev"` // ready, failed, spawned, exited
 	PID       int    `json:"pid"`

@@ -1,7 +1,7 @@
-# load_app_from: how the worker (templates/worker.py, which this file is
-# spliced into) and the deploy's preflight import (deployer/preflight.go)
-# find an app: one definition, so a preflight that passes means the daemon
-# will import the app the same way.
+# load_app_from: how the worker (zygote.py imports it) and the deploy's
+# preflight import (deployer/preflight.go runs this file's text) find an
+# app: one definition, so a preflight that passes means the daemon will
+# import the app the same way. Standard library only, no relative import.
 
 
 def load_app_from(chdir, script):
