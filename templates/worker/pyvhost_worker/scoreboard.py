@@ -68,6 +68,11 @@ class Slot(object):
     def finish(self, dur_ns):
         """The worker is idle again; dur_ns < 0: no latency to count."""
         self.mark(ST_IDLE)
+        self.record(dur_ns)
+
+    def record(self, dur_ns):
+        """A request was answered in dur_ns (< 0: no latency to count); the
+        state is left as it is (an ASGI worker serves many at once)."""
         q = self.q
         q[self.last_ms] = int(time.time() * 1000)
         if dur_ns < 0:

@@ -297,22 +297,31 @@ class Worker(WSGICalls):
             data += chunk
 
     def serve(self, conn, data, from_shared, start):
+        got = self.prepare(conn, data, from_shared, start)
+        if got is not None:
+            self.call_app(conn, *got)
+
+    def prepare(self, conn, data, from_shared, start):
+        """Read and check the packet and make the environ: (env, the body's
+        first bytes, start, the number of vars, the packet's size), or None
+        when the connection was answered here (refused, a peer gone) or
+        handed to the daemon (another app's, vars still on their way)."""
         end, data = self.read_packet(conn, data, start)
         if end == 0:
-            return  # the client went away mid-packet
+            return None  # the client went away mid-packet
         if end == -2:
             self.forward(conn, data, mine=True)  # a slow peer: the daemon waits for it
-            return
+            return None
         if end < 0:
             log("refused a request: uwsgi vars block larger than --buffer-size %d" % self.buffer_size)
             error_response(conn, 431)
             self.count(errors=1)
-            return
+            return None
         if data[0] != 0:
             log("refused a request with uwsgi modifier1 %d" % data[0])
             error_response(conn, 400)
             self.count(errors=1)
-            return
+            return None
         if parse_vars_c is not None:
             env = parse_vars_c(data, end)
             pos = end if env is not None and len(env) <= self.max_vars else -1
@@ -322,7 +331,7 @@ class Worker(WSGICalls):
             log("refused a malformed uwsgi packet")
             error_response(conn, 400)
             self.count(errors=1)
-            return
+            return None
         nvars = len(env)
         self.mark_request(env)
         key = None if self.single else self.key
@@ -332,17 +341,16 @@ class Worker(WSGICalls):
             rc = finish_environ_py(env, key, self.wsgi_static)
         if rc == 1:
             self.forward(conn, data)
-            return
+            return None
         if rc == 2:
             names = [k for k in REFUSED_VARS if k in env]
             log("refused a request carrying %s (pyvhost never loads code from request vars)" % ", ".join(names))
             error_response(conn, 403, env.get("SERVER_PROTOCOL") or "HTTP/1.0")
             self.count(errors=1)
-            return
+            return None
         if from_shared and key is not None:
             self.note_shared_traffic()
-        self.call_app(conn, env, data[end:], start, nvars, end - 4)
-
+        return env, data[end:], start, nvars, end - 4
 
     def report(self, what, exc):
         """Log an exception with its traceback: what the app did ("raised",
@@ -354,11 +362,11 @@ class Worker(WSGICalls):
             log("app %s %s:\n%s" % (CFG.get("name", self.app_id), what, tb))
 
 
-    def log_request(self, env, status, size, start, nvars, pktsize, proto):
+    def log_request(self, env, status, size, start, nvars, pktsize, proto, hcount=None, hsize=None):
         ms = (time.monotonic_ns() - start) // 1000000
         prefix = self.log_prefix
         line = "%s[pid: %d|app: %d|req: %d/%d] %s () {%d vars in %d bytes} [%s] %s %s => generated %d bytes in %d msecs (%s %d) %d headers in %d bytes\n" % (
             prefix, os.getpid(), self.app_num, self.served(), self.served(), env.get("REMOTE_ADDR", ""),
             nvars * 2, pktsize, time.ctime(), env.get("REQUEST_METHOD", ""), env.get("REQUEST_URI", ""),
-            size, ms, proto, status, self.resp.hcount, self.resp.hsize)
+            size, ms, proto, status, self.resp.hcount if hcount is None else hcount, self.resp.hsize if hsize is None else hsize)
         write_log(line.encode("latin-1", "replace"))

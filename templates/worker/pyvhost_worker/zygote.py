@@ -7,15 +7,49 @@ import select
 
 from .common import (CFG, CTL_FD, HANDOFF_FD, SCOREBOARD_FD, STOP_SIGNALS, ST_DONE, ST_IMPORT_FAILED, TOMASTER_FD, _c,
                      format_exc, json_loads, log, send_ctl, signal)
-from .loadapp import load_app_from
+from .loadapp import check_interface, load_app_from
 from .scoreboard import Slot
 from .worker import Worker
 
 
 def load_app():
     """Import the app exactly as the daemon's users expect uWSGI to (see
-    load_app_from: module[:callable], module:factory())."""
-    return load_app_from(CFG.get("chdir"), CFG["script"])
+    load_app_from: module[:callable], module:factory()); returns it and its
+    interface ("wsgi" or "asgi": --interface, else what the app is)."""
+    app = load_app_from(CFG.get("chdir"), CFG["script"])
+    return app, check_interface(app, CFG["script"], CFG.get("interface") or "")
+
+
+def probe_asgi(app):
+    """Run an ASGI app's lifespan startup and shutdown once, in a child
+    (no event loop, no connection may exist in the zygote, which forks the
+    workers): a startup that fails fails the app as an import does, with
+    its traceback. Returns that traceback, or None."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        code = 0
+        try:
+            from .loadapp import probe_lifespan
+            probe_lifespan(app)
+        except BaseException as e:
+            msg = str(e) if type(e).__name__ == "LifespanFailed" else format_exc()
+            os.write(w, ("lifespan startup failed:\n" + msg.strip()).encode("utf-8", "replace"))
+            code = 3
+        os._exit(code)
+    os.close(w)
+    chunks = []
+    while True:
+        b = os.read(r, 65536)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        return None
+    return b"".join(chunks).decode("utf-8", "replace") or "lifespan startup failed (status %d)" % status
 
 
 def set_limits():
@@ -79,12 +113,15 @@ def zygote():
     set_limits()
     lazy = CFG.get("lazy", False)
     app = None
+    interface = None
     if not lazy:
         try:
-            app = load_app()
+            app, interface = load_app()
+            failed = probe_asgi(app) if interface == "asgi" else None
         except BaseException:
-            tb = format_exc()
-            send_ctl({"ev": "failed", "error": tb.rstrip().splitlines()[-1], "traceback": tb})
+            failed = format_exc()
+        if failed is not None:
+            send_ctl({"ev": "failed", "error": failed.rstrip().splitlines()[-1], "traceback": failed})
             os._exit(1)
     elif CFG.get("chdir"):
         os.chdir(CFG["chdir"])
@@ -92,7 +129,7 @@ def zygote():
     gc.collect()
     if hasattr(gc, "freeze"):
         gc.freeze()  # keep the imported objects' pages shared with the workers
-    send_ctl({"ev": "ready", "pid": os.getpid()})
+    send_ctl({"ev": "ready", "pid": os.getpid(), "interface": interface or ""})
     children = {}
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -141,7 +178,7 @@ def zygote():
                 old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
                 pid = os.fork()
                 if pid == 0:
-                    run_worker(app, slot, me, old_mask, wake_r, wake_w)
+                    run_worker(app, interface, slot, me, old_mask, wake_r, wake_w)
                 children[pid] = slot
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
                 send_ctl({"ev": "spawned", "slot": slot, "pid": pid})
@@ -162,7 +199,7 @@ def reap(children):
         send_ctl({"ev": "exited", "slot": slot, "pid": pid, "status": status})
 
 
-def run_worker(app, slot, zygote_pid, old_mask, wake_r, wake_w):
+def run_worker(app, interface, slot, zygote_pid, old_mask, wake_r, wake_w):
     """A new worker, right after fork(); never returns. Its last word in
     its slot tells the daemon why it exits: ST_DONE (recycled, asked to
     stop, its zygote gone), ST_IMPORT_FAILED (--lazy-apps); any other exit,
@@ -184,12 +221,16 @@ def run_worker(app, slot, zygote_pid, old_mask, wake_r, wake_w):
         os.close(CTL_FD)
         if app is None:
             try:
-                app = load_app()
+                app, interface = load_app()
             except BaseException:
                 log("app %s failed to import:\n%s" % (CFG.get("name", CFG.get("app_id")), format_exc().rstrip()))
                 Slot(slot).mark(ST_IMPORT_FAILED)
                 os._exit(1)
-        worker = Worker(app, slot)
+        if interface == "asgi":
+            from .asgiworker import ASGIWorker
+            worker = ASGIWorker(app, slot)
+        else:
+            worker = Worker(app, slot)
         worker.run()
     except SystemExit as e:
         if worker is None or not worker.stopping:

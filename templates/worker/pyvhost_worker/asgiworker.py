@@ -1,0 +1,228 @@
+"""An ASGI app's worker: one asyncio event loop (uvloop when the app's venv
+has it) serving many connections at once, at most --asgi-concurrency;
+past it the worker stops accepting, so other workers (or the queue) take
+the rest. The packet is read and checked as a WSGI worker's is (Worker.
+prepare); the app is called in a task per request.
+
+In the scoreboard the worker is busy while it has requests, since the
+oldest progress among them: harakiri (-t) stops a worker whose request made
+no progress (read no body, sent nothing) for that long, not one serving a
+long stream."""
+
+import os
+import socket as pysocket  # asyncio's sock_* want socket.socket objects
+import time
+
+from .asgi import ClientDisconnected, HTTPRequest, scope_of
+from .common import CFG, HANDOFF_FD, ST_BUSY, ST_IDLE, TOMASTER_FD, log, signal, socket
+from .conn import abort_conn, close_quietly, error_response
+from .loadapp import Lifespan, LifespanFailed
+from .worker import Worker
+
+STOP_GRACE = 30.0  # seconds in-flight requests get to finish once the worker stops
+
+
+def new_loop():
+    try:
+        import uvloop
+        return uvloop.new_event_loop()
+    except ImportError:
+        import asyncio
+        return asyncio.new_event_loop()
+
+
+class ASGIWorker(Worker):
+    def __init__(self, app, slot):
+        super().__init__(app, slot)
+        self.wsgi_static = {}  # no WSGI keys in the environ the scope is made from
+        self.concurrency = CFG.get("asgi_concurrency") or 1000
+        self.active = {}  # task -> [start_ns, last progress ns]
+        self.accepting = False
+
+    def run(self):
+        import asyncio
+        self.asyncio = asyncio
+        self.open_scoreboard(use_c=False)
+        self.loop = new_loop()
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.main())
+        finally:
+            self.loop.close()
+
+    async def main(self):
+        loop = self.loop
+        self.lifespan = Lifespan(self.app, log)
+        try:
+            await self.lifespan.startup()
+        except LifespanFailed as e:
+            log("app %s: lifespan startup failed:\n%s" % (CFG.get("name", self.app_id), str(e).rstrip()))
+            raise
+        self.stopped = loop.create_future()
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        self.own = [socket.socket(fileno=fd) for fd in CFG.get("own_fds", [])]
+        self.shared = [socket.socket(fileno=fd) for fd in CFG.get("shared_fds", [])]
+        for s in self.own + self.shared:
+            s.setblocking(False)
+        self.handoff = socket.socket(fileno=HANDOFF_FD)
+        self.handoff.setblocking(False)
+        self.tomaster = socket.socket(fileno=TOMASTER_FD)
+        self.shared_on = False
+        self.sb.mark(ST_IDLE)
+        self.set_accepting(True)
+        ticker = loop.create_task(self.tick())
+        await self.stopped
+        self.set_accepting(False)
+        ticker.cancel()
+        if self.active:
+            await self.asyncio.wait(list(self.active), timeout=STOP_GRACE)
+        await self.lifespan.shutdown()
+
+    def stop(self):
+        self.stopping = True
+        if not self.stopped.done():
+            self.stopped.set_result(None)
+
+    # -- accepting
+
+    def set_accepting(self, on):
+        """Watch the listeners (and the daemon's handoff) or stop: at the
+        concurrency limit, and when stopping."""
+        on = on and not self.stopping
+        if on == self.accepting:
+            return
+        self.accepting = on
+        listeners = self.own + (self.shared if self.shared_on else [])
+        for s in listeners:
+            if on:
+                self.loop.add_reader(s.fileno(), self.on_accept, s, s in self.shared)
+            else:
+                self.loop.remove_reader(s.fileno())
+        if on:
+            self.loop.add_reader(HANDOFF_FD, self.on_handoff)
+        else:
+            self.loop.remove_reader(HANDOFF_FD)
+
+    def on_accept(self, lsock, from_shared):
+        while self.accepting and len(self.active) < self.concurrency:
+            try:
+                conn, _ = lsock._accept()
+            except (BlockingIOError, InterruptedError):
+                return  # another worker took it
+            except OSError as e:
+                log("accept: %s" % e)
+                return
+            os.set_blocking(conn, False)
+            self.take(conn, b"", from_shared)
+
+    def on_handoff(self):
+        while self.accepting and len(self.active) < self.concurrency:
+            got = self.recv_handoff()
+            if got is None:
+                return
+            self.take(got[0], got[1], True)
+
+    def take(self, conn, data, from_shared):
+        """Check a new connection's packet (at once, as a WSGI worker does)
+        and start its request."""
+        start = time.monotonic_ns()
+        try:
+            got = self.prepare(conn, data, from_shared, start)
+        except Exception as e:
+            self.report("request failed", e)
+            got = None
+        if got is None:
+            close_quietly(conn)
+            return
+        task = self.loop.create_task(self.request(conn, *got))
+        self.active[task] = [start, start]
+        task.add_done_callback(self.done)
+        if len(self.active) >= self.concurrency:
+            self.set_accepting(False)
+
+    def done(self, task):
+        self.active.pop(task, None)
+        if self.max_requests and self.served() >= self.max_requests:
+            self.stop()  # recycled: the zygote starts another
+        elif not self.stopping and len(self.active) < self.concurrency:
+            self.set_accepting(True)
+
+    # -- one request
+
+    async def request(self, conn, env, body, start, nvars, pktsize):
+        proto = env.get("SERVER_PROTOCOL") or "HTTP/1.1"
+        cl = env.get("CONTENT_LENGTH") or "0"
+        length = int(cl) if cl.isascii() and cl.isdigit() and len(cl) <= 18 else -1
+        if length < 0:
+            log("refused a request with CONTENT_LENGTH %r: not a number of bytes (400)" % (cl[:40],))
+            error_response(conn, 400, proto)
+            close_quietly(conn)
+            return
+        sock = pysocket.socket(fileno=conn)
+        sock.setblocking(False)
+        entry = self.active.get(self.asyncio.current_task())
+
+        def progress():
+            if entry is not None:
+                entry[1] = time.monotonic_ns()
+
+        r = HTTPRequest(self.loop, sock, body, length, proto, progress)
+        try:
+            await self.app(scope_of(env, "http", self.lifespan.state), r.receive, r.send)
+            if not r.started and not r.gone:
+                log("app %s returned without a response to %s %s: 500" % (
+                    CFG.get("name", self.app_id), env.get("REQUEST_METHOD"), env.get("PATH_INFO")))
+                await self.error(r, 500)
+            elif r.started and not r.finished and not r.gone:
+                abort_conn(conn)  # a response cut short must not look whole
+                r.status = 500
+        except ClientDisconnected:
+            pass
+        except Exception as e:
+            if r.finished:
+                self.report("raised after its response", e)  # Starlette's error page, then re-raised
+            elif not r.started or r.hsize == 0:
+                self.report("raised", e)
+                await self.error(r, 500)
+            else:
+                self.report("raised mid-response (the connection is aborted)", e)
+                abort_conn(conn)
+            r.status = 500
+        finally:
+            if r.disconnect is not None:
+                r.disconnect.cancel()
+            sock.close()
+        status = r.status if r.started else 500
+        self.count(requests=1, errors=int(status >= 500), tx=r.nbytes)
+        self.sb.record(time.monotonic_ns() - start)
+        if self.logging:
+            self.log_request(env, status if not r.gone else 499, r.nbytes, start, nvars, pktsize, proto, r.hcount, r.hsize)
+
+    async def error(self, r, code):
+        r.status, r.started, r.headers = code, True, [(b"content-type", b"text/plain")]
+        try:
+            await r.send({"type": "http.response.body", "body": b"%d\n" % code})
+        except ClientDisconnected:
+            pass
+
+    # -- the scoreboard, harakiri, the zygote, the shared port
+
+    async def tick(self):
+        ppid = os.getppid()
+        while True:
+            await self.asyncio.sleep(0.5)
+            if os.getppid() != ppid:
+                self.stop()  # the zygote is gone
+                return
+            if self.active:
+                self.sb.mark(ST_BUSY, min(e[1] for e in self.active.values()))
+            else:
+                self.sb.mark(ST_IDLE)
+            want = bool(self.shared) and self.listen_shared()
+            if want != self.shared_on and self.accepting:
+                self.set_accepting(False)
+                self.shared_on = want
+                self.set_accepting(True)
+            else:
+                self.shared_on = want
