@@ -113,7 +113,7 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		if err != nil {
 			return err
 		}
-		return Preflight(ctx, ac, VenvPython(app.Venv), app.Module)
+		return Preflight(ctx, ac, VenvPython(app.Venv), app.Module, d.appInterface)
 	case StepReleaseCmd:
 		return d.runReleaseCommand(ctx, s.Arg)
 	case StepACMEWrite:

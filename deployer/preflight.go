@@ -11,12 +11,18 @@ import (
 )
 
 // preflightPy imports the app with the worker's own load_app_from
-// (templates/worker/pyvhost_worker/loadapp.py: a factory is called too) and exits 3 with the
-// traceback on failure.
+// (templates/worker/pyvhost_worker/loadapp.py: a factory is called too),
+// checks it is what --interface says, runs an ASGI app's lifespan startup
+// and shutdown once, and exits 3 with the traceback on failure.
 var preflightPy = templates.LoadAppPy + `
 import sys, traceback
 try:
-    load_app_from(sys.argv[1], sys.argv[2])
+    app = load_app_from(sys.argv[1], sys.argv[2])
+    if check_interface(app, sys.argv[2], sys.argv[3]) == "asgi":
+        probe_lifespan(app)
+except LifespanFailed as e:
+    sys.stderr.write("lifespan startup failed:\n%s\n" % str(e).strip())
+    sys.exit(3)
 except BaseException:
     traceback.print_exc()
     sys.exit(3)
@@ -36,9 +42,10 @@ func (e *PreflightError) Error() string {
 // is touched: in the app's context (ac: as the user the daemon will run it
 // as, so a file that user cannot read fails here too, and with its
 // environment, which a settings module reads at import). python is the
-// venv's interpreter (or --python without one).
-func Preflight(ctx context.Context, ac AppContext, python, script string) error {
-	cmd, err := ac.Command(ctx, python, "-c", preflightPy, ac.Dir, script)
+// venv's interpreter (or --python without one); iface is --interface ("":
+// what the app is).
+func Preflight(ctx context.Context, ac AppContext, python, script, iface string) error {
+	cmd, err := ac.Command(ctx, python, "-c", preflightPy, ac.Dir, script, iface)
 	if err != nil {
 		return err
 	}

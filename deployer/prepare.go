@@ -29,6 +29,7 @@ type Options struct {
 	Force        bool               // --force: overwrite hand edits of pyvhost's file
 	Env          map[string]string  // --env-file then --env: variables to set in the app's environment
 	Pool         appconf.Pool       // --processes, --harakiri…: the app's own pool settings
+	Interface    string             // --interface: asgi, wsgi, auto ("" keeps the app's)
 	Release      []string           // --release: the app's release commands, replacing the stored ones; ["none"] = none
 	TLS          *TLSOptions        // --tls and its companions; nil leaves the site's TLS as it is
 	Runner       Runner
@@ -49,6 +50,9 @@ type Deployment struct {
 	appEnv   []string // the app's environment as this deploy leaves it
 	progress Progress // Apply's, for a step's output
 	certLeaf []byte   // the certificate nginx must present once live (DER); nil = any
+	// appInterface is the app's --interface as this deploy leaves it ("" =
+	// what its callable is): what the preflight checks it against.
+	appInterface string
 }
 
 // Prepare checks everything that can be checked without changing a byte

@@ -175,7 +175,7 @@ func TestPreflight(t *testing.T) {
 		{"absent", "No module named 'absent'"},
 	}
 	for _, tc := range tests {
-		err := Preflight(ctx, AppContext{Dir: dir, UID: os.Geteuid()}, py, tc.script)
+		err := Preflight(ctx, AppContext{Dir: dir, UID: os.Geteuid()}, py, tc.script, "")
 		var pe *PreflightError
 		switch {
 		case tc.want == "" && err != nil:

@@ -37,6 +37,7 @@ type ReleaseApp struct {
 	Pool       appconf.Pool `json:"pool,omitzero"`
 	Release    []string     `json:"release,omitempty"`
 	SmokePaths []string     `json:"smoke_paths,omitempty"`
+	Interface  string       `json:"interface,omitempty"`
 }
 
 // releaseApps is what the apps of spec have stored now.
@@ -47,7 +48,7 @@ func releaseApps(stateDir string, spec nginxconf.SiteSpec) ([]ReleaseApp, error)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, ReleaseApp{Mount: a.Mount, Pool: s.Pool, Release: s.Release, SmokePaths: s.SmokePaths})
+		out = append(out, ReleaseApp{Mount: a.Mount, Pool: s.Pool, Release: s.Release, SmokePaths: s.SmokePaths, Interface: s.Interface})
 	}
 	return out, nil
 }

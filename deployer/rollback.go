@@ -78,7 +78,7 @@ func PrepareRollback(ctx context.Context, env Env, domain string, to int) (*Conf
 }
 
 // restoredSettings are the changes that give the apps of spec the pool
-// settings, release commands and smoke paths a release recorded (their
+// settings, interface, release commands and smoke paths a release recorded (their
 // environment stays as it is).
 func restoredSettings(stateDir string, spec nginxconf.SiteSpec, recorded []ReleaseApp) ([]SettingsChange, error) {
 	var out []SettingsChange
@@ -92,7 +92,7 @@ func restoredSettings(stateDir string, spec nginxconf.SiteSpec, recorded []Relea
 				return nil, err
 			}
 			n := old
-			n.Pool, n.Release, n.SmokePaths = ra.Pool, ra.Release, ra.SmokePaths
+			n.Pool, n.Release, n.SmokePaths, n.Interface = ra.Pool, ra.Release, ra.SmokePaths, ra.Interface
 			sc := SettingsChange{Path: appconf.Path(stateDir, old.App), Old: old, New: n, App: a}
 			if sc.Changed() {
 				out = append(out, sc)

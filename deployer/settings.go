@@ -1,6 +1,7 @@
 package deployer
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"os"
@@ -29,7 +30,7 @@ func KeyOf(a nginxconf.AppSpec) pool.Key {
 // newSettingsChange is app's stored settings with env's variables set,
 // p's pool settings taken over, and release as its release commands when
 // given (["none"]: none any more).
-func newSettingsChange(stateDir string, app nginxconf.AppSpec, env map[string]string, p appconf.Pool, release []string) (SettingsChange, error) {
+func newSettingsChange(stateDir string, app nginxconf.AppSpec, env map[string]string, p appconf.Pool, release []string, iface string) (SettingsChange, error) {
 	old, err := appconf.Load(stateDir, KeyOf(app))
 	if err != nil {
 		return SettingsChange{}, err
@@ -45,7 +46,17 @@ func newSettingsChange(stateDir string, app nginxconf.AppSpec, env map[string]st
 			return SettingsChange{}, &nginxconf.InvalidError{Err: fmt.Errorf("--env: %w", err)}
 		}
 	}
-	n := appconf.Settings{App: old.App, Env: maps.Clone(old.Env), Pool: old.Pool.Merge(p), Release: old.Release, SmokePaths: old.SmokePaths}
+	n := appconf.Settings{App: old.App, Env: maps.Clone(old.Env), Pool: old.Pool.Merge(p), Release: old.Release, SmokePaths: old.SmokePaths,
+		Interface: old.Interface}
+	switch iface {
+	case "":
+	case "auto":
+		n.Interface = ""
+	case "asgi", "wsgi":
+		n.Interface = iface
+	default:
+		return SettingsChange{}, &nginxconf.InvalidError{Err: fmt.Errorf("--interface %q: want asgi, wsgi or auto (what the app's callable is)", iface)}
+	}
 	switch {
 	case len(release) == 1 && release[0] == "none":
 		n.Release = nil
@@ -93,6 +104,9 @@ func (s SettingsChange) Describe() string {
 	}
 	if s.Old.Pool.String() != s.New.Pool.String() {
 		parts = append(parts, "pool "+s.New.Pool.String())
+	}
+	if s.Old.Interface != s.New.Interface {
+		parts = append(parts, "interface "+cmp.Or(s.New.Interface, "auto"))
 	}
 	if !slices.Equal(s.Old.SmokePaths, s.New.SmokePaths) {
 		parts = append(parts, "smoke paths "+strings.Join(s.New.SmokePaths, " "))
@@ -153,8 +167,8 @@ const readTimeoutGrace = 5
 // (the merged spec names the app, so the first plan comes first).
 func (d *Deployment) prepareSettings(tree *nginxconf.Tree, spec nginxconf.SiteSpec) error {
 	if len(spec.Apps) == 0 {
-		if len(d.opts.Env) > 0 || !d.opts.Pool.IsZero() || len(d.opts.Release) > 0 {
-			return &nginxconf.InvalidError{Err: fmt.Errorf("--env, --release and the pool settings are an app's: give its --app-dir and --module too")}
+		if len(d.opts.Env) > 0 || !d.opts.Pool.IsZero() || len(d.opts.Release) > 0 || d.opts.Interface != "" {
+			return &nginxconf.InvalidError{Err: fmt.Errorf("--env, --release, --interface and the pool settings are an app's: give its --app-dir and --module too")}
 		}
 		return nil
 	}
@@ -165,7 +179,7 @@ func (d *Deployment) prepareSettings(tree *nginxconf.Tree, spec nginxconf.SiteSp
 			app = a
 		}
 	}
-	sc, err := newSettingsChange(d.opts.StateDir, app, d.opts.Env, d.opts.Pool, d.opts.Release)
+	sc, err := newSettingsChange(d.opts.StateDir, app, d.opts.Env, d.opts.Pool, d.opts.Release, d.opts.Interface)
 	if err != nil {
 		return err
 	}
@@ -177,7 +191,7 @@ func (d *Deployment) prepareSettings(tree *nginxconf.Tree, spec nginxconf.SiteSp
 	if sc.Changed() {
 		d.Settings = &sc
 	}
-	d.appEnv, d.ReleaseCommands = sc.New.Environ(), sc.New.Release
+	d.appEnv, d.ReleaseCommands, d.appInterface = sc.New.Environ(), sc.New.Release, sc.New.Interface
 	if h := sc.New.Pool.Harakiri; h != nil && *h > 0 {
 		spec.Apps = append([]nginxconf.AppSpec(nil), spec.Apps...)
 		spec.Apps[0].ReadTimeout = fmt.Sprintf("%ds", *h+readTimeoutGrace)

@@ -23,6 +23,8 @@ func appSettingsFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-requests", Usage: "recycle a worker after `N` requests, 0 never (default: the daemon's -R)"},
 		&cli.IntFlag{Name: "idle", Usage: "stop the app's processes after `SECS` without requests, 0 never (default: the daemon's --idle)"},
 		&cli.IntFlag{Name: "limit-as", Usage: "address space of each of the app's processes, `MB`, 0 no limit (default: the daemon's --limit-as)"},
+		&cli.StringFlag{Name: "interface", Usage: "how the app is called: `asgi` or wsgi (default: what its callable is — an async one is ASGI)"},
+		&cli.IntFlag{Name: "asgi-concurrency", Usage: "most connections one of an ASGI app's workers serves at once, `N` (default: the daemon's, 1000)"},
 	}
 }
 
@@ -67,7 +69,8 @@ func poolFromFlags(c *cli.Context) (appconf.Pool, error) {
 	for _, f := range []struct {
 		name string
 		dst  **int
-	}{{"processes", &p.Processes}, {"harakiri", &p.Harakiri}, {"max-requests", &p.MaxRequests}, {"idle", &p.Idle}, {"limit-as", &p.LimitAS}} {
+	}{{"processes", &p.Processes}, {"harakiri", &p.Harakiri}, {"max-requests", &p.MaxRequests}, {"idle", &p.Idle}, {"limit-as", &p.LimitAS},
+		{"asgi-concurrency", &p.ASGIConcurrency}} {
 		if c.IsSet(f.name) {
 			v := c.Int(f.name)
 			*f.dst = &v

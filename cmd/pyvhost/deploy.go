@@ -78,6 +78,7 @@ func runDeploy(c *cli.Context) error {
 		Release:      c.StringSlice("release"),
 		TLS:          tlsOpts,
 		Pool:         pool,
+		Interface:    c.String("interface"),
 		Python:       c.String("python"),
 		SysSite:      c.Bool("system-site-packages"),
 		Requirements: c.String("requirements"),

@@ -26,6 +26,9 @@ type Settings struct {
 	App  pool.Key          `json:"app"`
 	Env  map[string]string `json:"env,omitempty"`
 	Pool Pool              `json:"pool,omitzero"`
+	// Interface is deploy --interface: "wsgi" or "asgi"; "" = what the
+	// app's callable is.
+	Interface string `json:"interface,omitempty"`
 	// Release is the app's release commands (deploy --release), run by
 	// every deploy before the new code goes live; the daemon ignores them.
 	Release []string `json:"release,omitempty"`
@@ -129,7 +132,7 @@ func (s Settings) Environ() []string {
 // Stamp identifies the settings the app's processes run with (its
 // environment and pool): ctl shows it instead of any value.
 func (s Settings) Stamp() string {
-	b, _ := json.Marshal(Settings{Env: s.Env, Pool: s.Pool})
+	b, _ := json.Marshal(Settings{Env: s.Env, Pool: s.Pool, Interface: s.Interface})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:6])
 }

@@ -17,11 +17,14 @@ type Pool struct {
 	MaxRequests *int `json:"max_requests,omitempty"` // -R: recycle a worker after N requests; 0 = never
 	Idle        *int `json:"idle,omitempty"`         // --idle: stop the app after N seconds without requests; 0 = never
 	LimitAS     *int `json:"limit_as,omitempty"`     // --limit-as: address space per process, MB; 0 = none
+	// --asgi-concurrency: connections one ASGI worker serves at once
+	ASGIConcurrency *int `json:"asgi_concurrency,omitempty"`
 }
 
 // IsZero reports whether the app sets nothing of its own.
 func (p Pool) IsZero() bool {
-	return p.Processes == nil && p.Harakiri == nil && p.MaxRequests == nil && p.Idle == nil && p.LimitAS == nil
+	return p.Processes == nil && p.Harakiri == nil && p.MaxRequests == nil && p.Idle == nil && p.LimitAS == nil &&
+		p.ASGIConcurrency == nil
 }
 
 // Merge is p with every field that q sets taken from q.
@@ -33,7 +36,7 @@ func (p Pool) Merge(q Pool) Pool {
 		return a
 	}
 	return Pool{pick(p.Processes, q.Processes), pick(p.Harakiri, q.Harakiri), pick(p.MaxRequests, q.MaxRequests),
-		pick(p.Idle, q.Idle), pick(p.LimitAS, q.LimitAS)}
+		pick(p.Idle, q.Idle), pick(p.LimitAS, q.LimitAS), pick(p.ASGIConcurrency, q.ASGIConcurrency)}
 }
 
 // Validate refuses values no pool can run with.
@@ -62,6 +65,7 @@ func (p Pool) fields() []poolField {
 		{"max-requests", "requests before a worker is recycled, 0 for never", p.MaxRequests, 0, 1 << 30},
 		{"idle", "seconds without requests before the app stops, 0 for never", p.Idle, 0, 30 * 86400},
 		{"limit-as", "MB of address space per process, 0 for no limit", p.LimitAS, 0, 1 << 20},
+		{"asgi-concurrency", "connections one ASGI worker serves at once", p.ASGIConcurrency, 1, 100000},
 	}
 }
 
@@ -102,5 +106,8 @@ func (p Pool) Apply(cfg *pool.Config) {
 	}
 	if p.LimitAS != nil {
 		cfg.LimitAS = *p.LimitAS
+	}
+	if p.ASGIConcurrency != nil {
+		cfg.ASGIConcurrency = *p.ASGIConcurrency
 	}
 }

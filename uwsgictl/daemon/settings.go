@@ -47,8 +47,9 @@ func (d *Daemon) appConfig(k pool.Key) (*pool.Config, error) {
 		cfg.Logf = func(format string, args ...any) { d.appLogf(k, format, args...) }
 	}
 	s.Pool.Apply(&cfg)
+	cfg.Interface = s.Interface
 	cfg.Env, cfg.Own = s.Environ(), s.Pool.String()
-	if len(s.Env) > 0 || !s.Pool.IsZero() {
+	if len(s.Env) > 0 || !s.Pool.IsZero() || s.Interface != "" {
 		cfg.Stamp = s.Stamp()
 	}
 	return &cfg, nil

@@ -23,6 +23,12 @@ type Config struct {
 	// SocketTimeout bounds each read and write on a request's connection
 	// (--socket-timeout); a peer silent that long is dropped.
 	SocketTimeout time.Duration
+	// Interface is how the app is called: "wsgi", "asgi", or "" for what
+	// its callable is (an ASGI app's is a coroutine function).
+	Interface string
+	// ASGIConcurrency bounds the connections one ASGI worker serves at
+	// once (--asgi-concurrency); past it, it stops accepting.
+	ASGIConcurrency int
 
 	WorkerScript string   // path of the worker program's __main__.py, written out by the daemon (templates.WriteWorker)
 	SpeedupsDir  string   // directory of the compiled C accelerator; "" = pure Python

@@ -94,8 +94,10 @@ type workerConfig struct {
 	OwnFDs      []int  `json:"own_fds"`
 	SharedFDs   []int  `json:"shared_fds"`
 	// SocketTimeoutMS bounds every read and write of a request (--socket-timeout).
-	SocketTimeoutMS int `json:"socket_timeout_ms"`
-	AcceptGraceMS   int `json:"accept_grace_ms"`
+	SocketTimeoutMS int    `json:"socket_timeout_ms"`
+	AcceptGraceMS   int    `json:"accept_grace_ms"`
+	Interface       string `json:"interface"`
+	ASGIConcurrency int    `json:"asgi_concurrency"`
 	// Protocol is the layout and numbers the worker shares with the daemon (protocol.go).
 	Protocol map[string]any `json:"protocol"`
 }
@@ -175,6 +177,7 @@ func (a *App) startZygote(onEvent func(event), onExit func(error)) (process, err
 		MaxRequests: a.cfg.MaxRequests, Logging: a.cfg.Logging, Vhost: a.cfg.Vhost, SingleApp: a.cfg.SingleApp,
 		Slots: a.sb.n, SpeedupsDir: a.cfg.SpeedupsDir, OwnFDs: []int{}, SharedFDs: []int{},
 		SocketTimeoutMS: int(a.cfg.SocketTimeout / time.Millisecond), AcceptGraceMS: int(acceptGrace / time.Millisecond),
+		Interface: a.cfg.Interface, ASGIConcurrency: a.cfg.ASGIConcurrency,
 		Protocol: WorkerProtocol(),
 	}
 	for _, f := range a.own {
