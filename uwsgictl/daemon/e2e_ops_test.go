@@ -77,6 +77,11 @@ func TestRecycle(t *testing.T) {
 	if len(pids) < 3 {
 		t.Fatalf("10 requests with -R 3 were served by %d workers, want at least 3", len(pids))
 	}
+	// A recycled worker exits, cleanly: it does not fall back into its
+	// zygote's loop (it once did, and died there on a closed descriptor).
+	if log := d.Log(); strings.Contains(log, "Traceback") || strings.Contains(log, " died ") {
+		t.Errorf("a recycled worker did not exit cleanly:\n%s", log)
+	}
 }
 
 // TestIdleStopsAndRestarts: --idle stops an app's processes; the next

@@ -242,3 +242,4 @@ def run_worker(app, interface, slot, zygote_pid, old_mask, wake_r, wake_w):
         log("worker crashed:\n%s" % format_exc().rstrip())
         os._exit(1)
     worker.sb.mark(ST_DONE)
+    os._exit(0)
