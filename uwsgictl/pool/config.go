@@ -29,6 +29,9 @@ type Config struct {
 	// ASGIConcurrency bounds the connections one ASGI worker serves at
 	// once (--asgi-concurrency); past it, it stops accepting.
 	ASGIConcurrency int
+	// WebSocketMaxMessage is the largest WebSocket message an ASGI worker
+	// takes (--websocket-max-message), in bytes; past it, it closes 1009.
+	WebSocketMaxMessage int
 
 	WorkerScript string   // path of the worker program's __main__.py, written out by the daemon (templates.WriteWorker)
 	SpeedupsDir  string   // directory of the compiled C accelerator; "" = pure Python

@@ -98,6 +98,7 @@ type workerConfig struct {
 	AcceptGraceMS   int    `json:"accept_grace_ms"`
 	Interface       string `json:"interface"`
 	ASGIConcurrency int    `json:"asgi_concurrency"`
+	WSMaxMessage    int    `json:"websocket_max_message"`
 	// Protocol is the layout and numbers the worker shares with the daemon (protocol.go).
 	Protocol map[string]any `json:"protocol"`
 }
@@ -177,7 +178,7 @@ func (a *App) startZygote(onEvent func(event), onExit func(error)) (process, err
 		MaxRequests: a.cfg.MaxRequests, Logging: a.cfg.Logging, Vhost: a.cfg.Vhost, SingleApp: a.cfg.SingleApp,
 		Slots: a.sb.n, SpeedupsDir: a.cfg.SpeedupsDir, OwnFDs: []int{}, SharedFDs: []int{},
 		SocketTimeoutMS: int(a.cfg.SocketTimeout / time.Millisecond), AcceptGraceMS: int(acceptGrace / time.Millisecond),
-		Interface: a.cfg.Interface, ASGIConcurrency: a.cfg.ASGIConcurrency,
+		Interface: a.cfg.Interface, ASGIConcurrency: a.cfg.ASGIConcurrency, WSMaxMessage: a.cfg.WebSocketMaxMessage,
 		Protocol: WorkerProtocol(),
 	}
 	for _, f := range a.own {

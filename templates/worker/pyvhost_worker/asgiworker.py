@@ -20,6 +20,7 @@ from .loadapp import Lifespan, LifespanFailed
 from .worker import Worker
 
 STOP_GRACE = 30.0  # seconds in-flight requests get to finish once the worker stops
+WS_GRACE = 2.0  # seconds open WebSockets get once the worker stops, before their 1001 close
 
 
 def new_loop():
@@ -36,7 +37,8 @@ class ASGIWorker(Worker):
         super().__init__(app, slot)
         self.wsgi_static = {}  # no WSGI keys in the environ the scope is made from
         self.concurrency = CFG.get("asgi_concurrency") or 1000
-        self.active = {}  # task -> [start_ns, last progress ns]
+        self.max_message = CFG.get("websocket_max_message") or 16 << 20
+        self.active = {}  # task -> [start_ns, last progress ns, its WebSocket or None]
         self.accepting = False
 
     def run(self):
@@ -75,9 +77,21 @@ class ASGIWorker(Worker):
         await self.stopped
         self.set_accepting(False)
         ticker.cancel()
-        if self.active:
-            await self.asyncio.wait(list(self.active), timeout=STOP_GRACE)
+        await self.drain()
         await self.lifespan.shutdown()
+
+    async def drain(self):
+        """Let in-flight requests finish; open WebSockets get WS_GRACE, then
+        a 1001 close (going away)."""
+        if not self.active:
+            return
+        _, pending = await self.asyncio.wait(list(self.active), timeout=WS_GRACE)
+        for task in pending:
+            ws = self.active.get(task, [None, None, None])[2]
+            if ws is not None:
+                self.loop.create_task(ws.close(1001, "the server is going away"))
+        if pending:
+            await self.asyncio.wait(pending, timeout=STOP_GRACE)
 
     def stop(self):
         self.stopping = True
@@ -136,7 +150,7 @@ class ASGIWorker(Worker):
             close_quietly(conn)
             return
         task = self.loop.create_task(self.request(conn, *got))
-        self.active[task] = [start, start]
+        self.active[task] = [start, start, None]
         task.add_done_callback(self.done)
         if len(self.active) >= self.concurrency:
             self.set_accepting(False)
@@ -151,6 +165,9 @@ class ASGIWorker(Worker):
     # -- one request
 
     async def request(self, conn, env, body, start, nvars, pktsize):
+        from .websocket import is_upgrade
+        if is_upgrade(env):
+            return await self.websocket(conn, env, body, start, nvars, pktsize)
         proto = env.get("SERVER_PROTOCOL") or "HTTP/1.1"
         cl = env.get("CONTENT_LENGTH") or "0"
         length = int(cl) if cl.isascii() and cl.isdigit() and len(cl) <= 18 else -1
@@ -215,10 +232,15 @@ class ASGIWorker(Worker):
             if os.getppid() != ppid:
                 self.stop()  # the zygote is gone
                 return
-            if self.active:
-                self.sb.mark(ST_BUSY, min(e[1] for e in self.active.values()))
+            # Harakiri counts from the oldest progress of an HTTP request;
+            # an open WebSocket is activity (for --idle), never stuck.
+            stuck = [e[1] for e in self.active.values() if e[2] is None]
+            if stuck:
+                self.sb.mark(ST_BUSY, min(stuck))
             else:
                 self.sb.mark(ST_IDLE)
+            if len(stuck) != len(self.active):
+                self.sb.record(-1)
             want = bool(self.shared) and self.listen_shared()
             if want != self.shared_on and self.accepting:
                 self.set_accepting(False)
@@ -226,3 +248,46 @@ class ASGIWorker(Worker):
                 self.set_accepting(True)
             else:
                 self.shared_on = want
+
+    # -- one WebSocket
+
+    async def websocket(self, conn, env, body, start, nvars, pktsize):
+        from .websocket import WebSocket, handshake_error
+        why = handshake_error(env)
+        if why:
+            log("refused a WebSocket handshake: %s (400)" % why)
+            error_response(conn, 400)
+            close_quietly(conn)
+            return
+        sock = pysocket.socket(fileno=conn)
+        sock.setblocking(False)
+        ws = WebSocket(self.loop, sock, env, self.max_message, body)
+        entry = self.active.get(self.asyncio.current_task())
+        if entry is not None:
+            entry[2] = ws
+        scope = scope_of(env, "websocket", self.lifespan.state)
+        scope["subprotocols"] = [p.strip() for p in env.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "").split(",") if p.strip()]
+        scope["extensions"] = {"websocket.http.response": {}}
+        failed = False
+        try:
+            await self.app(scope, ws.receive, ws.send)
+            if ws.state == "connecting":  # returned without accepting: denied
+                await ws.send({"type": "websocket.close"})
+            elif ws.state == "open":
+                await ws.close(1000)
+        except OSError:
+            pass  # the client went away
+        except Exception as e:
+            failed = True
+            self.report("raised in a WebSocket", e)
+            if ws.state == "connecting":
+                await ws._http(500, b"500 Internal Server Error\n")
+            else:
+                await ws._fail(1011, "")
+        finally:
+            ws.finish()
+            sock.close()
+        self.count(requests=1, errors=int(failed or ws.status >= 500), tx=ws.nbytes)
+        self.sb.record(time.monotonic_ns() - start)
+        if self.logging:
+            self.log_request(env, ws.status, ws.nbytes, start, nvars, pktsize, env.get("SERVER_PROTOCOL") or "HTTP/1.1", 0, 0)
