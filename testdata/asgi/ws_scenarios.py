@@ -71,4 +71,16 @@ async def reload():
     print("after", await ws.recv())
     await ws.close()
 
+async def idle():
+    # An idle socket, longer than nginx's uwsgi_read_timeout: open still?
+    # (The client's own keepalive pings are off: only the server's count.)
+    ws = await connect("/echo", ping_interval=None)
+    await asyncio.sleep(float(sys.argv[3]))
+    try:
+        await ws.send("still there?")
+        print("echo", await asyncio.wait_for(ws.recv(), 5))
+        await ws.close()
+    except (websockets.ConnectionClosed, asyncio.TimeoutError) as e:
+        print("closed", type(e).__name__)
+
 asyncio.run(globals()[sys.argv[2]]())

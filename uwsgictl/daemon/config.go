@@ -22,34 +22,36 @@ type Config struct {
 	ASGIConcurrency int
 	// WebSocketMaxMessage is --websocket-max-message, bytes.
 	WebSocketMaxMessage int
-	MaxRequests         int           // -R
-	Idle                time.Duration // --idle
-	Lazy                bool          // --lazy-apps
-	BufferSize          int           // --buffer-size
-	Logging             bool          // false with --disable-logging
-	Vhost               bool          // --vhost (accepted: routing by vars is always on)
-	VhostRoots          []string      // --vhost-root: apps under these directories may run
-	NginxConf           string        // --nginx-conf: apps declared there may run
-	MaxApps             int           // --max-apps: most apps held from --vhost-root (0 = DefaultMaxApps)
-	Python              string        // --python
-	AppSockets          string        // --app-sockets: per-app unix sockets live here
-	AllowRootApps       bool
-	Stats               string        // --stats ADDR: uWSGI's stats JSON
-	Ctl                 string        // --ctl: the control socket
-	StatusHTTP          string        // --status-http ADDR: the status page
-	StatusPublic        bool          // --status-http-public: allow a non-loopback ADDR
-	StateDir            string        // --state-dir: the status page token lives here
-	LogTo               string        // --logto / -d: log file; "" = stderr
-	AppLogs             string        // --app-logs: one log per app in this dir; "" = none
-	AppLogSizeMB        int           // --app-log-size: rotate an app's log past this size
-	AppLogKeep          int           // --app-log-keep: rotated app logs kept
-	NginxPrefix         string        // --nginx-prefix: nginx's -p, for the reload after a certificate renewal
-	CertCheck           time.Duration // --cert-check: how often ACME certificates are checked for renewal
-	QueueLimit          int           // requests held per app before 503
-	SocketTimeout       time.Duration // --socket-timeout: deadline of each read and write of a request
-	NoSpeedups          bool          // --no-speedups: workers run their request path in pure Python
-	Backlog             int           // listen backlog of every socket
-	RuntimeDir          string        // where the worker program is written; "" = default
+	// WebSocketPing is --websocket-ping.
+	WebSocketPing time.Duration
+	MaxRequests   int           // -R
+	Idle          time.Duration // --idle
+	Lazy          bool          // --lazy-apps
+	BufferSize    int           // --buffer-size
+	Logging       bool          // false with --disable-logging
+	Vhost         bool          // --vhost (accepted: routing by vars is always on)
+	VhostRoots    []string      // --vhost-root: apps under these directories may run
+	NginxConf     string        // --nginx-conf: apps declared there may run
+	MaxApps       int           // --max-apps: most apps held from --vhost-root (0 = DefaultMaxApps)
+	Python        string        // --python
+	AppSockets    string        // --app-sockets: per-app unix sockets live here
+	AllowRootApps bool
+	Stats         string        // --stats ADDR: uWSGI's stats JSON
+	Ctl           string        // --ctl: the control socket
+	StatusHTTP    string        // --status-http ADDR: the status page
+	StatusPublic  bool          // --status-http-public: allow a non-loopback ADDR
+	StateDir      string        // --state-dir: the status page token lives here
+	LogTo         string        // --logto / -d: log file; "" = stderr
+	AppLogs       string        // --app-logs: one log per app in this dir; "" = none
+	AppLogSizeMB  int           // --app-log-size: rotate an app's log past this size
+	AppLogKeep    int           // --app-log-keep: rotated app logs kept
+	NginxPrefix   string        // --nginx-prefix: nginx's -p, for the reload after a certificate renewal
+	CertCheck     time.Duration // --cert-check: how often ACME certificates are checked for renewal
+	QueueLimit    int           // requests held per app before 503
+	SocketTimeout time.Duration // --socket-timeout: deadline of each read and write of a request
+	NoSpeedups    bool          // --no-speedups: workers run their request path in pure Python
+	Backlog       int           // listen backlog of every socket
+	RuntimeDir    string        // where the worker program is written; "" = default
 }
 
 // DefaultAppSockets is --app-sockets' default.

@@ -137,7 +137,8 @@ func New(cfg Config) (d *Daemon, err error) {
 	d.toMasterR, d.toMasterW = os.NewFile(uintptr(pair[0]), "tomaster-r"), os.NewFile(uintptr(pair[1]), "tomaster-w")
 	d.pcfg = &pool.Config{
 		Python: cfg.Python, Processes: cfg.Processes, MaxRequests: cfg.MaxRequests, Harakiri: cfg.Harakiri,
-		LimitAS: cfg.LimitAS, ASGIConcurrency: cfg.ASGIConcurrency, WebSocketMaxMessage: cfg.WebSocketMaxMessage, Idle: cfg.Idle, Lazy: cfg.Lazy, BufferSize: cfg.BufferSize, MaxVars: wire.DefaultMaxVars,
+		LimitAS: cfg.LimitAS, ASGIConcurrency: cfg.ASGIConcurrency, WebSocketMaxMessage: cfg.WebSocketMaxMessage,
+		WebSocketPing: cfg.WebSocketPing, Idle: cfg.Idle, Lazy: cfg.Lazy, BufferSize: cfg.BufferSize, MaxVars: wire.DefaultMaxVars,
 		Logging: cfg.Logging, Vhost: cfg.Vhost, SingleApp: cfg.Module != "", AllowRootApps: cfg.AllowRootApps,
 		WorkerScript: script, SpeedupsDir: speedups, LogWriter: lg.pipeW, ToMaster: d.toMasterW, Logf: lg.logf, QueueLimit: cfg.QueueLimit,
 		SocketTimeout: cfg.SocketTimeout, AppReady: releaseWhenQuiet.poke,

@@ -147,3 +147,30 @@ func TestWebSocketScenarios(t *testing.T) {
 		t.Errorf("across a reload:\n%s\nwant:\n%s", out.String(), want)
 	}
 }
+
+// TestWebSocketIdle: an idle WebSocket outlives nginx's uwsgi_read_timeout
+// (2 s here) because the worker pings it; with --websocket-ping 0 nginx
+// closes it, which is what the pings are for.
+func TestWebSocketIdle(t *testing.T) {
+	slow(t)
+	for _, tc := range []struct {
+		ping, want string
+	}{{"0.5", "echo still there?\n"}, {"0", "closed ConnectionClosedError\n"}} {
+		t.Run("ping "+tc.ping, func(t *testing.T) {
+			dir := daemontest.Dir(t)
+			venv := daemontest.Venv(t)
+			app := daemontest.App(t, dir, "asgi")
+			socks := filepath.Join(dir, "socks")
+			e := startNginx(t, dir, asgiSite("ws.test", socks, venv, app, "wsapp:app"))
+			conf, _ := os.ReadFile(e.conf)
+			write(t, e.conf, strings.Replace(string(conf), "uwsgi_read_timeout 30s;", "uwsgi_read_timeout 2s;", 1))
+			e.nginx.Reload(t)
+			d := daemontest.Start(t, socks+"/ws.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf, "--websocket-ping", tc.ping)
+
+			out := wsScenario(t, e, d, "idle", "4")
+			if out != tc.want {
+				t.Errorf("a socket idle for 4 s: %q, want %q", out, tc.want)
+			}
+		})
+	}
+}

@@ -32,6 +32,10 @@ type Config struct {
 	// WebSocketMaxMessage is the largest WebSocket message an ASGI worker
 	// takes (--websocket-max-message), in bytes; past it, it closes 1009.
 	WebSocketMaxMessage int
+	// WebSocketPing is how often an ASGI worker pings an open WebSocket
+	// (--websocket-ping; 0 = never): the bytes reset nginx's
+	// uwsgi_read_timeout, which would otherwise close an idle one.
+	WebSocketPing time.Duration
 
 	WorkerScript string   // path of the worker program's __main__.py, written out by the daemon (templates.WriteWorker)
 	SpeedupsDir  string   // directory of the compiled C accelerator; "" = pure Python

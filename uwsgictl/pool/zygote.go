@@ -73,6 +73,19 @@ func (z *zygote) killWorker(pid int) { _ = syscall.Kill(pid, syscall.SIGKILL) }
 // thousand idle connections at once cost a worker a second).
 const acceptGrace = time.Millisecond
 
+// wsPing is how often an open WebSocket is pinged: every, or more often
+// when the app's harakiri shortens nginx's uwsgi_read_timeout (harakiri
+// plus 5 s, as deploy renders it): twice in that time.
+func wsPing(every, harakiri time.Duration) time.Duration {
+	if every <= 0 {
+		return -time.Millisecond // off (0 in the JSON would mean the worker's default)
+	}
+	if harakiri > 0 {
+		every = min(every, (harakiri+5*time.Second)/2)
+	}
+	return every
+}
+
 // workerConfig is the JSON the worker program reads from PYVHOST_WORKER.
 type workerConfig struct {
 	AppID       string `json:"app_id"`
@@ -99,6 +112,7 @@ type workerConfig struct {
 	Interface       string `json:"interface"`
 	ASGIConcurrency int    `json:"asgi_concurrency"`
 	WSMaxMessage    int    `json:"websocket_max_message"`
+	WSPingMS        int    `json:"websocket_ping_ms"`
 	// Protocol is the layout and numbers the worker shares with the daemon (protocol.go).
 	Protocol map[string]any `json:"protocol"`
 }
@@ -179,6 +193,7 @@ func (a *App) startZygote(onEvent func(event), onExit func(error)) (process, err
 		Slots: a.sb.n, SpeedupsDir: a.cfg.SpeedupsDir, OwnFDs: []int{}, SharedFDs: []int{},
 		SocketTimeoutMS: int(a.cfg.SocketTimeout / time.Millisecond), AcceptGraceMS: int(acceptGrace / time.Millisecond),
 		Interface: a.cfg.Interface, ASGIConcurrency: a.cfg.ASGIConcurrency, WSMaxMessage: a.cfg.WebSocketMaxMessage,
+		WSPingMS: int(wsPing(a.cfg.WebSocketPing, a.cfg.Harakiri) / time.Millisecond),
 		Protocol: WorkerProtocol(),
 	}
 	for _, f := range a.own {

@@ -38,6 +38,7 @@ class ASGIWorker(Worker):
         self.wsgi_static = {}  # no WSGI keys in the environ the scope is made from
         self.concurrency = CFG.get("asgi_concurrency") or 1000
         self.max_message = CFG.get("websocket_max_message") or 16 << 20
+        self.ping_every = (CFG.get("websocket_ping_ms") or 20000) / 1000.0  # < 0: off
         self.active = {}  # task -> [start_ns, last progress ns, its WebSocket or None]
         self.accepting = False
 
@@ -261,7 +262,7 @@ class ASGIWorker(Worker):
             return
         sock = pysocket.socket(fileno=conn)
         sock.setblocking(False)
-        ws = WebSocket(self.loop, sock, env, self.max_message, body)
+        ws = WebSocket(self.loop, sock, env, self.max_message, body, self.ping_every)
         entry = self.active.get(self.asyncio.current_task())
         if entry is not None:
             entry[2] = ws

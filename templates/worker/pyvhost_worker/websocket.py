@@ -158,8 +158,11 @@ class Reader(object):
 class WebSocket(object):
     """The websocket scope's receive and send over one connection."""
 
-    def __init__(self, loop, sock, env, max_message, body=b""):
+    def __init__(self, loop, sock, env, max_message, body=b"", ping_every=0):
         self.loop, self.sock, self.env = loop, sock, env
+        self.ping_every = ping_every
+        self.pinging = None
+        self.writing = asyncio.Lock()  # one frame at a time on the wire, whoever sends
         self.reader = Reader(loop, sock, max_message, body)
         self.state = "connecting"  # connecting → open → closing → closed
         self.connect_sent = False
@@ -211,6 +214,8 @@ class WebSocket(object):
             await self.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
             self.state = "open"
             self.reading = self.loop.create_task(self._read())
+            if self.ping_every > 0:
+                self.pinging = self.loop.create_task(self._ping())
         elif kind == "websocket.close":
             await self._http(403, b"")  # closed before accept: the handshake is denied
         elif kind == "websocket.http.response.start":
@@ -294,13 +299,27 @@ class WebSocket(object):
         except asyncio.TimeoutError:
             self._gone(code)
 
+    async def _ping(self):
+        """Ping an open socket every ping_every seconds: the bytes going
+        up the tunnel reset nginx's uwsgi_read_timeout, so an idle socket
+        stays open (and a dead client is found)."""
+        while self.state == "open":
+            await asyncio.sleep(self.ping_every)
+            if self.state == "open":
+                try:
+                    await self.write(frame(OP_PING, b""))
+                except OSError:
+                    return
+
     async def write(self, data):
-        try:
-            await self.loop.sock_sendall(self.sock, data)
-        except OSError:
-            self._gone(1006)
-            raise
+        async with self.writing:
+            try:
+                await self.loop.sock_sendall(self.sock, data)
+            except OSError:
+                self._gone(1006)
+                raise
 
     def finish(self):
-        if self.reading is not None:
-            self.reading.cancel()
+        for t in (self.reading, self.pinging):
+            if t is not None:
+                t.cancel()
