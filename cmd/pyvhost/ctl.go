@@ -149,6 +149,9 @@ func appsTable(u *ui, apps []pool.AppStats) string {
 		case a.State == pool.Ready:
 			state = u.ok.Render(state)
 		}
+		if a.Interface == "asgi" {
+			state += " (asgi)"
+		}
 		last := "-"
 		if a.LastRequest > 0 {
 			last = time.Since(time.UnixMilli(int64(a.LastRequest*1000))).Round(time.Second).String() + " ago"

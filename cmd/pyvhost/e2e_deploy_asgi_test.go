@@ -48,7 +48,7 @@ func TestDeployASGI(t *testing.T) {
 	args := []string{"star.test", "--app-dir", dir, "--module", "star:app", "--venv", venv, "--listen", e.listen}
 	e.deploy(args...)
 	e.want("star.test", "/", 200, "v1 http pid")
-	if _, out, _ := e.run("ctl", "apps"); !strings.Contains(out, "star.test") {
+	if _, out, _ := e.run("ctl", "apps"); !strings.Contains(out, "star.test") || !strings.Contains(out, "ready (asgi)") {
 		t.Errorf("ctl apps does not list the ASGI app:\n%s", out)
 	}
 

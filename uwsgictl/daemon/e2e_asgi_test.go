@@ -223,3 +223,26 @@ func TestASGIConcurrency(t *testing.T) {
 		t.Errorf("%d requests of 0.5 s each took %s on one worker: they did not overlap", n, took)
 	}
 }
+
+// TestASGIHarakiri: -t counts from a request's last progress: one that
+// awaits with nothing sent for longer is killed with its worker (nginx
+// answers 502); a response streaming a chunk every 0.5 s for 4 s is not.
+func TestASGIHarakiri(t *testing.T) {
+	slow(t)
+	dir := daemontest.Dir(t)
+	venv := daemontest.Venv(t)
+	app := daemontest.App(t, dir, "asgi")
+	socks := filepath.Join(dir, "socks")
+	e := startNginx(t, dir, asgiSite("star.test", socks, venv, app, "starletteapp:app"))
+	d := daemontest.Start(t, socks+"/star.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf, "-t", "2", "-p", "1")
+	if code, body := e.get(t, "star.test", "/stream?n=8&delay=0.5"); code != 200 || strings.Count(body, "chunk") != 8 {
+		t.Fatalf("a slow stream under -t 2: %d %q\n%s", code, body, d.Log())
+	}
+	if code, _ := e.get(t, "star.test", "/sleep?s=10"); code != 502 {
+		t.Errorf("a request stuck past -t 2: %d, want nginx's 502 for the killed worker", code)
+	}
+	d.WaitLog(t, "*** HARAKIRI ON app", 5*time.Second)
+	if code, body := e.get(t, "star.test", "/sleep?s=0"); code != 200 {
+		t.Errorf("after the harakiri: %d %q", code, body)
+	}
+}

@@ -60,6 +60,7 @@ type App struct {
 	genSeq    int
 	slots     []slot
 	queue     []routed // requests held while the app starts
+	iface     string   // what its last ready generation said it is: "wsgi" or "asgi"
 	lastError string
 	traceback string
 	failedAt  time.Time
@@ -202,6 +203,9 @@ func (a *App) onEvent(g *generation, ev event) {
 	defer a.mu.Unlock()
 	switch ev.Ev {
 	case "ready":
+		if ev.Interface != "" {
+			a.iface = ev.Interface
+		}
 		a.onReadyLocked(g)
 	case "failed":
 		g.failed = true

@@ -24,6 +24,7 @@ type event struct {
 	Status    int    `json:"status"` // wait status of an exited worker
 	Error     string `json:"error"`
 	Traceback string `json:"traceback"`
+	Interface string `json:"interface"` // ready: "wsgi" or "asgi"
 }
 
 // process is what the pool's state machine needs of a generation's

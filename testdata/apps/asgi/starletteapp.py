@@ -29,11 +29,12 @@ async def home(request):
 
 async def stream(request):
     n = int(request.query_params.get("n", "5"))
+    delay = float(request.query_params.get("delay", "0.01"))
 
     async def chunks():
         for i in range(n):
             yield ("chunk %d\n" % i).encode()
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(delay)
     return StreamingResponse(chunks(), media_type="text/plain")
 
 
