@@ -29,8 +29,9 @@ func asgiSite(domain, socks, venv, dir, module string) site {
 // through nginx by the same per-app pools: lifespan state in each
 // request, a streaming response, a 100 MB upload read as it arrives, a
 // request that sees http.disconnect when the client goes, an app's
-// exception as a 500 with its traceback logged; FastAPI's path, query
-// and body parameters with JSON answers.
+// exception as a 500 with its traceback logged; a reload that runs the old
+// worker's lifespan shutdown; FastAPI's path, query and body parameters
+// with JSON answers.
 func TestASGIStarletteAndFastAPI(t *testing.T) {
 	slow(t)
 	dir := daemontest.Dir(t)
@@ -39,7 +40,8 @@ func TestASGIStarletteAndFastAPI(t *testing.T) {
 	socks := filepath.Join(dir, "socks")
 	e := startNginx(t, dir, asgiSite("star.test", socks, venv, app, "starletteapp:app"),
 		asgiSite("fast.test", socks, venv, app, "fastapiapp:app"))
-	d := daemontest.Start(t, socks+"/star.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf, "-p", "2")
+	ctl := filepath.Join(dir, "ctl.sock")
+	d := daemontest.Start(t, socks+"/star.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf, "-p", "2", "--ctl", ctl)
 
 	code, body := e.get(t, "star.test", "/?x=1")
 	var home map[string]any
@@ -78,6 +80,19 @@ func TestASGIStarletteAndFastAPI(t *testing.T) {
 		t.Errorf("an app's exception: %d, want 500", code)
 	}
 	d.WaitLog(t, "RuntimeError: boom in an ASGI view", 5*time.Second)
+
+	// A reload stops the old worker: its lifespan shutdown runs.
+	c, err := control.Dial(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Reload("star.test"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(app, "shutdown-*"))
+		return len(m) > 0
+	})
 
 	if code, body := e.get(t, "fast.test", "/items/5?q=somequery"); code != 200 || body != `{"item_id":5,"q":"somequery"}` {
 		t.Errorf("FastAPI path and query parameters: %d %q", code, body)
@@ -149,6 +164,22 @@ func TestASGIScope(t *testing.T) {
 	if scope.State["ready"] != true {
 		t.Errorf("the lifespan state did not reach the request: %v", scope.State)
 	}
+}
+
+// TestASGIWithoutLifespan: an app that raises on the lifespan scope runs
+// without it (the log says so once per worker).
+func TestASGIWithoutLifespan(t *testing.T) {
+	slow(t)
+	dir := daemontest.Dir(t)
+	venv := daemontest.Venv(t)
+	app := daemontest.App(t, dir, "asgi")
+	socks := filepath.Join(dir, "socks")
+	e := startNginx(t, dir, asgiSite("nolife.test", socks, venv, app, "nolife:app"))
+	d := daemontest.Start(t, socks+"/nolife.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf)
+	if code, body := e.get(t, "nolife.test", "/"); code != 200 || body != "no lifespan here" {
+		t.Fatalf("%d %q\n%s", code, body, d.Log())
+	}
+	d.WaitLog(t, "the app does not support ASGI lifespan (ValueError: this app serves HTTP only, not 'lifespan'): it runs without it", 5*time.Second)
 }
 
 // TestASGILifespanFailure: an app whose lifespan startup fails is an app
