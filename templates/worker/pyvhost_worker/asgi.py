@@ -4,6 +4,8 @@ is read from the connection only as the app asks for it (a 100 MB upload is
 never held whole); the response goes out as the app sends it."""
 
 import asyncio
+import os
+import socket
 
 from .common import SOCKET_TIMEOUT_MS
 from .wsgi import check_header
@@ -22,16 +24,27 @@ def _latin1(s):
     return s.encode("latin-1")
 
 
+_NAMES = {}  # HTTP_USER_AGENT -> b"user-agent", as met
+
+
 def headers_of(env):
     """The request's headers as ASGI has them: lower-cased byte names, in
     nginx's order; CONTENT_TYPE and CONTENT_LENGTH are headers again."""
+    names = _NAMES
     out = []
     for k, v in env.items():
         if k[:5] == "HTTP_":
-            out.append((_latin1(k[5:].lower().replace("_", "-")), _latin1(v)))
-    for k, name in (("CONTENT_TYPE", b"content-type"), ("CONTENT_LENGTH", b"content-length")):
-        if env.get(k):
-            out.append((name, _latin1(env[k])))
+            name = names.get(k)
+            if name is None:
+                name = names[k] = k[5:].lower().replace("_", "-").encode("latin-1")
+                if len(names) > 4096:
+                    names.clear()  # a client inventing header names: do not grow for ever
+            out.append((name, v.encode("latin-1")))
+    ct, cl = env.get("CONTENT_TYPE"), env.get("CONTENT_LENGTH")
+    if ct:
+        out.append((b"content-type", ct.encode("latin-1")))
+    if cl:
+        out.append((b"content-length", cl.encode("latin-1")))
     return out
 
 
@@ -71,50 +84,89 @@ def scope_of(env, kind, state):
     return scope
 
 
-def reason(status):
-    try:
-        from http import HTTPStatus
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+def _reasons():
+    from http import HTTPStatus
+    return {s.value: s.phrase for s in HTTPStatus}
 
 
-def response_head(proto, status, headers, body_len):
+REASONS = _reasons()
+
+
+_GOOD_NAMES = {}  # a header name already checked -> whether it is Content-Length
+
+
+def _check_name(name, value):
+    """Whether name (bytes, checked once: an RFC 9110 token, not
+    hop-by-hop) is Content-Length; the value is checked by the caller."""
+    known = _GOOD_NAMES.get(name)
+    if known is None:
+        check_header(name.decode("latin-1"), value.decode("latin-1"))  # raises, naming the rule
+        known = _GOOD_NAMES[name] = name.lower() == b"content-length"
+        if len(_GOOD_NAMES) > 1024:
+            _GOOD_NAMES.clear()
+    return known
+
+
+def head_lines(proto, status, headers):
     """The status line and headers an app sent, checked as a WSGI app's
-    are; Content-Length is added when the whole body is in hand."""
-    if not isinstance(status, int) or not 100 <= status <= 999:
+    are: (the head without its final CRLF, whether it has a Content-Length)."""
+    if type(status) is not int or not 100 <= status <= 999:
         raise ValueError("ASGI response status %r is not a 3-digit int" % (status,))
-    lines = ["%s %d %s\r\n" % (proto, status, reason(status))]
+    parts = [("%s %d %s\r\n" % (proto, status, REASONS.get(status, "Unknown"))).encode("latin-1")]
     has_cl = False
     for pair in headers:
         name, value = pair
-        if not isinstance(name, bytes) or not isinstance(value, bytes):
-            raise TypeError("ASGI response headers must be [bytes, bytes] pairs, not %r" % (pair,))
-        n, v = name.decode("latin-1"), value.decode("latin-1")
-        check_header(n, v)
-        has_cl = has_cl or n.lower() == "content-length"
-        lines += (n, ": ", v, "\r\n")
-    if not has_cl and body_len is not None:
-        lines += ("Content-Length: ", str(body_len), "\r\n")
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1"), len(headers) + (0 if has_cl or body_len is None else 1)
+        if type(name) is not bytes or type(value) is not bytes:
+            if not isinstance(name, bytes) or not isinstance(value, bytes):
+                raise TypeError("ASGI response headers must be [bytes, bytes] pairs, not %r" % (pair,))
+            name, value = bytes(name), bytes(value)
+        if b"\r" in value or b"\n" in value or b"\0" in value:
+            raise ValueError("response header %r has CR, LF or NUL in its value" % (name.decode("latin-1"),))
+        if _check_name(name, value):
+            has_cl = True
+        parts += (name, b": ", value, b"\r\n")
+    return b"".join(parts), has_cl
+
+
+def response_head(proto, status, headers, body_len):
+    """The whole head: Content-Length is added when the whole body is in
+    hand (body_len) and the app gave none; also the number of headers."""
+    head, has_cl = head_lines(proto, status, headers)
+    if has_cl or body_len is None:
+        return head + b"\r\n", len(headers)
+    return head + b"Content-Length: %d\r\n\r\n" % body_len, len(headers) + 1
 
 
 class HTTPRequest(object):
-    """One request's receive and send, on a non-blocking connection sock."""
+    """One request's receive and send, on the non-blocking connection fd
+    (a socket object is made only if a read or write has to wait)."""
 
-    def __init__(self, loop, sock, body, length, proto, on_progress):
-        self.loop, self.sock = loop, sock
+    def __init__(self, loop, fd, body, length, proto, on_progress):
+        self.loop, self.fd, self._sock = loop, fd, None
         self.buf = body[:length]
         self.left = length - len(self.buf)
         self.proto = proto
         self.request_done = False  # the whole body was given to the app
         self.started = self.finished = self.gone = False
+        self.head, self.has_cl = b"", False
         self.status = 500
         self.headers = []
         self.nbytes = self.hsize = self.hcount = 0
         self.on_progress = on_progress
         self.disconnect = None  # a task that sees the client go, once the body is read
+
+    @property
+    def sock(self):
+        if self._sock is None:
+            self._sock = socket.socket(fileno=self.fd)
+            self._sock.setblocking(False)
+        return self._sock
+
+    def close(self):
+        if self._sock is not None:
+            self._sock.close()
+        else:
+            os.close(self.fd)
 
     async def receive(self):
         if not self.request_done:
@@ -158,9 +210,10 @@ class HTTPRequest(object):
         if kind == "http.response.start":
             if self.started:
                 raise RuntimeError("http.response.start sent twice")
-            self.started, self.status = True, msg["status"]
-            self.headers = list(msg.get("headers", ()))
-            response_head(self.proto, self.status, self.headers, 0)  # check it now: the app's mistake, its traceback
+            status, headers = msg["status"], list(msg.get("headers", ()))
+            # Checked now, so the mistake's traceback is the app's own line.
+            self.head, self.has_cl = head_lines(self.proto, status, headers)
+            self.started, self.status, self.headers = True, status, headers
             return
         if kind != "http.response.body":
             raise RuntimeError("unexpected ASGI message %r in an HTTP request" % (kind,))
@@ -172,7 +225,9 @@ class HTTPRequest(object):
         more = msg.get("more_body", False)
         data = body
         if self.hsize == 0:
-            head, self.hcount = response_head(self.proto, self.status, self.headers, None if more else len(body))
+            head, self.hcount = self.head + b"\r\n", len(self.headers)
+            if not self.has_cl and not more:
+                head, self.hcount = self.head + b"Content-Length: %d\r\n\r\n" % len(body), self.hcount + 1
             self.hsize = len(head)
             data = head + body
         self.finished = not more
@@ -181,8 +236,20 @@ class HTTPRequest(object):
 
     async def write(self, data):
         try:
-            await asyncio.wait_for(self.loop.sock_sendall(self.sock, data), TIMEOUT)
+            # Most answers fit the socket's buffer: sent at once, with no
+            # timer to arm; the rest waits, at most --socket-timeout.
+            n = os.write(self.fd, data)
+            if n < len(data):
+                await asyncio.wait_for(self.loop.sock_sendall(self.sock, memoryview(data)[n:]), TIMEOUT)
+        except BlockingIOError:
+            try:
+                await asyncio.wait_for(self.loop.sock_sendall(self.sock, data), TIMEOUT)
+            except (OSError, asyncio.TimeoutError):
+                self._lost()
         except (OSError, asyncio.TimeoutError):
-            self.gone = True
-            raise ClientDisconnected("the client went away")
+            self._lost()
         self.on_progress()
+
+    def _lost(self):
+        self.gone = True
+        raise ClientDisconnected("the client went away")

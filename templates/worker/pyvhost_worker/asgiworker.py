@@ -13,10 +13,11 @@ import os
 import socket as pysocket  # asyncio's sock_* want socket.socket objects
 import time
 
-from .asgi import ClientDisconnected, HTTPRequest, scope_of
+from .asgi import ClientDisconnected, HTTPRequest, head_lines, scope_of
 from .common import CFG, HANDOFF_FD, ST_BUSY, ST_IDLE, TOMASTER_FD, log, signal, socket
 from .conn import abort_conn, close_quietly, error_response
 from .loadapp import Lifespan, LifespanFailed
+from .websocket import is_upgrade
 from .worker import Worker
 
 STOP_GRACE = 30.0  # seconds in-flight requests get to finish once the worker stops
@@ -45,7 +46,7 @@ class ASGIWorker(Worker):
     def run(self):
         import asyncio
         self.asyncio = asyncio
-        self.open_scoreboard(use_c=False)
+        self.open_scoreboard()  # counting in C when the speedups are loaded; state and latency through self.sb
         self.loop = new_loop()
         asyncio.set_event_loop(self.loop)
         try:
@@ -166,8 +167,7 @@ class ASGIWorker(Worker):
     # -- one request
 
     async def request(self, conn, env, body, start, nvars, pktsize):
-        from .websocket import is_upgrade
-        if is_upgrade(env):
+        if "HTTP_UPGRADE" in env and is_upgrade(env):
             return await self.websocket(conn, env, body, start, nvars, pktsize)
         proto = env.get("SERVER_PROTOCOL") or "HTTP/1.1"
         cl = env.get("CONTENT_LENGTH") or "0"
@@ -177,15 +177,13 @@ class ASGIWorker(Worker):
             error_response(conn, 400, proto)
             close_quietly(conn)
             return
-        sock = pysocket.socket(fileno=conn)
-        sock.setblocking(False)
         entry = self.active.get(self.asyncio.current_task())
 
         def progress():
             if entry is not None:
                 entry[1] = time.monotonic_ns()
 
-        r = HTTPRequest(self.loop, sock, body, length, proto, progress)
+        r = HTTPRequest(self.loop, conn, body, length, proto, progress)
         try:
             await self.app(scope_of(env, "http", self.lifespan.state), r.receive, r.send)
             if not r.started and not r.gone:
@@ -210,7 +208,7 @@ class ASGIWorker(Worker):
         finally:
             if r.disconnect is not None:
                 r.disconnect.cancel()
-            sock.close()
+            r.close()
         status = r.status if r.started else 500
         self.count(requests=1, errors=int(status >= 500), tx=r.nbytes)
         self.sb.record(time.monotonic_ns() - start)
@@ -219,6 +217,7 @@ class ASGIWorker(Worker):
 
     async def error(self, r, code):
         r.status, r.started, r.headers = code, True, [(b"content-type", b"text/plain")]
+        r.head, r.has_cl = head_lines(r.proto, code, r.headers)
         try:
             await r.send({"type": "http.response.body", "body": b"%d\n" % code})
         except ClientDisconnected:
