@@ -104,6 +104,12 @@ bench: build deps deps-bench
 	testdata/bench/redeploy.sh $(BIN) 7
 	@echo "== HTTPS: deploy --tls auto against pebble, and a TLS redeploy beside an HTTP one"
 	testdata/bench/tls.sh $(BIN) 7
+	@echo "== ASGI vs uvicorn: a bare app, a Starlette app, requests that await 50 ms"
+	bash $(SHARED_BENCH)/vs-uvicorn.sh $(BIN) 5 4
+	APP=starlette bash $(SHARED_BENCH)/vs-uvicorn.sh $(BIN) 5 4
+	PATH_=/sleep CONNS=256 bash $(SHARED_BENCH)/vs-uvicorn.sh $(BIN) 5 4
+	@echo "== WebSocket echo vs uvicorn, 64 sockets"
+	testdata/bench/ws-echo.sh $(BIN) 5 4
 
 demo: build deps
 	@testdata/demo/demo.sh

@@ -6,6 +6,7 @@ never held whole); the response goes out as the app sends it."""
 import asyncio
 import os
 import socket
+import time
 
 from .common import SOCKET_TIMEOUT_MS
 from .wsgi import check_header
@@ -18,10 +19,6 @@ HTTP_VERSIONS = {"HTTP/1.0": "1.0", "HTTP/1.1": "1.1", "HTTP/2.0": "2", "HTTP/2"
 
 class ClientDisconnected(OSError):
     """send() after the client went away (spec 2.4: an OSError)."""
-
-
-def _latin1(s):
-    return s.encode("latin-1")
 
 
 _NAMES = {}  # HTTP_USER_AGENT -> b"user-agent", as met
@@ -62,25 +59,30 @@ def scope_of(env, kind, state):
     (parsed vars, SCRIPT_NAME and PATH_INFO split as for WSGI). path is the
     whole path (root_path and below, decoded as UTF-8), as the spec and
     today's frameworks have it; raw_path is the request target as sent."""
-    root = env.get("SCRIPT_NAME", "")
-    path = _latin1(root + env.get("PATH_INFO", "")).decode("utf-8", "replace")
-    scheme = env.get("wsgi.url_scheme", "http")
+    get = env.get
+    root = get("SCRIPT_NAME", "")
+    path = root + get("PATH_INFO", "")
+    if not path.isascii():  # nginx's bytes, as latin-1: the client sent UTF-8
+        path = path.encode("latin-1").decode("utf-8", "replace")
+        root = root.encode("latin-1").decode("utf-8", "replace")
+    scheme = get("wsgi.url_scheme", "http")
+    raw = get("REQUEST_URI", "").partition("?")[0]
     scope = {
         "type": kind,
         "asgi": SPEC,
-        "http_version": HTTP_VERSIONS.get(env.get("SERVER_PROTOCOL", ""), "1.1"),
+        "http_version": HTTP_VERSIONS.get(get("SERVER_PROTOCOL", ""), "1.1"),
         "scheme": ("wss" if scheme == "https" else "ws") if kind == "websocket" else scheme,
         "path": path,
-        "raw_path": _latin1(env.get("REQUEST_URI", "").partition("?")[0]) or _latin1(path),
-        "query_string": _latin1(env.get("QUERY_STRING", "")),
-        "root_path": _latin1(root).decode("utf-8", "replace"),
+        "raw_path": raw.encode("latin-1") if raw else path.encode("utf-8"),
+        "query_string": get("QUERY_STRING", "").encode("latin-1"),
+        "root_path": root,
         "headers": headers_of(env),
-        "client": _addr(env.get("REMOTE_ADDR"), env.get("REMOTE_PORT")),
-        "server": _addr(env.get("SERVER_NAME"), env.get("SERVER_PORT")),
-        "state": dict(state),
+        "client": _addr(get("REMOTE_ADDR"), get("REMOTE_PORT")),
+        "server": _addr(get("SERVER_NAME"), get("SERVER_PORT")),
+        "state": state.copy(),
     }
     if kind == "http":
-        scope["method"] = env.get("REQUEST_METHOD", "GET").upper()
+        scope["method"] = get("REQUEST_METHOD", "GET").upper()
     return scope
 
 
@@ -141,7 +143,7 @@ class HTTPRequest(object):
     """One request's receive and send, on the non-blocking connection fd
     (a socket object is made only if a read or write has to wait)."""
 
-    def __init__(self, loop, fd, body, length, proto, on_progress):
+    def __init__(self, loop, fd, body, length, proto, entry):
         self.loop, self.fd, self._sock = loop, fd, None
         self.buf = body[:length]
         self.left = length - len(self.buf)
@@ -152,7 +154,7 @@ class HTTPRequest(object):
         self.status = 500
         self.headers = []
         self.nbytes = self.hsize = self.hcount = 0
-        self.on_progress = on_progress
+        self.entry = entry  # [start, last progress, …]: the worker's harakiri reads it
         self.disconnect = None  # a task that sees the client go, once the body is read
 
     @property
@@ -190,7 +192,7 @@ class HTTPRequest(object):
             self.left -= len(chunk)
         more = bool(self.buf) or self.left > 0
         self.request_done = not more
-        self.on_progress()
+        self.entry[1] = time.monotonic_ns()
         return {"type": "http.request", "body": chunk, "more_body": more}
 
     async def _wait_gone(self):
@@ -248,7 +250,7 @@ class HTTPRequest(object):
                 self._lost()
         except (OSError, asyncio.TimeoutError):
             self._lost()
-        self.on_progress()
+        self.entry[1] = time.monotonic_ns()
 
     def _lost(self):
         self.gone = True

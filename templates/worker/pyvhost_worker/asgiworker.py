@@ -151,8 +151,9 @@ class ASGIWorker(Worker):
         if got is None:
             close_quietly(conn)
             return
-        task = self.loop.create_task(self.request(conn, *got))
-        self.active[task] = [start, start, None]
+        entry = [start, start, None]  # start, last progress (harakiri), its WebSocket
+        task = self.loop.create_task(self.request(conn, entry, *got))
+        self.active[task] = entry
         task.add_done_callback(self.done)
         if len(self.active) >= self.concurrency:
             self.set_accepting(False)
@@ -166,9 +167,9 @@ class ASGIWorker(Worker):
 
     # -- one request
 
-    async def request(self, conn, env, body, start, nvars, pktsize):
+    async def request(self, conn, entry, env, body, start, nvars, pktsize):
         if "HTTP_UPGRADE" in env and is_upgrade(env):
-            return await self.websocket(conn, env, body, start, nvars, pktsize)
+            return await self.websocket(conn, entry, env, body, start, nvars, pktsize)
         proto = env.get("SERVER_PROTOCOL") or "HTTP/1.1"
         cl = env.get("CONTENT_LENGTH") or "0"
         length = int(cl) if cl.isascii() and cl.isdigit() and len(cl) <= 18 else -1
@@ -177,13 +178,7 @@ class ASGIWorker(Worker):
             error_response(conn, 400, proto)
             close_quietly(conn)
             return
-        entry = self.active.get(self.asyncio.current_task())
-
-        def progress():
-            if entry is not None:
-                entry[1] = time.monotonic_ns()
-
-        r = HTTPRequest(self.loop, conn, body, length, proto, progress)
+        r = HTTPRequest(self.loop, conn, body, length, proto, entry)
         try:
             await self.app(scope_of(env, "http", self.lifespan.state), r.receive, r.send)
             if not r.started and not r.gone:
@@ -251,7 +246,7 @@ class ASGIWorker(Worker):
 
     # -- one WebSocket
 
-    async def websocket(self, conn, env, body, start, nvars, pktsize):
+    async def websocket(self, conn, entry, env, body, start, nvars, pktsize):
         from .websocket import WebSocket, handshake_error
         why = handshake_error(env)
         if why:
@@ -262,9 +257,7 @@ class ASGIWorker(Worker):
         sock = pysocket.socket(fileno=conn)
         sock.setblocking(False)
         ws = WebSocket(self.loop, sock, env, self.max_message, body, self.ping_every)
-        entry = self.active.get(self.asyncio.current_task())
-        if entry is not None:
-            entry[2] = ws
+        entry[2] = ws
         scope = scope_of(env, "websocket", self.lifespan.state)
         scope["subprotocols"] = [p.strip() for p in env.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "").split(",") if p.strip()]
         scope["extensions"] = {"websocket.http.response": {}}

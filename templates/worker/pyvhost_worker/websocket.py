@@ -7,6 +7,7 @@ send. Standard library only."""
 import asyncio
 import base64
 import codecs
+import collections
 import hashlib
 import struct
 
@@ -16,6 +17,7 @@ OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 # are never on the wire; 3000-4999 are the applications'.
 SENDABLE = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014))
 CLOSE_TIMEOUT = 5.0  # how long the close handshake waits for the peer's close
+INBOX = 16  # messages read ahead of the app
 
 
 class ProtocolError(Exception):
@@ -102,6 +104,16 @@ class Reader(object):
         return out
 
     async def frame(self):
+        buf = self.buf
+        if len(buf) >= 6 and buf[1] & 0x7F < 126 and len(buf) >= 6 + (buf[1] & 0x7F) and not buf[0] & 0x70 and buf[1] & 0x80:
+            # The whole of a short, well-formed frame is in hand (the
+            # common case): parsed without a wait.
+            b0, n = buf[0], buf[1] & 0x7F
+            op = b0 & 0x0F
+            if n <= self.max and (op in (OP_CONT, OP_TEXT, OP_BINARY) or op in (OP_CLOSE, OP_PING, OP_PONG) and b0 & 0x80):
+                mask, payload = bytes(buf[2:6]), bytes(buf[6:6 + n])
+                del buf[:6 + n]
+                return bool(b0 & 0x80), op, unmask(payload, mask) if n else b""
         b0, b1 = await self.exactly(2)
         fin, op, n = b0 & 0x80, b0 & 0x0F, b1 & 0x7F
         if b0 & 0x70:
@@ -139,6 +151,13 @@ class Reader(object):
                 raise ProtocolError(1002, "a continuation frame out of place" if op == OP_CONT else
                                     "a new message inside a fragmented one")
             if op0 is None:
+                if fin:  # a message in one frame (the common case)
+                    if op == OP_BINARY:
+                        return OP_BINARY, payload
+                    try:
+                        return OP_TEXT, payload.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise ProtocolError(1007, "a text message that is not UTF-8")
                 op0 = op
                 text = codecs.getincrementaldecoder("utf-8")() if op == OP_TEXT else None
             size += len(payload)
@@ -170,7 +189,10 @@ class WebSocket(object):
         self.status = 101
         self.http_started = False
         self.nbytes = 0
-        self.incoming = asyncio.Queue(maxsize=16)
+        # Messages read and not yet received by the app: at most INBOX (the
+        # reader then waits: a slow app slows its client, not our memory).
+        self.inbox = collections.deque()
+        self.wake_app = self.wake_reader = None
         self.reading = None
         self.peer_closed = loop.create_future()
 
@@ -178,9 +200,22 @@ class WebSocket(object):
         if not self.connect_sent:
             self.connect_sent = True
             return {"type": "websocket.connect"}
-        if self.state == "closed" and self.incoming.empty():
-            return {"type": "websocket.disconnect", "code": self.close_code or 1006}
-        return await self.incoming.get()
+        while not self.inbox:
+            if self.state == "closed":
+                return {"type": "websocket.disconnect", "code": self.close_code or 1006}
+            self.wake_app = self.loop.create_future()
+            await self.wake_app
+        msg = self.inbox.popleft()
+        w = self.wake_reader
+        if w is not None and not w.done():
+            w.set_result(None)
+        return msg
+
+    def _deliver(self, msg):
+        self.inbox.append(msg)
+        w = self.wake_app
+        if w is not None and not w.done():
+            w.set_result(None)
 
     async def send(self, msg):
         kind = msg["type"]
@@ -240,7 +275,10 @@ class WebSocket(object):
                 if op == OP_CLOSE:
                     return
                 self.nbytes += len(data)
-                await self.incoming.put({"type": "websocket.receive", ("text" if op == OP_TEXT else "bytes"): data})
+                self._deliver({"type": "websocket.receive", ("text" if op == OP_TEXT else "bytes"): data})
+                while len(self.inbox) >= INBOX:
+                    self.wake_reader = self.loop.create_future()
+                    await self.wake_reader
         except ProtocolError as e:
             await self._fail(e.code, str(e))
         except (EOFError, OSError):
@@ -282,10 +320,9 @@ class WebSocket(object):
         self.state = "closed"
         if not self.peer_closed.done():
             self.peer_closed.set_result(code)
-        try:
-            self.incoming.put_nowait({"type": "websocket.disconnect", "code": code})
-        except asyncio.QueueFull:
-            pass  # receive() says disconnect once the queue is read
+        w = self.wake_app  # receive() says disconnect once the inbox is read
+        if w is not None and not w.done():
+            w.set_result(None)
 
     async def close(self, code=1000, reason=""):
         """Close from our side: send close, wait for the client's (at most
@@ -314,10 +351,21 @@ class WebSocket(object):
     async def write(self, data):
         async with self.writing:
             try:
-                await self.loop.sock_sendall(self.sock, data)
+                n = self.sock.send(data)  # most frames fit the socket's buffer: no wait
+                if n < len(data):
+                    await self.loop.sock_sendall(self.sock, memoryview(data)[n:])
+            except BlockingIOError:
+                await self._write_waiting(data)
             except OSError:
                 self._gone(1006)
                 raise
+
+    async def _write_waiting(self, data):
+        try:
+            await self.loop.sock_sendall(self.sock, data)
+        except OSError:
+            self._gone(1006)
+            raise
 
     def finish(self):
         for t in (self.reading, self.pinging):
