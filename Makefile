@@ -11,7 +11,7 @@ FUZZTIME ?= 60s
 TEST_PKGS  := nginx python3-venv python3-flask python3-django python3-dev gcc uwsgi-core tmux chromium \
               postgresql python3-psycopg2 python3-dj-database-url curl \
               python3-starlette python3-fastapi python3-websockets python3-uvloop
-BENCH_PKGS := uwsgi-core uwsgi-plugin-python3 wrk curl
+BENCH_PKGS := uwsgi-core uwsgi-plugin-python3 wrk curl python3-uvicorn python3-httptools python3-uvloop
 
 # package:FuzzTarget pairs run by `make fuzz`.
 FUZZ := ./nginxconf:FuzzParseFile ./nginxconf:FuzzRender ./nginxconf:FuzzNames ./uwsgictl/wire:FuzzDecode ./uwsgictl/control:FuzzLoadRequest ./uwsgictl/daemon:FuzzWorkerHeaders

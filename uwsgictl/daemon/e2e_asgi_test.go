@@ -277,3 +277,59 @@ func TestASGIHarakiri(t *testing.T) {
 		t.Errorf("after the harakiri: %d %q", code, body)
 	}
 }
+
+// TestASGISharedPort: the seed's set-up — every app on one shared uwsgi
+// port — with an ASGI app beside a WSGI one: a worker that takes the
+// other app's request hands it to the daemon, which hands it on (to the
+// ASGI worker's event loop, or back to a WSGI worker); both answer every
+// time, whoever accepted.
+func TestASGISharedPort(t *testing.T) {
+	slow(t)
+	dir := daemontest.Dir(t)
+	venv := daemontest.Venv(t)
+	asgiDir := daemontest.App(t, dir, "asgi")
+	hello := daemontest.App(t, dir, "hello")
+	sock := freeAddr(t)
+	e := startNginx(t, dir,
+		site{"bare.test", []nginxconf.AppSpec{{Socket: sock, Venv: venv, AppDir: asgiDir, Module: "bare:app"}}},
+		site{"hello.test", []nginxconf.AppSpec{{Socket: sock, Venv: venv, AppDir: hello, Module: "hello"}}})
+	d := daemontest.Start(t, sock, "-s", sock, "--vhost-root", dir, "--vhost-root", filepath.Dir(venv), "-p", "2")
+	for i := 0; i < 40; i++ {
+		if code, body := e.get(t, "bare.test", "/n"); code != 200 || !strings.Contains(body, `"path": "/n"`) {
+			t.Fatalf("request %d to the ASGI app: %d %q\n%s", i, code, body, d.Log())
+		}
+		if code, body := e.get(t, "hello.test", "/"); code != 200 || !strings.Contains(body, "hello app") {
+			t.Fatalf("request %d to the WSGI app: %d %q\n%s", i, code, body, d.Log())
+		}
+	}
+}
+
+// TestASGIRecycle: -R N recycles an ASGI worker after N requests (its
+// lifespan shut down, no request failed, no crash in the log).
+func TestASGIRecycle(t *testing.T) {
+	slow(t)
+	dir := daemontest.Dir(t)
+	venv := daemontest.Venv(t)
+	app := daemontest.App(t, dir, "asgi")
+	socks := filepath.Join(dir, "socks")
+	e := startNginx(t, dir, asgiSite("star.test", socks, venv, app, "starletteapp:app"))
+	d := daemontest.Start(t, socks+"/star.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf, "-R", "5", "-p", "1")
+	pids := map[string]bool{}
+	for i := 0; i < 20; i++ {
+		code, body := e.get(t, "star.test", "/sleep?s=0")
+		if code != 200 {
+			t.Fatalf("request %d: %d %q\n%s", i, code, body, d.Log())
+		}
+		pids[body] = true
+	}
+	if len(pids) < 3 {
+		t.Errorf("20 requests with -R 5 were served by %d workers", len(pids))
+	}
+	eventually(t, 10*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(app, "shutdown-*"))
+		return len(m) >= 3
+	})
+	if log := d.Log(); strings.Contains(log, "Traceback") || strings.Contains(log, " died ") {
+		t.Errorf("a recycled ASGI worker did not exit cleanly:\n%s", log)
+	}
+}
