@@ -20,6 +20,7 @@ echo "$D" > "$ROOT/.demo-dir"
 mkdir -p "$D"/{sites-available,sites-enabled,tmp,apps}
 cp /etc/nginx/uwsgi_params "$D/"
 cp -r "$ROOT/testdata/apps/hello" "$ROOT/testdata/apps/flaskapp" "$D/apps/"
+mkdir -p "$D/apps/fastapi" && cp "$ROOT/testdata/apps/asgi/fastapiapp.py" "$D/apps/fastapi/"
 
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$D/nginx.conf" <<CONF
@@ -54,11 +55,17 @@ run "$BIN" deploy hello.localhost --app-dir "$D/apps/hello" --module hello \
   --listen "127.0.0.1:$PORT" "${USER_FLAG[@]}" --yes
 run "$BIN" deploy flask.localhost --app-dir "$D/apps/flaskapp" --module flaskapp:app \
   --venv "$D/venv" --listen "127.0.0.1:$PORT" "${USER_FLAG[@]}" --yes
+# An ASGI app (FastAPI's first steps): the same command; it is async, so
+# it is served as ASGI.
+run "$BIN" deploy fastapi.localhost --app-dir "$D/apps/fastapi" --module fastapiapp:app \
+  --venv "$D/venv" --listen "127.0.0.1:$PORT" "${USER_FLAG[@]}" --yes
 
 run "$BIN" sites
 for h in hello.localhost flask.localhost; do
   run curl -s -H "Host: $h" "http://127.0.0.1:$PORT/"
 done
+run curl -s -H "Host: fastapi.localhost" "http://127.0.0.1:$PORT/items/5?q=demo"
+echo
 run "$BIN" ctl apps
 echo
 echo "The demo runs in $D: nginx on 127.0.0.1:$PORT, the daemon's log in $D/state/uwsgi.log."
