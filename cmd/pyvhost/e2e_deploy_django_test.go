@@ -214,3 +214,35 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 		t.Fatalf("admin login over https on port %s: %s, want a 302 to /admin/ (a 403 is Django's CSRF check failing on the host)", port, got)
 	}
 }
+
+// TestDeployDjangoASGI: a Django project served through its asgi.py (the
+// entry point Channels-style apps use): Django's ASGIHandler is async, so
+// pyvhost serves it as ASGI; an async view answers; Django raises on the
+// lifespan scope, so it runs without lifespan.
+func TestDeployDjangoASGI(t *testing.T) {
+	skipShort(t)
+	e := newDeployEnv(t, true)
+	venv := daemontest.Venv(t)
+	proj := e.app("asgidjango", nil)
+	if out, err := runAs(t, "/usr/bin/python3", "-m", "django", "startproject", "mysite", proj); err != nil {
+		t.Fatalf("startproject: %v\n%s", err, out)
+	}
+	appendTo(t, filepath.Join(proj, "mysite", "settings.py"), `
+import os
+SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
+DEBUG = False
+ALLOWED_HOSTS = ["asgidjango.test"]
+`)
+	writeAs(t, filepath.Join(proj, "mysite", "urls.py"), "import asyncio\nfrom django.http import HttpResponse\nfrom django.urls import path\n\n"+
+		"async def hello(request):\n    await asyncio.sleep(0)\n    return HttpResponse('async django ' + request.scheme + ' ' + request.path)\n\n"+
+		"urlpatterns = [path('', hello), path('x/', hello)]\n")
+	e.deploy("asgidjango.test", "--app-dir", proj, "--module", "mysite.asgi:application", "--venv", venv, "--listen", e.listen,
+		"--env", "DJANGO_SECRET_KEY=x")
+	e.want("asgidjango.test", "/x/", 200, "async django http /x/")
+	if _, out, _ := e.run("ctl", "apps"); !strings.Contains(out, "ready (asgi)") {
+		t.Errorf("Django's ASGI handler is not served as ASGI:\n%s", out)
+	}
+	if !strings.Contains(e.daemonLog(), "the app does not support ASGI lifespan") {
+		t.Errorf("the daemon's log does not say Django runs without lifespan:\n%s", e.daemonLog())
+	}
+}
