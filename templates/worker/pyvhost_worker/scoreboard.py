@@ -1,12 +1,12 @@
 """The app's scoreboard: shared memory the daemon reads, one slot per
-worker (layout in CFG["protocol"])."""
+worker (layout in CFG["protocol"]); and a worker's binding to its slot."""
 
 import os
 import time
 
-from .common import (APP_HEADER, CFG, HIST_BUCKETS, HIST_OFF, REQ_LEN, REQ_OFF, SB_ERRORS, SB_FORWARDED, SB_LAST_MS,
-                     SB_PID, SB_REQUESTS, SB_SEQ, SB_START, SB_STATE, SB_TOTAL, SB_TX, SCOREBOARD_FD, SLOT_SIZE, ST_BUSY,
-                     ST_IDLE, U64_MASK)
+from .common import (APP_HEADER, CFG, HDR_LISTEN, HDR_SHARED_NS, HIST_BUCKETS, HIST_OFF, REQ_LEN, REQ_OFF, SB_ERRORS,
+                     SB_FORWARDED, SB_LAST_MS, SB_PID, SB_REQUESTS, SB_SEQ, SB_START, SB_STATE, SB_TOTAL, SB_TX,
+                     SCOREBOARD_FD, SLOT_SIZE, ST_BUSY, ST_IDLE, U64_MASK, _c)
 
 
 class Slot(object):
@@ -81,3 +81,51 @@ class Slot(object):
         b = min((dur_ns // 1000).bit_length(), HIST_BUCKETS - 1)
         at = (self.off + HIST_OFF) // 4 + b
         self.i[at] = (self.i[at] + 1) & 0xFFFFFFFF
+
+
+class SlotBinding(object):
+    """A worker's bookkeeping in its slot: through the C speedups when they
+    are loaded (one call each), else through Slot. Needs self.slot,
+    self.slot_off and self.pid."""
+
+    # -- scoreboard: in C when the speedups are loaded (open_scoreboard
+    # picks), else through Slot
+
+    def open_scoreboard(self, mem=None, use_c=True):
+        """Map the slot (mem: a scoreboard already mapped, for the selftest)."""
+        self.sb = Slot(self.slot, mem)
+        if _c is not None and use_c:
+            if mem is None:
+                _c.sb_map(SCOREBOARD_FD, self.sb.size)
+            self.mark_busy = self.mark_busy_c
+            self.mark_request = self.mark_request_c
+            self.count = self.count_c
+            self.served = self.served_c
+            self.finish_stats = self.finish_stats_c
+        else:
+            self.mark_busy = self.sb.begin
+            self.mark_request = self.sb.request
+            self.count = self.sb.count
+            self.served = self.sb.served
+            self.finish_stats = self.sb.finish
+
+    def mark_busy_c(self, start_ns):
+        _c.sb_begin(self.slot_off, self.pid, start_ns)
+
+    def mark_request_c(self, env):
+        _c.sb_request(self.slot_off, env)
+
+    def count_c(self, requests=0, errors=0, tx=0, forwarded=0):
+        _c.sb_count(self.slot_off, requests, errors, tx, forwarded)
+
+    def served_c(self):
+        return _c.sb_served(self.slot_off)
+
+    def finish_stats_c(self, dur_ns):
+        _c.sb_finish(self.slot_off, self.pid, dur_ns)
+
+    def listen_shared(self):
+        return self.sb.i[HDR_LISTEN // 4] != 0
+
+    def note_shared_traffic(self):
+        self.sb.q[HDR_SHARED_NS // 8] = time.monotonic_ns()

@@ -10,18 +10,18 @@ import sys
 import time
 
 from . import common
-from .common import (ACCEPT_GRACE_NS, APP_HEADER, CFG, HANDOFF_FD, HDR_LISTEN, HDR_SHARED_NS, REFUSED_VARS,
-                     SCOREBOARD_FD, SLOT_SIZE, SOCKET_TIMEOUT_MS, ST_IDLE, TOMASTER_FD, _c, finish_environ_c,
-                     format_exception, log, parse_vars_c, signal, socket, write_log)
+from .common import (ACCEPT_GRACE_NS, APP_HEADER, CFG, HANDOFF_FD, REFUSED_VARS, SLOT_SIZE, SOCKET_TIMEOUT_MS,
+                     ST_IDLE, TOMASTER_FD, _c, finish_environ_c, format_exception, log, parse_vars_c, signal, socket,
+                     write_log)
 from .conn import ClientGone, close_quietly, error_response, wait_fd
-from .scoreboard import Slot
+from .scoreboard import SlotBinding
 from .uwsgi import finish_environ_py, parse_vars_py
 from .wsgi import EMPTY_INPUT, FileWrapper, Input, Responder, WSGICalls
 
 
-class Worker(WSGICalls):
+class Worker(WSGICalls, SlotBinding):
     """One worker process's loop and per-request bookkeeping; WSGICalls
-    calls the app."""
+    calls the app, SlotBinding keeps its slot in the scoreboard."""
 
     def __init__(self, app, slot):
         self.app = app
@@ -63,48 +63,6 @@ class Worker(WSGICalls):
             "wsgi.file_wrapper": FileWrapper,
             "wsgi.input_terminated": True,
         }
-
-    # -- scoreboard: in C when the speedups are loaded (open_scoreboard
-    # picks), else through Slot
-
-    def open_scoreboard(self, mem=None, use_c=True):
-        """Map the slot (mem: a scoreboard already mapped, for the selftest)."""
-        self.sb = Slot(self.slot, mem)
-        if _c is not None and use_c:
-            if mem is None:
-                _c.sb_map(SCOREBOARD_FD, self.sb.size)
-            self.mark_busy = self.mark_busy_c
-            self.mark_request = self.mark_request_c
-            self.count = self.count_c
-            self.served = self.served_c
-            self.finish_stats = self.finish_stats_c
-        else:
-            self.mark_busy = self.sb.begin
-            self.mark_request = self.sb.request
-            self.count = self.sb.count
-            self.served = self.sb.served
-            self.finish_stats = self.sb.finish
-
-    def mark_busy_c(self, start_ns):
-        _c.sb_begin(self.slot_off, self.pid, start_ns)
-
-    def mark_request_c(self, env):
-        _c.sb_request(self.slot_off, env)
-
-    def count_c(self, requests=0, errors=0, tx=0, forwarded=0):
-        _c.sb_count(self.slot_off, requests, errors, tx, forwarded)
-
-    def served_c(self):
-        return _c.sb_served(self.slot_off)
-
-    def finish_stats_c(self, dur_ns):
-        _c.sb_finish(self.slot_off, self.pid, dur_ns)
-
-    def listen_shared(self):
-        return self.sb.i[HDR_LISTEN // 4] != 0
-
-    def note_shared_traffic(self):
-        self.sb.q[HDR_SHARED_NS // 8] = time.monotonic_ns()
 
     # -- signals
 
