@@ -3,7 +3,8 @@ raw sockets against the ASGI worker's RFC 6455 codec, through nginx:
 framing sizes, ping/pong, reserved bits and opcodes, fragmentation,
 UTF-8 checks, close codes and reasons, masking, the message size limit.
 argv[1]: nginx's port; argv[2]: the size limit the worker was given. Prints
-one line per case; exits 1 if any failed."""
+one line per case; exits 1 if any failed. With argv[3], a Host: sends one
+text message there and prints the answer instead."""
 import base64
 import os
 import socket
@@ -14,11 +15,11 @@ PORT, LIMIT = int(sys.argv[1]), int(sys.argv[2])
 failed = []
 
 
-def connect(path="/echo"):
+def connect(path="/echo", host="ws.test"):
     s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
     key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(("GET %s HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, key)).encode())
+    s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, host, key)).encode())
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = s.recv(1)
@@ -98,6 +99,12 @@ def case(name):
             failed.append(name)
     return run
 
+
+if len(sys.argv) > 3:  # ws_cases.py PORT 0 HOST: one text message through HOST, the answer printed
+    s = connect("/", sys.argv[3])
+    send_frame(s, 1, b"hello")
+    print(recv_frame(s)[2].decode())
+    sys.exit(0)
 
 for size in (0, 125, 126, 127, 65535, 65536, 1 << 20):
     @case("1.1 text of %d bytes echoed" % size)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -332,4 +333,54 @@ func TestASGIRecycle(t *testing.T) {
 	if log := d.Log(); strings.Contains(log, "Traceback") || strings.Contains(log, " died ") {
 		t.Errorf("a recycled ASGI worker did not exit cleanly:\n%s", log)
 	}
+}
+
+// TestASGIOnEveryPython: an ASGI app (lifespan state, HTTP, a WebSocket)
+// under every Python 3.8+ found here, from one daemon: the worker is
+// standard library only and Python 3.8+.
+func TestASGIOnEveryPython(t *testing.T) {
+	slow(t)
+	dir := daemontest.Dir(t)
+	sub := filepath.Join(dir, "apps")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	app := daemontest.App(t, sub, "asgi")
+	sock := freeAddr(t)
+	want := map[string]string{}
+	var sites []site
+	for _, py := range daemontest.Pythons(t) {
+		venv := filepath.Join(dir, "venv"+py.Version)
+		if out, err := exec.Command(py.Path, "-m", "venv", "--without-pip", venv).CombinedOutput(); err != nil {
+			t.Fatalf("%s -m venv: %v\n%s", py.Path, err, out)
+		}
+		host := "asgi" + strings.ReplaceAll(py.Version, ".", "") + ".test"
+		want[host] = py.Version
+		sites = append(sites, site{host, []nginxconf.AppSpec{{Socket: sock, Venv: venv, AppDir: app, Module: "pyver:app"}}})
+	}
+	args := []string{"-s", sock, "--vhost-root", dir}
+	if os.Geteuid() == 0 { // pyenv's interpreters live under /root: their apps run as root
+		if err := filepath.WalkDir(app, func(p string, _ os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, 0, 0)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--allow-root-apps")
+	}
+	d := daemontest.Start(t, sock, args...)
+	e := startNginx(t, dir, sites...)
+	_, port, _ := strings.Cut(e.listen, ":")
+	for host, version := range want {
+		if code, body := e.get(t, host, "/"); code != 200 || body != version+" "+version {
+			t.Errorf("%s: %d %q, want Python %s with its lifespan state\n%s", host, code, body, version, d.Log())
+		}
+		out, err := exec.Command("/usr/bin/python3", filepath.Join("..", "..", "testdata", "asgi", "ws_cases.py"), port, "0", host).CombinedOutput()
+		if err != nil || string(out) != version+" hello\n" {
+			t.Errorf("%s: a WebSocket: %v %q", host, err, out)
+		}
+	}
+	t.Logf("ASGI on Pythons %v", want)
 }
