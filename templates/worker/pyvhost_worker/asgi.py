@@ -109,9 +109,29 @@ def _check_name(name, value):
     return known
 
 
+_HEADS = {}  # (proto, status, headers) -> head_lines' answer: apps send the same ones again and again
+
+
 def head_lines(proto, status, headers):
     """The status line and headers an app sent, checked as a WSGI app's
     are: (the head without its final CRLF, whether it has a Content-Length)."""
+    if type(status) is not int:  # before the cache: 200.0 == 200 there
+        raise ValueError("ASGI response status %r is not a 3-digit int" % (status,))
+    try:
+        key = (proto, status, tuple(headers))
+        got = _HEADS.get(key)
+    except TypeError:  # a header as a list, or another unhashable sequence: not kept
+        key = got = None
+    if got is None:
+        got = _head_lines(proto, status, headers)
+        if key is not None:
+            if len(_HEADS) > 256:
+                _HEADS.clear()
+            _HEADS[key] = got
+    return got
+
+
+def _head_lines(proto, status, headers):
     if type(status) is not int or not 100 <= status <= 999:
         raise ValueError("ASGI response status %r is not a 3-digit int" % (status,))
     parts = [("%s %d %s\r\n" % (proto, status, REASONS.get(status, "Unknown"))).encode("latin-1")]
