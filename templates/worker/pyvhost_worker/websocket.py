@@ -103,8 +103,16 @@ class Reader(object):
         del self.buf[:n]
         return out
 
+    async def fill(self):
+        data = await self.loop.sock_recv(self.sock, 65536)
+        if not data:
+            raise EOFError()
+        self.buf += data
+
     async def frame(self):
         buf = self.buf
+        if len(buf) < 6:
+            await self.fill()  # one read brings the whole of a short frame, mostly
         if len(buf) >= 6 and buf[1] & 0x7F < 126 and len(buf) >= 6 + (buf[1] & 0x7F) and not buf[0] & 0x70 and buf[1] & 0x80:
             # The whole of a short, well-formed frame is in hand (the
             # common case): parsed without a wait.
