@@ -150,13 +150,20 @@ func TestWebSocketScenarios(t *testing.T) {
 
 // TestWebSocketIdle: an idle WebSocket outlives nginx's uwsgi_read_timeout
 // (2 s here) because the worker pings it; with --websocket-ping 0 nginx
-// closes it, which is what the pings are for.
+// closes it, which is what the pings are for; and an open socket keeps
+// --idle from stopping its app.
 func TestWebSocketIdle(t *testing.T) {
 	slow(t)
 	for _, tc := range []struct {
 		ping, want string
-	}{{"0.5", "echo still there?\n"}, {"0", "closed ConnectionClosedError\n"}} {
-		t.Run("ping "+tc.ping, func(t *testing.T) {
+		extra      []string
+	}{
+		{"0.5", "echo still there?\n", nil},
+		{"0", "closed ConnectionClosedError\n", nil},
+		// An open socket is activity: --idle does not stop the app under it.
+		{"0.5", "echo still there?\n", []string{"--idle", "1"}},
+	} {
+		t.Run(strings.Join(append([]string{"ping", tc.ping}, tc.extra...), " "), func(t *testing.T) {
 			dir := daemontest.Dir(t)
 			venv := daemontest.Venv(t)
 			app := daemontest.App(t, dir, "asgi")
@@ -165,7 +172,7 @@ func TestWebSocketIdle(t *testing.T) {
 			conf, _ := os.ReadFile(e.conf)
 			write(t, e.conf, strings.Replace(string(conf), "uwsgi_read_timeout 30s;", "uwsgi_read_timeout 2s;", 1))
 			e.nginx.Reload(t)
-			d := daemontest.Start(t, socks+"/ws.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf, "--websocket-ping", tc.ping)
+			d := daemontest.Start(t, socks+"/ws.test.sock", append([]string{"--app-sockets", socks, "--nginx-conf", e.conf, "--websocket-ping", tc.ping}, tc.extra...)...)
 
 			out := wsScenario(t, e, d, "idle", "4")
 			if out != tc.want {
