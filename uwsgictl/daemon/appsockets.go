@@ -145,6 +145,15 @@ func (d *Daemon) startSocketAppLocked(k pool.Key, paths []string, nginxUser stri
 // deploy's smoke test waited out the grace, and a reload of the new pool
 // (new code) was not what answered meanwhile.
 func (d *Daemon) replaceLocked(a *pool.App, why string) {
+	d.unretireLocked(a)
+	a.Close(true)
+	d.retired = append(d.retired, a)
+	d.appLogf(a.Key, "app %s (%s): replaced by a new pool (%s): it finishes its requests and stops", a.ID, a.Name, why)
+}
+
+// unretireLocked takes a off the retiring list (it serves again, or stops
+// at once).
+func (d *Daemon) unretireLocked(a *pool.App) {
 	keep := d.retiring[:0]
 	for _, r := range d.retiring {
 		if r.app != a {
@@ -152,9 +161,6 @@ func (d *Daemon) replaceLocked(a *pool.App, why string) {
 		}
 	}
 	d.retiring = keep
-	a.Close(true)
-	d.retired = append(d.retired, a)
-	d.appLogf(a.Key, "app %s (%s): replaced by a new pool (%s): it finishes its requests and stops", a.ID, a.Name, why)
 }
 
 // waitReplaced waits until the replaced pools' processes are gone (at

@@ -25,6 +25,30 @@ func asgiSite(domain, socks, venv, dir, module string) site {
 	return site{domain, []nginxconf.AppSpec{{Socket: "unix:" + socks + "/" + domain + ".sock", Venv: venv, AppDir: dir, Module: module}}}
 }
 
+// serveASGI serves module of a copy of testdata/apps/asgi as domain, on
+// its per-app socket, through a private nginx and a daemon run with args;
+// it returns the copy's directory too.
+func serveASGI(t *testing.T, domain, module string, args ...string) (*env, *daemontest.Daemon, string) {
+	t.Helper()
+	dir := daemontest.Dir(t)
+	app := daemontest.App(t, dir, "asgi")
+	socks := filepath.Join(dir, "socks")
+	e := startNginx(t, dir, asgiSite(domain, socks, daemontest.Venv(t), app, module))
+	d := daemontest.Start(t, socks+"/"+domain+".sock", append([]string{"--app-sockets", socks, "--nginx-conf", e.conf}, args...)...)
+	return e, d, app
+}
+
+// tune replaces old by new in nginx's main config and reloads it.
+func (e *env) tune(t *testing.T, old, new string) {
+	t.Helper()
+	conf, err := os.ReadFile(e.conf)
+	if err != nil || !strings.Contains(string(conf), old) {
+		t.Fatalf("nginx.conf lacks %q: %v", old, err)
+	}
+	write(t, e.conf, strings.Replace(string(conf), old, new, 1))
+	e.nginx.Reload(t)
+}
+
 // TestASGIStarletteAndFastAPI: real Starlette and FastAPI apps (Debian's,
 // through the venv's system site packages), detected as ASGI and served
 // through nginx by the same per-app pools: lifespan state in each
@@ -112,12 +136,7 @@ func TestASGIStarletteAndFastAPI(t *testing.T) {
 // query string and raw path as bytes, the body, and the lifespan state.
 func TestASGIScope(t *testing.T) {
 	slow(t)
-	dir := daemontest.Dir(t)
-	venv := daemontest.Venv(t)
-	app := daemontest.App(t, dir, "asgi")
-	socks := filepath.Join(dir, "socks")
-	e := startNginx(t, dir, asgiSite("bare.test", socks, venv, app, "bare:app"))
-	d := daemontest.Start(t, socks+"/bare.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf)
+	e, d, _ := serveASGI(t, "bare.test", "bare:app")
 	req, _ := http.NewRequest("PUT", "http://"+e.listen+"/a%20b/c?x=1&y=%C3%A9", strings.NewReader("the body"))
 	req.Host = "bare.test"
 	req.Header.Set("X-Custom-Thing", "Value")
@@ -171,12 +190,7 @@ func TestASGIScope(t *testing.T) {
 // without it (the log says so once per worker).
 func TestASGIWithoutLifespan(t *testing.T) {
 	slow(t)
-	dir := daemontest.Dir(t)
-	venv := daemontest.Venv(t)
-	app := daemontest.App(t, dir, "asgi")
-	socks := filepath.Join(dir, "socks")
-	e := startNginx(t, dir, asgiSite("nolife.test", socks, venv, app, "nolife:app"))
-	d := daemontest.Start(t, socks+"/nolife.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf)
+	e, d, _ := serveASGI(t, "nolife.test", "nolife:app")
 	if code, body := e.get(t, "nolife.test", "/"); code != 200 || body != "no lifespan here" {
 		t.Fatalf("%d %q\n%s", code, body, d.Log())
 	}
@@ -187,18 +201,13 @@ func TestASGIWithoutLifespan(t *testing.T) {
 // that failed to load, with its traceback: ctl load says so.
 func TestASGILifespanFailure(t *testing.T) {
 	slow(t)
-	dir := daemontest.Dir(t)
-	venv := daemontest.Venv(t)
-	app := daemontest.App(t, dir, "asgi")
-	socks := filepath.Join(dir, "socks")
-	ctl := filepath.Join(dir, "ctl.sock")
-	e := startNginx(t, dir, asgiSite("fail.test", socks, venv, app, "failstart:app"))
-	d := daemontest.Start(t, socks+"/fail.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf, "--ctl", ctl)
+	ctl := filepath.Join(daemontest.Dir(t), "ctl.sock")
+	e, d, app := serveASGI(t, "fail.test", "failstart:app", "--ctl", ctl)
 	c, err := control.Dial(ctl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Load(control.LoadRequest{Pyhome: venv, Chdir: app, Script: "failstart:app"})
+	_, err = c.Load(control.LoadRequest{Pyhome: daemontest.Venv(t), Chdir: app, Script: "failstart:app"})
 	if err == nil || !strings.Contains(err.Error(), "ConnectionRefusedError: cannot reach the database") {
 		t.Fatalf("ctl load of an app whose lifespan startup fails: %v\n%s", err, d.Log())
 	}
@@ -212,15 +221,8 @@ func TestASGILifespanFailure(t *testing.T) {
 // them (a WSGI worker would take 500 s).
 func TestASGIConcurrency(t *testing.T) {
 	slow(t)
-	dir := daemontest.Dir(t)
-	venv := daemontest.Venv(t)
-	app := daemontest.App(t, dir, "asgi")
-	socks := filepath.Join(dir, "socks")
-	e := startNginx(t, dir, asgiSite("star.test", socks, venv, app, "starletteapp:app"))
-	conf, _ := os.ReadFile(e.conf)
-	write(t, e.conf, strings.Replace(string(conf), "worker_connections 256;", "worker_connections 4096;", 1))
-	e.nginx.Reload(t)
-	d := daemontest.Start(t, socks+"/star.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf, "-p", "1")
+	e, d, _ := serveASGI(t, "star.test", "starletteapp:app", "-p", "1")
+	e.tune(t, "worker_connections 256;", "worker_connections 4096;")
 	if code, body := e.get(t, "star.test", "/sleep?s=0"); code != 200 {
 		t.Fatalf("warm-up: %d %q\n%s", code, body, d.Log())
 	}
@@ -261,12 +263,7 @@ func TestASGIConcurrency(t *testing.T) {
 // answers 502); a response streaming a chunk every 0.5 s for 4 s is not.
 func TestASGIHarakiri(t *testing.T) {
 	slow(t)
-	dir := daemontest.Dir(t)
-	venv := daemontest.Venv(t)
-	app := daemontest.App(t, dir, "asgi")
-	socks := filepath.Join(dir, "socks")
-	e := startNginx(t, dir, asgiSite("star.test", socks, venv, app, "starletteapp:app"))
-	d := daemontest.Start(t, socks+"/star.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf, "-t", "2", "-p", "1")
+	e, d, _ := serveASGI(t, "star.test", "starletteapp:app", "-t", "2", "-p", "1")
 	if code, body := e.get(t, "star.test", "/stream?n=8&delay=0.5"); code != 200 || strings.Count(body, "chunk") != 8 {
 		t.Fatalf("a slow stream under -t 2: %d %q\n%s", code, body, d.Log())
 	}
@@ -309,12 +306,7 @@ func TestASGISharedPort(t *testing.T) {
 // lifespan shut down, no request failed, no crash in the log).
 func TestASGIRecycle(t *testing.T) {
 	slow(t)
-	dir := daemontest.Dir(t)
-	venv := daemontest.Venv(t)
-	app := daemontest.App(t, dir, "asgi")
-	socks := filepath.Join(dir, "socks")
-	e := startNginx(t, dir, asgiSite("star.test", socks, venv, app, "starletteapp:app"))
-	d := daemontest.Start(t, socks+"/star.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf, "-R", "5", "-p", "1")
+	e, d, app := serveASGI(t, "star.test", "starletteapp:app", "-R", "5", "-p", "1")
 	pids := map[string]bool{}
 	for i := 0; i < 20; i++ {
 		code, body := e.get(t, "star.test", "/sleep?s=0")

@@ -33,12 +33,7 @@ func wsClient(t *testing.T, e *env, script string, args ...string) string {
 // close code and reason.
 func TestWebSocketEcho(t *testing.T) {
 	slow(t)
-	dir := daemontest.Dir(t)
-	venv := daemontest.Venv(t)
-	app := daemontest.App(t, dir, "asgi")
-	socks := filepath.Join(dir, "socks")
-	e := startNginx(t, dir, asgiSite("ws.test", socks, venv, app, "wsapp:app"))
-	d := daemontest.Start(t, socks+"/ws.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf)
+	e, d, _ := serveASGI(t, "ws.test", "wsapp:app")
 	out := wsClient(t, e, "ws_echo_client.py")
 	want := "subprotocol echo.v2\nhello\nb'\\x00\\x01\\x00\\x01\\x00\\x01\\x00\\x01\\x00\\x01\\x00\\x01\\x00\\x01\\x00\\x01\\x00\\x01\\x00\\x01'\n1MB 1048576 True\nfragmented\npong ok\nclosed 4001 asked to\n"
 	if out != want {
@@ -52,13 +47,8 @@ func TestWebSocketEcho(t *testing.T) {
 // fragmentation, UTF-8, close codes, masking, the size limit.
 func TestWebSocketFraming(t *testing.T) {
 	slow(t)
-	dir := daemontest.Dir(t)
-	venv := daemontest.Venv(t)
-	app := daemontest.App(t, dir, "asgi")
-	socks := filepath.Join(dir, "socks")
-	e := startNginx(t, dir, asgiSite("ws.test", socks, venv, app, "wsapp:app"))
 	const limit = 2 << 20
-	d := daemontest.Start(t, socks+"/ws.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf, "--websocket-max-message", strconv.Itoa(limit))
+	e, d, _ := serveASGI(t, "ws.test", "wsapp:app", "--websocket-max-message", strconv.Itoa(limit))
 	_, port, _ := strings.Cut(e.listen, ":")
 	out, err := exec.Command("/usr/bin/python3", filepath.Join("..", "..", "testdata", "asgi", "ws_cases.py"), port, strconv.Itoa(limit)).CombinedOutput()
 	if err != nil {
@@ -86,17 +76,9 @@ func wsScenario(t *testing.T, e *env, d *daemontest.Daemon, name string, args ..
 // a new one reaches the new code.
 func TestWebSocketScenarios(t *testing.T) {
 	slow(t)
-	dir := daemontest.Dir(t)
-	venv := daemontest.Venv(t)
-	app := daemontest.App(t, dir, "asgi")
-	socks := filepath.Join(dir, "socks")
-	ctl := filepath.Join(dir, "ctl.sock")
-	e := startNginx(t, dir, asgiSite("ws.test", socks, venv, app, "wsapp:app"))
-	conf, _ := os.ReadFile(e.conf)
-	write(t, e.conf, strings.Replace(string(conf), "worker_connections 256;", "worker_connections 4096;", 1))
-	e.nginx.Reload(t)
-	d := daemontest.Start(t, socks+"/ws.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf, "-p", "1",
-		"--websocket-max-message", "65536", "--ctl", ctl)
+	ctl := filepath.Join(daemontest.Dir(t), "ctl.sock")
+	e, d, app := serveASGI(t, "ws.test", "wsapp:app", "-p", "1", "--websocket-max-message", "65536", "--ctl", ctl)
+	e.tune(t, "worker_connections 256;", "worker_connections 4096;")
 
 	if out := wsScenario(t, e, d, "many"); out != "echoed 500 of 500\n" {
 		t.Errorf("500 sockets on one worker: %q", out)
@@ -164,16 +146,8 @@ func TestWebSocketIdle(t *testing.T) {
 		{"0.5", "echo still there?\n", []string{"--idle", "1"}},
 	} {
 		t.Run(strings.Join(append([]string{"ping", tc.ping}, tc.extra...), " "), func(t *testing.T) {
-			dir := daemontest.Dir(t)
-			venv := daemontest.Venv(t)
-			app := daemontest.App(t, dir, "asgi")
-			socks := filepath.Join(dir, "socks")
-			e := startNginx(t, dir, asgiSite("ws.test", socks, venv, app, "wsapp:app"))
-			conf, _ := os.ReadFile(e.conf)
-			write(t, e.conf, strings.Replace(string(conf), "uwsgi_read_timeout 30s;", "uwsgi_read_timeout 2s;", 1))
-			e.nginx.Reload(t)
-			d := daemontest.Start(t, socks+"/ws.test.sock", append([]string{"--app-sockets", socks, "--nginx-conf", e.conf, "--websocket-ping", tc.ping}, tc.extra...)...)
-
+			e, d, _ := serveASGI(t, "ws.test", "wsapp:app", append([]string{"--websocket-ping", tc.ping}, tc.extra...)...)
+			e.tune(t, "uwsgi_read_timeout 30s;", "uwsgi_read_timeout 2s;")
 			out := wsScenario(t, e, d, "idle", "4")
 			if out != tc.want {
 				t.Errorf("a socket idle for 4 s: %q, want %q", out, tc.want)

@@ -128,13 +128,7 @@ func (d *Daemon) unreplace(a, n *pool.App) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.swapLocked(n, a)
-	keep := d.retiring[:0]
-	for _, r := range d.retiring {
-		if r.app != a {
-			keep = append(keep, r)
-		}
-	}
-	d.retiring = keep
+	d.unretireLocked(a)
 	n.Close(false)
 	d.retired = append(d.retired, n)
 }
