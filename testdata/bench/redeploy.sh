@@ -11,6 +11,7 @@
 # no failed request.
 # usage: redeploy.sh PATH/TO/pyvhost [N]
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 BIN=$(readlink -f "${1:?usage: redeploy.sh PATH/TO/pyvhost [N]}")
 N=${2:-7}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -26,18 +27,7 @@ trap cleanup EXIT
 mkdir -p "$T"/{sites-available,sites-enabled,tmp,app}
 cp /etc/nginx/uwsgi_params "$T/"
 cp "$(dirname "$0")/../apps/hello/hello.py" "$T/app/"
-cat > "$T/nginx.conf" <<CONF
-pid $T/nginx.pid;
-error_log $T/error.log;
-$( [ "$(id -u)" = 0 ] && echo "user root;" )
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $T/tmp/body; proxy_temp_path $T/tmp/proxy; fastcgi_temp_path $T/tmp/fastcgi;
-    uwsgi_temp_path $T/tmp/uwsgi; scgi_temp_path $T/tmp/scgi;
-    include sites-enabled/*;
-}
-CONF
+private_nginx_conf "$T"
 read -r P1 P2 < <(/usr/bin/python3 -c 'import socket
 ps=[]
 for _ in range(2):
@@ -48,16 +38,6 @@ USER_FLAG=()
 deploy() { "$BIN" deploy hello.test --app-dir "$T/app" --module hello --python /usr/bin/python3 "${USER_FLAG[@]}" --yes "$@" >/dev/null; }
 deploy --listen "127.0.0.1:$P1"   # first deploy: venv, daemon, nginx
 
-time_runs() { # label, then a command run N times; prints the stats
-  local label=$1; shift
-  local times=()
-  for i in $(seq "$N"); do
-    local t0 t1
-    t0=$(date +%s.%N); "$@" "$i"; t1=$(date +%s.%N)
-    times+=("$(awk -v a="$t1" -v b="$t0" 'BEGIN { print a - b }')")
-  done
-  printf '%s\n' "${times[@]}" | sort -n | awk -v l="$label" -v n="$N" '{a[NR]=$1} END {printf "%-34s median %.3f s  min %.3f s  max %.3f s  (%d runs)\n", l, a[int((n+1)/2)], a[1], a[n], n}'
-}
 code_change() { echo "# change $1" >> "$T/app/hello.py"; deploy; }
 flag_change() { if [ $(($1 % 2)) = 1 ]; then deploy --listen "127.0.0.1:$P2"; else deploy --listen "127.0.0.1:$P1"; fi; }
 time_runs "redeploy, changed code:" code_change

@@ -8,6 +8,7 @@
 # redeploy as fast as an HTTP one, no order.
 # usage: tls.sh PATH/TO/pyvhost [N]
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 BIN=$(readlink -f "${1:?usage: tls.sh PATH/TO/pyvhost [N]}")
 N=${2:-7}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,18 +28,7 @@ trap cleanup EXIT
 mkdir -p "$T"/{sites-available,sites-enabled,tmp,app}
 cp /etc/nginx/uwsgi_params "$T/"
 cp "$ROOT/testdata/apps/hello/hello.py" "$T/app/"
-cat > "$T/nginx.conf" <<CONF
-pid $T/nginx.pid;
-error_log $T/error.log;
-$( [ "$(id -u)" = 0 ] && echo "user root;" )
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $T/tmp/body; proxy_temp_path $T/tmp/proxy; fastcgi_temp_path $T/tmp/fastcgi;
-    uwsgi_temp_path $T/tmp/uwsgi; scgi_temp_path $T/tmp/scgi;
-    include sites-enabled/*;
-}
-CONF
+private_nginx_conf "$T"
 read -r HTTP HTTPS ACME MGMT DNS DNSM CHAL TLSP < <(/usr/bin/python3 -c 'import socket
 ps=[]
 for _ in range(8):
@@ -68,16 +58,6 @@ tls() { deploy "$1" --https-listen "127.0.0.1:$HTTPS" --tls auto --acme-ca "http
   --acme-ca-root "$T/pebble.crt" --acme-challenge "127.0.0.1:$CHAL" --acme-http-port "$HTTP" --acme-resolver "127.0.0.1:$DNS"; }
 deploy plain.test   # first deploy: venv, daemon, nginx
 
-time_runs() { # label, then a command run N times; prints the stats
-  local label=$1; shift
-  local times=()
-  for i in $(seq "$N"); do
-    local t0 t1
-    t0=$(date +%s.%N); "$@" "$i"; t1=$(date +%s.%N)
-    times+=("$(awk -v a="$t1" -v b="$t0" 'BEGIN { print a - b }')")
-  done
-  printf '%s\n' "${times[@]}" | sort -n | awk -v l="$label" -v n="$N" '{a[NR]=$1} END {printf "%-36s median %.3f s  min %.3f s  max %.3f s  (%d runs)\n", l, a[int((n+1)/2)], a[1], a[n], n}'
-}
 orders() { grep -c "POST /order-plz" "$T/pebble.log" || true; }
 new_site() { tls "new$1.test"; }
 tls_redeploy() { echo "# change $1" >> "$T/app/hello.py"; tls new1.test; }

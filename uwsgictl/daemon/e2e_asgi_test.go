@@ -350,19 +350,7 @@ func TestASGIOnEveryPython(t *testing.T) {
 		want[host] = py.Version
 		sites = append(sites, site{host, []nginxconf.AppSpec{{Socket: sock, Venv: venv, AppDir: app, Module: "pyver:app"}}})
 	}
-	args := []string{"-s", sock, "--vhost-root", dir}
-	if os.Geteuid() == 0 { // pyenv's interpreters live under /root: their apps run as root
-		if err := filepath.WalkDir(app, func(p string, _ os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			return os.Lchown(p, 0, 0)
-		}); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, "--allow-root-apps")
-	}
-	d := daemontest.Start(t, sock, args...)
+	d := daemontest.Start(t, sock, append([]string{"-s", sock, "--vhost-root", dir}, rootAppArgs(t, app)...)...)
 	e := startNginx(t, dir, sites...)
 	_, port, _ := strings.Cut(e.listen, ":")
 	for host, version := range want {

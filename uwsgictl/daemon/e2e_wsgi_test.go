@@ -292,19 +292,7 @@ func TestAppsOnEveryPython(t *testing.T) {
 	}
 	// pyenv's interpreters live under /root (mode 0700): apps that run them
 	// must run as root, so the app directory is root's.
-	args := []string{"-s", sock, "--vhost-root", dir}
-	if os.Geteuid() == 0 {
-		if err := filepath.WalkDir(app, func(p string, _ os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			return os.Lchown(p, 0, 0)
-		}); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, "--allow-root-apps")
-	}
-	d := daemontest.Start(t, sock, args...)
+	d := daemontest.Start(t, sock, append([]string{"-s", sock, "--vhost-root", dir}, rootAppArgs(t, app)...)...)
 	e := startNginx(t, dir, sites...)
 	for host, version := range want {
 		code, out := e.get(t, host, "/")
@@ -378,4 +366,23 @@ func TestSlowClientLeavesAppThreadsRunning(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rootAppArgs gives app to root when the tests run as root, and returns
+// the daemon flag that lets root-owned apps run: pyenv's interpreters live
+// under /root (mode 0700), so only root can run the apps that use them.
+func rootAppArgs(t *testing.T, app string) []string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	if err := filepath.WalkDir(app, func(p string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, 0, 0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--allow-root-apps"}
 }
