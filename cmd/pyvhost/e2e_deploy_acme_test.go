@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
@@ -292,18 +293,49 @@ func TestDeployTLSAutoRenewal(t *testing.T) {
 
 	// A renewal that fails (the name now points elsewhere, so the CA's
 	// validation cannot reach this nginx) keeps the certificate serving
-	// and says so loudly, in the log and in pyvhost certs.
-	second := servedSerial(t, root, "renew.test", https)
+	// and says so loudly, in the log and in pyvhost certs. (A renewal
+	// already validated when the name moved may still install one more
+	// certificate: what nginx serves after the failure is the installed
+	// one, whole.)
 	pb.AddA(t, "renew.test", "127.0.0.2")
 	waitFor(t, 60*time.Second, "the daemon's log says the renewal failed", func() bool {
 		return strings.Contains(e.daemonLog(), "*** CERTIFICATE RENEWAL FAILED for renew.test")
 	})
-	if got := servedSerial(t, root, "renew.test", https); got != second {
-		t.Errorf("a failed renewal changed the served certificate: %s, was %s", got, second)
+	chain := filepath.Join(e.state, "certs", "renew.test", "fullchain.pem")
+	installed := installedSerial(t, chain)
+	if got := servedSerial(t, root, "renew.test", https); got != installed {
+		t.Errorf("after a failed renewal nginx serves serial %s, the installed certificate is %s", got, installed)
+	}
+	var st struct {
+		LastAttempt time.Time `json:"last_attempt"`
+		Failures    int
+	}
+	b, _ := os.ReadFile(filepath.Join(e.state, "certs", "renew.test", "status.json"))
+	fi, err := os.Stat(chain)
+	if json.Unmarshal(b, &st) != nil || st.Failures == 0 || err != nil || !fi.ModTime().Before(st.LastAttempt) {
+		t.Errorf("the failed attempt (status %s) touched the installed certificate (written %v)", b, fi.ModTime())
 	}
 	if _, out, _ := e.run("certs"); !strings.Contains(out, "renewal failed: ") {
 		t.Errorf("pyvhost certs does not show the failed renewal:\n%s", out)
 	}
+}
+
+// installedSerial is the serial of the leaf in a PEM chain file.
+func installedSerial(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		t.Fatalf("%s holds no PEM", path)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.SerialNumber.String()
 }
 
 // startHTTPSLoad requests https://host:port/ through nginx from clients

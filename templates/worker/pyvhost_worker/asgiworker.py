@@ -40,7 +40,9 @@ class ASGIWorker(Worker):
         self.concurrency = CFG.get("asgi_concurrency") or 1000
         self.max_message = CFG.get("websocket_max_message") or 16 << 20
         self.ping_every = (CFG.get("websocket_ping_ms") or 20000) / 1000.0  # < 0: off
-        self.active = {}  # task -> [start_ns, last progress ns, its WebSocket or None]
+        # The requests in hand: id(entry) -> entry, entry being [start ns,
+        # last progress ns, its WebSocket or None, its task].
+        self.active = {}
         self.accepting = False
 
     def run(self):
@@ -87,11 +89,10 @@ class ASGIWorker(Worker):
         a 1001 close (going away)."""
         if not self.active:
             return
-        _, pending = await self.asyncio.wait(list(self.active), timeout=WS_GRACE)
-        for task in pending:
-            ws = self.active.get(task, [None, None, None])[2]
-            if ws is not None:
-                self.loop.create_task(ws.close(1001, "the server is going away"))
+        _, pending = await self.asyncio.wait([e[3] for e in self.active.values()], timeout=WS_GRACE)
+        for e in list(self.active.values()):
+            if e[3] in pending and e[2] is not None:
+                self.loop.create_task(e[2].close(1001, "the server is going away"))
         if pending:
             await self.asyncio.wait(pending, timeout=STOP_GRACE)
 
@@ -151,15 +152,15 @@ class ASGIWorker(Worker):
         if got is None:
             close_quietly(conn)
             return
-        entry = [start, start, None]  # start, last progress (harakiri), its WebSocket
-        task = self.loop.create_task(self.request(conn, entry, *got))
-        self.active[task] = entry
-        task.add_done_callback(self.done)
+        entry = [start, start, None, None]
+        self.active[id(entry)] = entry
+        entry[3] = self.loop.create_task(self.request(conn, entry, *got))
         if len(self.active) >= self.concurrency:
             self.set_accepting(False)
 
-    def done(self, task):
-        self.active.pop(task, None)
+    def done(self, entry):
+        """A request is over (its task's last step: no callback to schedule)."""
+        self.active.pop(id(entry), None)
         if self.max_requests and self.served() >= self.max_requests:
             self.stop()  # recycled: the zygote starts another
         elif not self.stopping and len(self.active) < self.concurrency:
@@ -168,8 +169,15 @@ class ASGIWorker(Worker):
     # -- one request
 
     async def request(self, conn, entry, env, body, start, nvars, pktsize):
-        if "HTTP_UPGRADE" in env and is_upgrade(env):
-            return await self.websocket(conn, entry, env, body, start, nvars, pktsize)
+        try:
+            if "HTTP_UPGRADE" in env and is_upgrade(env):
+                await self.websocket(conn, entry, env, body, start, nvars, pktsize)
+            else:
+                await self.http(conn, entry, env, body, start, nvars, pktsize)
+        finally:
+            self.done(entry)
+
+    async def http(self, conn, entry, env, body, start, nvars, pktsize):
         proto = env.get("SERVER_PROTOCOL") or "HTTP/1.1"
         cl = env.get("CONTENT_LENGTH") or "0"
         length = int(cl) if cl.isascii() and cl.isdigit() and len(cl) <= 18 else -1
