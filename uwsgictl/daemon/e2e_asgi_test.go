@@ -6,12 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -363,4 +365,54 @@ func TestASGIOnEveryPython(t *testing.T) {
 		}
 	}
 	t.Logf("ASGI on Pythons %v", want)
+}
+
+// TestFaultASGIWorkerKilled: an ASGI worker killed (SIGKILL) with
+// requests in flight: those get nginx's 502 (none hangs), the daemon logs
+// the death and respawns the worker, and the next request is answered by
+// the new one.
+func TestFaultASGIWorkerKilled(t *testing.T) {
+	slow(t)
+	ctl := filepath.Join(daemontest.Dir(t), "ctl.sock")
+	e, d, _ := serveASGI(t, "star.test", "starletteapp:app", "-p", "1", "--ctl", ctl)
+	code, body := e.get(t, "star.test", "/sleep?s=0")
+	var pid int
+	if _, err := fmt.Sscanf(body, "slept %d", &pid); code != 200 || err != nil {
+		t.Fatalf("warm-up: %d %q %v\n%s", code, body, err, d.Log())
+	}
+	c, err := control.Dial(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := make(chan int, 20)
+	for i := 0; i < 20; i++ {
+		go func() {
+			code, _, _ := e.try("star.test", "/sleep?s=3")
+			codes <- code
+		}()
+	}
+	eventually(t, 5*time.Second, func() bool { // the worker has requests in hand
+		apps, err := c.Apps()
+		return err == nil && len(apps.Apps) == 1 && len(apps.Apps[0].Workers) == 1 && apps.Apps[0].Workers[0].State == "busy"
+	})
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := 0
+	for i := 0; i < 20; i++ {
+		switch code := <-codes; code {
+		case 502:
+			killed++
+		case 200: // reached nginx after the kill: the new worker answered
+		default:
+			t.Errorf("a request across the kill: %d, want 502 (in flight) or 200 (after)", code)
+		}
+	}
+	if killed == 0 {
+		t.Error("no request was in flight on the killed worker")
+	}
+	d.WaitLog(t, fmt.Sprintf("worker pid %d died", pid), 5*time.Second)
+	if code, body := e.get(t, "star.test", "/sleep?s=0"); code != 200 || strings.Contains(body, fmt.Sprint(pid)) {
+		t.Errorf("after the kill: %d %q, want an answer from a new worker", code, body)
+	}
 }
