@@ -80,6 +80,19 @@ func median(ss []soakSample) soakSample {
 		masterRSS: pick(func(s soakSample) int64 { return s.masterRSS }), wRSS: pick(func(s soakSample) int64 { return s.wRSS })}
 }
 
+// asgiHelloPy is helloPy as an ASGI app.
+const asgiHelloPy = `async def application(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            msg = await receive()
+            await send({"type": msg["type"] + ".complete"})
+            if msg["type"] == "lifespan.shutdown":
+                return
+    host = dict(scope["headers"]).get(b"host", b"")
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"hello from %s\n" % host})
+`
+
 func TestSoak(t *testing.T) {
 	skipShort(t)
 	total := soakDuration()
@@ -87,8 +100,11 @@ func TestSoak(t *testing.T) {
 	e := newDeployEnv(t, true)
 	venv := daemontest.Venv(t)
 	apps := map[string]string{}
+	// soak1 is a WSGI app, soak2 an ASGI one: both kinds of worker go
+	// through the reloads and redeploys.
+	src := map[string]string{"soak1": helloPy, "soak2": asgiHelloPy}
 	for _, name := range []string{"soak1", "soak2"} {
-		apps[name] = e.app(name, map[string]string{name + ".py": helloPy})
+		apps[name] = e.app(name, map[string]string{name + ".py": src[name]})
 		e.deploy(name+".test", "--app-dir", apps[name], "--module", name, "--venv", venv, "--listen", e.listen)
 	}
 	c, err := control.Dial(e.ctl)
@@ -109,7 +125,7 @@ func TestSoak(t *testing.T) {
 			ops["ctl reload"]++
 		case 1:
 			name := []string{"soak1", "soak2"}[(i/3)%2]
-			write(t, filepath.Join(apps[name], name+".py"), strings.Replace(helloPy, "hello from", fmt.Sprintf("v%d hello from", i), 1))
+			write(t, filepath.Join(apps[name], name+".py"), strings.Replace(src[name], "hello from", fmt.Sprintf("v%d hello from", i), 1))
 			e.deploy(name+".test", "--app-dir", apps[name], "--module", name, "--venv", venv)
 			ops["code redeploy"]++
 		case 2:
