@@ -42,11 +42,13 @@ type ACMEMetaChange struct {
 // nothing here assumes 90).
 const renewFraction = 3
 
-// dueForRenewal reports whether c should be replaced now.
-func dueForRenewal(c *x509.Certificate, now time.Time) bool {
-	life := c.NotAfter.Sub(c.NotBefore)
-	return c.NotAfter.Sub(now) < life/renewFraction
+// renewAt is when c is due by its lifetime: a third of it left.
+func renewAt(c *x509.Certificate) time.Time {
+	return c.NotAfter.Add(-c.NotAfter.Sub(c.NotBefore) / renewFraction)
 }
+
+// dueForRenewal reports whether c should be replaced now.
+func dueForRenewal(c *x509.Certificate, now time.Time) bool { return now.After(renewAt(c)) }
 
 // prepareACME decides whether a --tls auto deploy orders a certificate: not
 // when the installed one names the site and is not due for renewal (a

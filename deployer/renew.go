@@ -267,8 +267,7 @@ func Certs(stateDir, conf string) ([]CertInfo, error) {
 		}
 		info.Names, info.Issuer, info.NotAfter = ci.Leaf.DNSNames, ci.Leaf.Issuer.CommonName, ci.Leaf.NotAfter
 		if info.Auto {
-			life := ci.Leaf.NotAfter.Sub(ci.Leaf.NotBefore)
-			info.NextRenewal = ci.Leaf.NotAfter.Add(-life / renewFraction)
+			info.NextRenewal = renewAt(ci.Leaf)
 			st := ReadCertStatus(stateDir, info.Domain)
 			if t := ariSelected(st, ci.Leaf); !t.IsZero() && t.Before(info.NextRenewal) {
 				info.NextRenewal, info.RenewalBy = t, "ca"

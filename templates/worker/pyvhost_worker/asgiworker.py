@@ -18,6 +18,7 @@ from .common import CFG, HANDOFF_FD, ST_BUSY, ST_IDLE, TOMASTER_FD, log, signal,
 from .conn import abort_conn, close_quietly, error_response
 from .loadapp import Lifespan, LifespanFailed
 from .websocket import is_upgrade
+from .wsgi import Input
 from .worker import Worker
 
 STOP_GRACE = 30.0  # seconds in-flight requests get to finish once the worker stops
@@ -184,10 +185,9 @@ class ASGIWorker(Worker):
 
     async def http(self, conn, entry, env, body, start, nvars, pktsize):
         proto = env.get("SERVER_PROTOCOL") or "HTTP/1.1"
-        cl = env.get("CONTENT_LENGTH") or "0"
-        length = int(cl) if cl.isascii() and cl.isdigit() and len(cl) <= 18 else -1
+        cl = env.get("CONTENT_LENGTH")
+        length = Input.length_of(cl) if cl else 0  # logs a refusal, as for WSGI
         if length < 0:
-            log("refused a request with CONTENT_LENGTH %r: not a number of bytes (400)" % (cl[:40],))
             error_response(conn, 400, proto)
             close_quietly(conn)
             return

@@ -8,6 +8,7 @@ import base64
 import collections
 import hashlib
 
+from .asgi import response_head
 from .wsframes import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ProtocolError, Reader, close_payload, frame, parse_close
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -124,7 +125,6 @@ class WebSocket(object):
             raise RuntimeError("%s before the WebSocket was accepted or denied" % kind)
 
     async def _http(self, status, body, headers=()):
-        from .asgi import response_head
         head, _ = response_head("HTTP/1.1", status, list(headers), len(body))
         self.status = status
         await self.write(head + body)
