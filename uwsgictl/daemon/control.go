@@ -162,8 +162,8 @@ func (b ctlBackend) Stop(ref string) (pool.AppStats, error) {
 		return pool.AppStats{}, err
 	}
 	b.d.log.logf("app %s (%s): stop requested on the control socket", a.ID, a.Name)
-	a.Stop()
-	return a.Stats(), nil
+	err = a.StopAndWait(appWaitTimeout)
+	return a.Stats(), err
 }
 
 func (b ctlBackend) ReloadConfig() error {

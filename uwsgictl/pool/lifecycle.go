@@ -25,6 +25,42 @@ func (a *App) Stop() {
 	a.stopAllLocked(true, Stopped)
 }
 
+// StopAndWait stops the app gracefully and waits until the workers it had
+// have finished their requests and exited: until then they still accept on
+// the app's own sockets, so a request sent right after a stop that returned
+// at once could still meet the old code. (A request in the meantime starts
+// the app afresh; that is not waited for.)
+func (a *App) StopAndWait(timeout time.Duration) error {
+	a.mu.Lock()
+	var stopped []*generation
+	for _, g := range append([]*generation{a.cur, a.next}, a.draining...) {
+		if g != nil {
+			stopped = append(stopped, g)
+		}
+	}
+	a.stopAllLocked(true, Stopped)
+	a.mu.Unlock()
+	deadline := time.Now().Add(timeout)
+	for !a.exited(stopped) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("app %s: its workers still finish requests after %s", a.Name, timeout)
+		}
+		time.Sleep(10 * time.Millisecond) // a poll: the pool has no exit broadcast
+	}
+	return nil
+}
+
+func (a *App) exited(gens []*generation) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, g := range gens {
+		if !g.exited {
+			return false
+		}
+	}
+	return true
+}
+
 func (a *App) stopAllLocked(graceful bool, st State) {
 	for _, g := range []*generation{a.cur, a.next} {
 		if g != nil {

@@ -127,6 +127,16 @@ func (r *rig) wantState(s State) {
 	}
 }
 
+// waitFor polls cond until it holds (a minute at most).
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(time.Minute); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("condition not met in a minute")
+		}
+	}
+}
+
 func exited(code int) int             { return code << 8 }
 func killedBy(sig syscall.Signal) int { return int(sig) }
 
@@ -288,6 +298,28 @@ func TestStateMachine(t *testing.T) {
 			r.a.Close(false)
 			r.wantCalls(1, "spawn 0", "kill [101]")
 			r.wantState(Stopped)
+		}},
+		{"a stop returns once the old workers have exited, not before", Config{}, func(r *rig) {
+			r.ready()
+			done := make(chan error, 1)
+			go func() { done <- r.a.StopAndWait(time.Minute) }()
+			waitFor(t, func() bool { return r.a.State() == Stopped })
+			select {
+			case err := <-done:
+				t.Fatalf("StopAndWait returned (%v) while the zygote still ran: its workers still accept", err)
+			case <-time.After(50 * time.Millisecond): // no event can come: only the exit below ends it
+			}
+			r.gen(1).onExit(nil)
+			if err := <-done; err != nil {
+				t.Errorf("StopAndWait: %v", err)
+			}
+			r.wantCalls(1, "spawn 0", "stop")
+		}},
+		{"a stop that outlasts its time says so", Config{}, func(r *rig) {
+			r.ready()
+			if err := r.a.StopAndWait(20 * time.Millisecond); err == nil || !strings.Contains(err.Error(), "still finish requests") {
+				t.Errorf("StopAndWait with the zygote running: %v, want the timeout", err)
+			}
 		}},
 		{"--idle stops an app without requests", Config{Idle: time.Millisecond}, func(r *rig) {
 			r.ready()
