@@ -50,6 +50,9 @@
 #include "app.c"        /* calling the app and sending what it returns */
 #include "logline.c"    /* the request's log line */
 #include "request.c"    /* accept() to close() */
+#include "asgi.c"       /* ASGI: the scope, the response head */
+#include "ready.c"      /* ASGI: an awaitable whose result is there */
+#include "exchange.c"   /* ASGI: one request's receive and send that need no wait */
 
 /* die_with_parent(): the kernel kills this worker when its zygote dies. */
 static PyObject *die_with_parent(PyObject *self, PyObject *args) {
@@ -67,6 +70,10 @@ static PyMethodDef methods[] = {
      "accept_serve(fd, from_shared, budget) -> None, or (conn, data, start) for worker.py to finish"},
     {"serve", serve, METH_VARARGS, "serve(conn, prefix, from_shared) -> None, or (data, start) for worker.py to finish"},
     {"request_stop", request_stop, METH_NOARGS, "request_stop(): accept_serve returns after the request in hand"},
+    {"asgi_init", (PyCFunction)(void (*)(void))asgi_init, METH_VARARGS | METH_KEYWORDS,
+     "asgi_init(spec=, versions=, reasons=, client_gone=, body_chunk=): asgi.py's constants"},
+    {"asgi_scope", asgi_scope, METH_VARARGS, "asgi_scope(env, kind, state) -> the ASGI scope"},
+    {"head_lines", head_lines, METH_VARARGS, "head_lines(proto, status, headers) -> (head, has_cl)"},
     {"parse_vars", parse_vars, METH_VARARGS, "parse_vars(data, end) -> dict or None"},
     {"finish_environ", finish_environ, METH_VARARGS, "finish_environ(env, key, static) -> 0 ready, 1 another app, 2 refused"},
     {"sb_map", sb_map, METH_VARARGS, "sb_map(fd, size): map the scoreboard for the sb_* writers"},
@@ -94,5 +101,9 @@ PyMODINIT_FUNC PyInit__pyvhost_speedups(void) {
         return NULL;
     }
     Py_INCREF(ResponderType); /* PyModule_AddObject took one reference; hot_init's type check keeps using it */
+    if (exchange_types(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     return m;
 }

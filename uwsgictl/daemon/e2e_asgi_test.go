@@ -55,9 +55,16 @@ func (e *env) tune(t *testing.T, old, new string) {
 // request that sees http.disconnect when the client goes, an app's
 // exception as a 500 with its traceback logged; a reload that runs the old
 // worker's lifespan shutdown; FastAPI's path, query and body parameters
-// with JSON answers.
+// with JSON answers. On both request paths (exchange.py's Exchange in C
+// and in Python).
 func TestASGIStarletteAndFastAPI(t *testing.T) {
 	slow(t)
+	for _, rp := range requestPaths {
+		t.Run(rp.name, func(t *testing.T) { testASGIStarletteAndFastAPI(t, rp.args) })
+	}
+}
+
+func testASGIStarletteAndFastAPI(t *testing.T, daemonArgs []string) {
 	dir := daemontest.Dir(t)
 	venv := daemontest.Venv(t)
 	app := daemontest.App(t, dir, "asgi")
@@ -65,7 +72,7 @@ func TestASGIStarletteAndFastAPI(t *testing.T) {
 	e := startNginx(t, dir, asgiSite("star.test", socks, venv, app, "starletteapp:app"),
 		asgiSite("fast.test", socks, venv, app, "fastapiapp:app"))
 	ctl := filepath.Join(dir, "ctl.sock")
-	d := daemontest.Start(t, socks+"/star.test.sock", "--app-sockets", socks, "--nginx-conf", e.conf, "-p", "2", "--ctl", ctl)
+	d := daemontest.Start(t, socks+"/star.test.sock", append([]string{"--app-sockets", socks, "--nginx-conf", e.conf, "-p", "2", "--ctl", ctl}, daemonArgs...)...)
 
 	code, body := e.get(t, "star.test", "/?x=1")
 	var home map[string]any
@@ -132,10 +139,17 @@ func TestASGIStarletteAndFastAPI(t *testing.T) {
 
 // TestASGIScope: a bare ASGI app sees the scope the spec describes, from
 // nginx's vars: the headers lower-cased, the client and the server, the
-// query string and raw path as bytes, the body, and the lifespan state.
+// query string and raw path as bytes, the body, and the lifespan state;
+// on both request paths (the scope made in C and in Python).
 func TestASGIScope(t *testing.T) {
 	slow(t)
-	e, d, _ := serveASGI(t, "bare.test", "bare:app")
+	for _, rp := range requestPaths {
+		t.Run(rp.name, func(t *testing.T) { testASGIScope(t, rp.name, rp.args) })
+	}
+}
+
+func testASGIScope(t *testing.T, name string, daemonArgs []string) {
+	e, d, _ := serveASGI(t, "bare.test", "bare:app", daemonArgs...)
 	req, _ := http.NewRequest("PUT", "http://"+e.listen+"/a%20b/c?x=1&y=%C3%A9", strings.NewReader("the body"))
 	req.Host = "bare.test"
 	req.Header.Set("X-Custom-Thing", "Value")
@@ -183,6 +197,7 @@ func TestASGIScope(t *testing.T) {
 	if scope.State["ready"] != true {
 		t.Errorf("the lifespan state did not reach the request: %v", scope.State)
 	}
+	wantRequestPath(t, d, name)
 }
 
 // TestASGIWithoutLifespan: an app that raises on the lifespan scope runs

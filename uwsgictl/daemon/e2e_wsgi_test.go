@@ -56,6 +56,18 @@ var requestPaths = []struct {
 	{"python", []string{"--no-speedups"}},
 }
 
+// wantRequestPath fails t unless the daemon's workers ran the request path
+// named (requestPaths).
+func wantRequestPath(t *testing.T, d *daemontest.Daemon, name string) {
+	t.Helper()
+	log := d.Log()
+	usedC := (strings.Contains(log, "C speedups built in ") || strings.Contains(log, "C speedups in ")) &&
+		!strings.Contains(log, "C speedups not")
+	if usedC != (name == "C") {
+		t.Errorf("the workers did not run the %s request path:\n%s", name, log)
+	}
+}
+
 // TestWSGIValidated: requests through nginx to an app wrapped in
 // wsgiref.validate.validator, GET and POST, on both request paths.
 func TestWSGIValidated(t *testing.T) {
@@ -83,12 +95,7 @@ func TestWSGIValidated(t *testing.T) {
 			if strings.Contains(d.Log(), "AssertionError") || strings.Contains(d.Log(), "WSGIWarning") {
 				t.Errorf("the validator complained:\n%s", d.Log())
 			}
-			log := d.Log()
-			usedC := (strings.Contains(log, "C speedups built in ") || strings.Contains(log, "C speedups in ")) &&
-				!strings.Contains(log, "C speedups not")
-			if usedC != (rp.name == "C") {
-				t.Errorf("the workers did not run the %s request path:\n%s", rp.name, log)
-			}
+			wantRequestPath(t, d, rp.name)
 		})
 	}
 }

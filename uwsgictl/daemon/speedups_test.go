@@ -18,7 +18,9 @@ import (
 // Debian's Python's headers) and, under every Python 3.8+ on this machine,
 // checks them against their pure-Python twins: nginx's captured packets,
 // 20,000 random and mutated packets, and whole requests through 20 WSGI
-// apps (testdata/worker_selftest.py).
+// apps (testdata/worker_selftest.py); ASGI scopes of random environs,
+// response heads good and bad, and whole requests through Exchange
+// (testdata/asgi_selftest.py).
 func TestSpeedupsMatchPython(t *testing.T) {
 	dir := t.TempDir()
 	built := buildSpeedups(dir, "/usr/bin/python3", t.Logf)
@@ -29,28 +31,24 @@ func TestSpeedupsMatchPython(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	selftest := filepath.Join(dir, "selftest.py")
-	src, err := os.ReadFile("../../testdata/worker_selftest.py")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(selftest, src, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	proto, err := json.Marshal(pool.WorkerProtocol())
 	if err != nil {
 		t.Fatal(err)
 	}
 	captures, _ := filepath.Abs("../../testdata/wire/nginx-1.22-uwsgi-packets.jsonl")
+	selftests := [][]string{{"worker_selftest.py", captures}, {"asgi_selftest.py"}}
 	for _, py := range daemontest.Pythons(t) {
 		t.Run(py.Version, func(t *testing.T) {
-			cmd := exec.Command(py.Path, selftest, built, worker, captures)
-			cmd.Env = append(os.Environ(), "PYVHOST_PROTOCOL="+string(proto))
-			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.HasPrefix(string(out), "ok ") {
-				t.Fatalf("%s: C and Python disagree: %v\n%s", py.Path, err, out)
+			for _, st := range selftests {
+				script, _ := filepath.Abs("../../testdata/" + st[0])
+				cmd := exec.Command(py.Path, append([]string{script, built, worker}, st[1:]...)...)
+				cmd.Env = append(os.Environ(), "PYVHOST_PROTOCOL="+string(proto))
+				out, err := cmd.CombinedOutput()
+				if err != nil || !strings.HasPrefix(string(out), "ok ") {
+					t.Fatalf("%s %s: C and Python disagree: %v\n%s", py.Path, st[0], err, out)
+				}
+				t.Log(st[0], strings.TrimSpace(string(out)))
 			}
-			t.Log(strings.TrimSpace(string(out)))
 		})
 	}
 }

@@ -1,19 +1,13 @@
 """ASGI 3 HTTP (asgiref's www.rst, spec 2.4) over the uwsgi protocol: the
-scope made from nginx's vars, and one request's receive and send. The body
-is read from the connection only as the app asks for it (a 100 MB upload is
-never held whole); the response goes out as the app sends it."""
+scope made from nginx's vars, and the response head made from what the app
+sends (exchange.py is one request's receive and send). scope_of and
+head_lines have C twins in the speedups (csrc/asgi.c), used when built."""
 
-import asyncio
-import os
-import socket
-import time
-
-from .common import SOCKET_TIMEOUT_MS
+from .common import _c
 from .wsgi import check_header
 
 SPEC = {"version": "3.0", "spec_version": "2.4"}
-BODY_CHUNK = 1 << 16
-TIMEOUT = SOCKET_TIMEOUT_MS / 1000.0
+BODY_CHUNK = 1 << 16  # the most of a body one http.request message carries
 HTTP_VERSIONS = {"HTTP/1.0": "1.0", "HTTP/1.1": "1.1", "HTTP/2.0": "2", "HTTP/2": "2", "HTTP/3": "3"}
 
 
@@ -54,7 +48,7 @@ def _addr(host, port):
         return [host, 0]
 
 
-def scope_of(env, kind, state):
+def scope_of_py(env, kind, state):
     """The scope of a request ("http" or "websocket") from its environ
     (parsed vars, SCRIPT_NAME and PATH_INFO split as for WSGI). path is the
     whole path (root_path and below, decoded as UTF-8), as the spec and
@@ -112,11 +106,13 @@ def _check_name(name, value):
 _HEADS = {}  # (proto, status, headers) -> head_lines' answer: apps send the same ones again and again
 
 
-def head_lines(proto, status, headers):
+def head_lines_py(proto, status, headers):
     """The status line and headers an app sent, checked as a WSGI app's
     are: (the head without its final CRLF, whether it has a Content-Length)."""
     if type(status) is not int:  # before the cache: 200.0 == 200 there
         raise ValueError("ASGI response status %r is not a 3-digit int" % (status,))
+    if type(headers) is not list:
+        headers = list(headers)  # an iterator must not be spent on the cache's key
     try:
         key = (proto, status, tuple(headers))
         got = _HEADS.get(key)
@@ -137,7 +133,10 @@ def _head_lines(proto, status, headers):
     parts = [("%s %d %s\r\n" % (proto, status, REASONS.get(status, "Unknown"))).encode("latin-1")]
     has_cl = False
     for pair in headers:
-        name, value = pair
+        try:
+            name, value = pair
+        except (TypeError, ValueError):
+            raise TypeError("ASGI response headers must be [bytes, bytes] pairs, not %r" % (pair,))
         if type(name) is not bytes or type(value) is not bytes:
             if not isinstance(name, bytes) or not isinstance(value, bytes):
                 raise TypeError("ASGI response headers must be [bytes, bytes] pairs, not %r" % (pair,))
@@ -153,125 +152,14 @@ def _head_lines(proto, status, headers):
 def response_head(proto, status, headers, body_len):
     """The whole head: Content-Length is added when the whole body is in
     hand (body_len) and the app gave none; also the number of headers."""
-    head, has_cl = head_lines(proto, status, headers)
+    head, has_cl = head_lines(proto, status, headers)  # the C twin when built
     if has_cl or body_len is None:
         return head + b"\r\n", len(headers)
     return head + b"Content-Length: %d\r\n\r\n" % body_len, len(headers) + 1
 
 
-class HTTPRequest(object):
-    """One request's receive and send, on the non-blocking connection fd
-    (a socket object is made only if a read or write has to wait)."""
-
-    def __init__(self, loop, fd, body, length, proto, entry):
-        self.loop, self.fd, self._sock = loop, fd, None
-        self.buf = body[:length]
-        self.left = length - len(self.buf)
-        self.proto = proto
-        self.request_done = False  # the whole body was given to the app
-        self.started = self.finished = self.gone = False
-        self.head, self.has_cl = b"", False
-        self.status = 500
-        self.headers = []
-        self.nbytes = self.hsize = self.hcount = 0
-        self.entry = entry  # [start, last progress, …]: the worker's harakiri reads it
-        self.disconnect = None  # a task that sees the client go, once the body is read
-
-    @property
-    def sock(self):
-        if self._sock is None:
-            self._sock = socket.socket(fileno=self.fd)
-            self._sock.setblocking(False)
-        return self._sock
-
-    def close(self):
-        if self._sock is not None:
-            self._sock.close()
-        else:
-            os.close(self.fd)
-
-    async def receive(self):
-        if not self.request_done:
-            return await self._body()
-        if self.disconnect is None:
-            self.disconnect = self.loop.create_task(self._wait_gone())
-        await asyncio.shield(self.disconnect)
-        return {"type": "http.disconnect"}
-
-    async def _body(self):
-        if self.buf or self.left == 0:
-            chunk, self.buf = self.buf[:BODY_CHUNK], self.buf[BODY_CHUNK:]
-        else:
-            try:
-                chunk = await asyncio.wait_for(self.loop.sock_recv(self.sock, min(self.left, BODY_CHUNK)), TIMEOUT)
-            except (OSError, asyncio.TimeoutError):
-                chunk = b""
-            if not chunk:  # the body ended early or stalled: the client is gone
-                self.gone = self.request_done = True
-                return {"type": "http.disconnect"}
-            self.left -= len(chunk)
-        more = bool(self.buf) or self.left > 0
-        self.request_done = not more
-        self.entry[1] = time.monotonic_ns()
-        return {"type": "http.request", "body": chunk, "more_body": more}
-
-    async def _wait_gone(self):
-        # nginx sends nothing after the body: readable now means closed.
-        while not self.gone and not self.finished:
-            try:
-                data = await self.loop.sock_recv(self.sock, 1)
-            except OSError:
-                data = b""
-            if not data:
-                self.gone = True
-
-    async def send(self, msg):
-        if self.gone:
-            raise ClientDisconnected("the client went away")
-        kind = msg["type"]
-        if kind == "http.response.start":
-            if self.started:
-                raise RuntimeError("http.response.start sent twice")
-            status, headers = msg["status"], list(msg.get("headers", ()))
-            # Checked now, so the mistake's traceback is the app's own line.
-            self.head, self.has_cl = head_lines(self.proto, status, headers)
-            self.started, self.status, self.headers = True, status, headers
-            return
-        if kind != "http.response.body":
-            raise RuntimeError("unexpected ASGI message %r in an HTTP request" % (kind,))
-        if not self.started:
-            raise RuntimeError("http.response.body before http.response.start")
-        if self.finished:
-            raise RuntimeError("http.response.body after the response ended")
-        body = msg.get("body", b"")
-        more = msg.get("more_body", False)
-        data = body
-        if self.hsize == 0:
-            head, self.hcount = self.head + b"\r\n", len(self.headers)
-            if not self.has_cl and not more:
-                head, self.hcount = self.head + b"Content-Length: %d\r\n\r\n" % len(body), self.hcount + 1
-            self.hsize = len(head)
-            data = head + body
-        self.finished = not more
-        await self.write(data)
-        self.nbytes += len(body)
-
-    async def write(self, data):
-        try:
-            # Most answers fit the socket's buffer: sent at once, with no
-            # timer to arm; the rest waits, at most --socket-timeout.
-            n = os.write(self.fd, data)
-            if n < len(data):
-                await asyncio.wait_for(self.loop.sock_sendall(self.sock, memoryview(data)[n:]), TIMEOUT)
-        except BlockingIOError:
-            try:
-                await asyncio.wait_for(self.loop.sock_sendall(self.sock, data), TIMEOUT)
-            except (OSError, asyncio.TimeoutError):
-                self._lost()
-        except (OSError, asyncio.TimeoutError):
-            self._lost()
-        self.entry[1] = time.monotonic_ns()
-
-    def _lost(self):
-        self.gone = True
-        raise ClientDisconnected("the client went away")
+scope_of, head_lines = scope_of_py, head_lines_py
+if _c is not None:
+    _c.asgi_init(spec=SPEC, versions=HTTP_VERSIONS, reasons=REASONS, client_gone=ClientDisconnected,
+                body_chunk=BODY_CHUNK)
+    scope_of, head_lines = _c.asgi_scope, _c.head_lines

@@ -13,7 +13,8 @@ import os
 import socket as pysocket  # asyncio's sock_* want socket.socket objects
 import time
 
-from .asgi import ClientDisconnected, HTTPRequest, head_lines, scope_of
+from .asgi import ClientDisconnected, head_lines, scope_of
+from .exchange import HTTPRequest
 from .common import CFG, HANDOFF_FD, ST_BUSY, ST_IDLE, TOMASTER_FD, log, signal, socket
 from .conn import abort_conn, close_quietly, error_response
 from .loadapp import Lifespan, LifespanFailed
