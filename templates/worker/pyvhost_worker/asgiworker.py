@@ -15,7 +15,7 @@ import time
 
 from .asgi import ClientDisconnected, head_lines, scope_of
 from .exchange import HTTPRequest
-from .common import CFG, HANDOFF_FD, ST_BUSY, ST_IDLE, TOMASTER_FD, log, signal, socket
+from .common import CFG, HANDOFF_FD, ST_BUSY, ST_IDLE, TOMASTER_FD, _c, log, signal, socket
 from .conn import abort_conn, close_quietly, error_response
 from .loadapp import Lifespan, LifespanFailed
 from .websocket import is_upgrade
@@ -51,6 +51,7 @@ class ASGIWorker(Worker):
         import asyncio
         self.asyncio = asyncio
         self.open_scoreboard()  # counting in C when the speedups are loaded; state and latency through self.sb
+        self.start_c_path()  # the C path's settings: its packets read and checked as a WSGI worker's
         self.loop = new_loop()
         if hasattr(asyncio, "eager_task_factory"):
             # Python 3.12+: a request's task runs at once, in take(); one
@@ -129,8 +130,15 @@ class ASGIWorker(Worker):
             self.loop.remove_reader(HANDOFF_FD)
 
     def on_accept(self, lsock, from_shared):
+        fd = lsock.fileno()
         while self.accepting and len(self.active) < self.concurrency:
             try:
+                if _c is not None:  # accept, read and parse in C
+                    got = _c.asgi_accept(fd, from_shared)
+                    if got is None:
+                        return  # none waits (or another worker took it)
+                    self.took(got, from_shared)
+                    continue
                 conn, _ = lsock._accept()
             except (BlockingIOError, InterruptedError):
                 return  # another worker took it
@@ -138,19 +146,36 @@ class ASGIWorker(Worker):
                 log("accept: %s" % e)
                 return
             os.set_blocking(conn, False)
-            self.take(conn, b"", from_shared)
+            self.take(conn, b"", from_shared, time.monotonic_ns())
 
     def on_handoff(self):
         while self.accepting and len(self.active) < self.concurrency:
             got = self.recv_handoff()
             if got is None:
                 return
-            self.take(got[0], got[1], True)
+            if _c is None:
+                self.take(got[0], got[1], True, time.monotonic_ns())
+                continue
+            try:
+                got = _c.asgi_take(got[0], got[1], True)
+            except OSError as e:
+                self.report("request failed", e)
+                continue
+            if got is not None:  # None: the client went away
+                self.took(got, True)
 
-    def take(self, conn, data, from_shared):
+    def took(self, got, from_shared):
+        """What the C path read: a request to begin, or the bytes read of
+        one that take() must go on with (env None)."""
+        conn, data, start, env, nvars, pktsize = got
+        if env is None:
+            self.take(conn, data, from_shared, start)
+        else:
+            self.begin(conn, env, data, start, nvars, pktsize)
+
+    def take(self, conn, data, from_shared, start):
         """Check a new connection's packet (at once, as a WSGI worker does)
-        and start its request."""
-        start = time.monotonic_ns()
+        and begin its request."""
         try:
             got = self.prepare(conn, data, from_shared, start)
         except Exception as e:
@@ -159,14 +184,20 @@ class ASGIWorker(Worker):
         if got is None:
             close_quietly(conn)
             return
+        self.begin(conn, *got)
+
+    def begin(self, conn, env, body, start, nvars, pktsize):
+        """Start a request's task: http's, or websocket's for an upgrade."""
         entry = [start, start, None, None]
         self.active[id(entry)] = entry
-        entry[3] = self.loop.create_task(self.request(conn, entry, *got))
+        serve = self.websocket if "HTTP_UPGRADE" in env and is_upgrade(env) else self.http
+        entry[3] = self.loop.create_task(serve(conn, entry, env, body, start, nvars, pktsize))
         if len(self.active) >= self.concurrency:
             self.set_accepting(False)
 
     def done(self, entry):
-        """A request is over (its task's last step: no callback to schedule)."""
+        """A request is over: the last step of http's or websocket's task
+        (no callback to schedule)."""
         self.active.pop(id(entry), None)
         if self.max_requests and self.served() >= self.max_requests:
             self.stop()  # recycled: the zygote starts another
@@ -175,54 +206,52 @@ class ASGIWorker(Worker):
 
     # -- one request
 
-    async def request(self, conn, entry, env, body, start, nvars, pktsize):
+    async def http(self, conn, entry, env, body, start, nvars, pktsize):
         try:
-            if "HTTP_UPGRADE" in env and is_upgrade(env):
-                await self.websocket(conn, entry, env, body, start, nvars, pktsize)
-            else:
-                await self.http(conn, entry, env, body, start, nvars, pktsize)
+            proto = env.get("SERVER_PROTOCOL") or "HTTP/1.1"
+            cl = env.get("CONTENT_LENGTH")
+            length = Input.length_of(cl) if cl else 0  # logs a refusal, as for WSGI
+            if length < 0:
+                error_response(conn, 400, proto)
+                close_quietly(conn)
+                return
+            r = HTTPRequest(self.loop, conn, body, length, proto, entry)
+            try:
+                await self.app(scope_of(env, "http", self.lifespan.state), r.receive, r.send)
+                if not r.started and not r.gone:
+                    log("app %s returned without a response to %s %s: 500" % (
+                        CFG.get("name", self.app_id), env.get("REQUEST_METHOD"), env.get("PATH_INFO")))
+                    await self.error(r, 500)
+                elif r.started and not r.finished and not r.gone:
+                    abort_conn(conn)  # a response cut short must not look whole
+                    r.status = 500
+            except ClientDisconnected:
+                pass
+            except Exception as e:
+                if r.finished:
+                    self.report("raised after its response", e)  # Starlette's error page, then re-raised
+                elif not r.started or r.hsize == 0:
+                    self.report("raised", e)
+                    await self.error(r, 500)
+                else:
+                    self.report("raised mid-response (the connection is aborted)", e)
+                    abort_conn(conn)
+                r.status = 500
+            finally:
+                if r.disconnect is not None:
+                    r.disconnect.cancel()
+                r.close()
+            self.http_done(r, env, start, nvars, pktsize)
         finally:
             self.done(entry)
 
-    async def http(self, conn, entry, env, body, start, nvars, pktsize):
-        proto = env.get("SERVER_PROTOCOL") or "HTTP/1.1"
-        cl = env.get("CONTENT_LENGTH")
-        length = Input.length_of(cl) if cl else 0  # logs a refusal, as for WSGI
-        if length < 0:
-            error_response(conn, 400, proto)
-            close_quietly(conn)
-            return
-        r = HTTPRequest(self.loop, conn, body, length, proto, entry)
-        try:
-            await self.app(scope_of(env, "http", self.lifespan.state), r.receive, r.send)
-            if not r.started and not r.gone:
-                log("app %s returned without a response to %s %s: 500" % (
-                    CFG.get("name", self.app_id), env.get("REQUEST_METHOD"), env.get("PATH_INFO")))
-                await self.error(r, 500)
-            elif r.started and not r.finished and not r.gone:
-                abort_conn(conn)  # a response cut short must not look whole
-                r.status = 500
-        except ClientDisconnected:
-            pass
-        except Exception as e:
-            if r.finished:
-                self.report("raised after its response", e)  # Starlette's error page, then re-raised
-            elif not r.started or r.hsize == 0:
-                self.report("raised", e)
-                await self.error(r, 500)
-            else:
-                self.report("raised mid-response (the connection is aborted)", e)
-                abort_conn(conn)
-            r.status = 500
-        finally:
-            if r.disconnect is not None:
-                r.disconnect.cancel()
-            r.close()
+    def http_done(self, r, env, start, nvars, pktsize):
+        """Count and log an HTTP request that was answered."""
         status = r.status if r.started else 500
         self.count(requests=1, errors=int(status >= 500), tx=r.nbytes)
         self.sb.record(time.monotonic_ns() - start)
         if self.logging:
-            self.log_request(env, status if not r.gone else 499, r.nbytes, start, nvars, pktsize, proto, r.hcount, r.hsize)
+            self.log_request(env, status if not r.gone else 499, r.nbytes, start, nvars, pktsize, r.proto, r.hcount, r.hsize)
 
     async def error(self, r, code):
         r.status, r.started, r.headers = code, True, [(b"content-type", b"text/plain")]
@@ -261,40 +290,43 @@ class ASGIWorker(Worker):
     # -- one WebSocket
 
     async def websocket(self, conn, entry, env, body, start, nvars, pktsize):
-        from .websocket import WebSocket, handshake_error
-        why = handshake_error(env)
-        if why:
-            log("refused a WebSocket handshake: %s (400)" % why)
-            error_response(conn, 400)
-            close_quietly(conn)
-            return
-        sock = pysocket.socket(fileno=conn)
-        sock.setblocking(False)
-        ws = WebSocket(self.loop, sock, env, self.max_message, body, self.ping_every)
-        entry[2] = ws
-        scope = scope_of(env, "websocket", self.lifespan.state)
-        scope["subprotocols"] = [p.strip() for p in env.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "").split(",") if p.strip()]
-        scope["extensions"] = {"websocket.http.response": {}}
-        failed = False
         try:
-            await self.app(scope, ws.receive, ws.send)
-            if ws.state == "connecting":  # returned without accepting: denied
-                await ws.send({"type": "websocket.close"})
-            elif ws.state == "open":
-                await ws.close(1000)
-        except OSError:
-            pass  # the client went away
-        except Exception as e:
-            failed = True
-            self.report("raised in a WebSocket", e)
-            if ws.state == "connecting":
-                await ws._http(500, b"500 Internal Server Error\n")
-            else:
-                await ws._fail(1011, "")
+            from .websocket import WebSocket, handshake_error
+            why = handshake_error(env)
+            if why:
+                log("refused a WebSocket handshake: %s (400)" % why)
+                error_response(conn, 400)
+                close_quietly(conn)
+                return
+            sock = pysocket.socket(fileno=conn)
+            sock.setblocking(False)
+            ws = WebSocket(self.loop, sock, env, self.max_message, body, self.ping_every)
+            entry[2] = ws
+            scope = scope_of(env, "websocket", self.lifespan.state)
+            scope["subprotocols"] = [p.strip() for p in env.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "").split(",") if p.strip()]
+            scope["extensions"] = {"websocket.http.response": {}}
+            failed = False
+            try:
+                await self.app(scope, ws.receive, ws.send)
+                if ws.state == "connecting":  # returned without accepting: denied
+                    await ws.send({"type": "websocket.close"})
+                elif ws.state == "open":
+                    await ws.close(1000)
+            except OSError:
+                pass  # the client went away
+            except Exception as e:
+                failed = True
+                self.report("raised in a WebSocket", e)
+                if ws.state == "connecting":
+                    await ws._http(500, b"500 Internal Server Error\n")
+                else:
+                    await ws._fail(1011, "")
+            finally:
+                ws.finish()
+                sock.close()
+            self.count(requests=1, errors=int(failed or ws.status >= 500), tx=ws.nbytes)
+            self.sb.record(time.monotonic_ns() - start)
+            if self.logging:
+                self.log_request(env, ws.status, ws.nbytes, start, nvars, pktsize, env.get("SERVER_PROTOCOL") or "HTTP/1.1", 0, 0)
         finally:
-            ws.finish()
-            sock.close()
-        self.count(requests=1, errors=int(failed or ws.status >= 500), tx=ws.nbytes)
-        self.sb.record(time.monotonic_ns() - start)
-        if self.logging:
-            self.log_request(env, ws.status, ws.nbytes, start, nvars, pktsize, env.get("SERVER_PROTOCOL") or "HTTP/1.1", 0, 0)
+            self.done(entry)
