@@ -188,3 +188,6 @@ class HTTPRequest(Waits, Exchange if _c is None else _c.Exchange):
 Coroutine.register(Ready)
 if _c is not None:
     Coroutine.register(_c.Ready)
+# What a receive or send that needs no wait answers with: Ready(value), the
+# C one when the speedups are built.
+ready = Ready if _c is None else _c.Ready

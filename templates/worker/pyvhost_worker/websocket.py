@@ -9,11 +9,18 @@ import collections
 import hashlib
 
 from .asgi import response_head
+from .exchange import ready
 from .wsframes import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ProtocolError, Reader, close_payload, frame, parse_close
 
+DONE = ready()
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CLOSE_TIMEOUT = 5.0  # how long the close handshake waits for the peer's close
 INBOX = 16  # messages read ahead of the app
+
+
+def _seen(task):
+    if not task.cancelled():
+        task.exception()
 
 
 def is_upgrade(env):
@@ -44,7 +51,11 @@ class WebSocket(object):
         self.loop, self.sock, self.env = loop, sock, env
         self.ping_every = ping_every
         self.pinging = None
-        self.writing = asyncio.Lock()  # one frame at a time on the wire, whoever sends
+        # What the socket did not take yet, in order, and the task writing
+        # it: every frame goes after them, whoever sends, so frames never
+        # interleave on the wire.
+        self.out = collections.deque()
+        self.flushing = None
         self.reader = Reader(loop, sock, max_message, body)
         self.state = "connecting"  # connecting → open → closing → closed
         self.connect_sent = False
@@ -59,7 +70,13 @@ class WebSocket(object):
         self.reading = None
         self.peer_closed = loop.create_future()
 
-    async def receive(self):
+    def receive(self):
+        """A message read ahead at once (a Ready), else a coroutine."""
+        if self.inbox and self.connect_sent:
+            return ready(self._take())
+        return self._receive()
+
+    async def _receive(self):
         if not self.connect_sent:
             self.connect_sent = True
             return {"type": "websocket.connect"}
@@ -68,6 +85,9 @@ class WebSocket(object):
                 return {"type": "websocket.disconnect", "code": self.close_code or 1006}
             self.wake_app = self.loop.create_future()
             await self.wake_app
+        return self._take()
+
+    def _take(self):
         msg = self.inbox.popleft()
         w = self.wake_reader
         if w is not None and not w.done():
@@ -80,8 +100,24 @@ class WebSocket(object):
         if w is not None and not w.done():
             w.set_result(None)
 
-    async def send(self, msg):
+    def send(self, msg):
+        """A message sent: the socket took it (DONE), or an awaitable that
+        is done once it has; the handshake and the close are coroutines."""
         kind = msg["type"]
+        if self.state == "connecting" or kind != "websocket.send":
+            return self._send(kind, msg)
+        if self.state != "open":
+            raise OSError("the WebSocket is closed")  # spec 2.4: sending after close raises
+        if msg.get("bytes") is not None:
+            data = frame(OP_BINARY, msg["bytes"])
+        elif msg.get("text") is not None:
+            data = frame(OP_TEXT, msg["text"].encode("utf-8"))
+        else:
+            raise ValueError("websocket.send without bytes or text")
+        waiting = self.queue(data)
+        return DONE if waiting is None else asyncio.shield(waiting)
+
+    async def _send(self, kind, msg):
         if self.state == "connecting":
             await self._send_handshake(kind, msg)
             return
@@ -89,14 +125,7 @@ class WebSocket(object):
             raise RuntimeError("%s after the WebSocket was accepted" % kind)
         if self.state != "open":
             raise OSError("the WebSocket is closed")  # spec 2.4: sending after close raises
-        if kind == "websocket.send":
-            if msg.get("bytes") is not None:
-                await self.write(frame(OP_BINARY, msg["bytes"]))
-            elif msg.get("text") is not None:
-                await self.write(frame(OP_TEXT, msg["text"].encode("utf-8")))
-            else:
-                raise ValueError("websocket.send without bytes or text")
-        elif kind == "websocket.close":
+        if kind == "websocket.close":
             await self.close(msg.get("code") or 1000, msg.get("reason") or "")
         else:
             raise RuntimeError("unexpected ASGI message %r in a WebSocket" % (kind,))
@@ -131,9 +160,16 @@ class WebSocket(object):
         self.state, self.close_code = "closed", 1006
 
     async def _read(self):
+        r = self.reader
         try:
             while True:
-                op, data = await self.reader.message(self._control)
+                got = r.quick()  # a one-frame message already read: no coroutine
+                if got is None:
+                    if not r.buf:
+                        await r.fill()
+                        continue
+                    got = await r.message(self._control)
+                op, data = got
                 if op == OP_CLOSE:
                     return
                 self.nbytes += len(data)
@@ -211,23 +247,41 @@ class WebSocket(object):
                     return
 
     async def write(self, data):
-        async with self.writing:
+        waiting = self.queue(data)
+        if waiting is not None:
+            await asyncio.shield(waiting)  # a sender cancelled must not cancel the writing
+
+    def queue(self, data):
+        """Write data after what is still queued: None when the socket took
+        it at once (most frames: no wait), else the task writing the queue."""
+        if not self.out:
             try:
-                n = self.sock.send(data)  # most frames fit the socket's buffer: no wait
-                if n < len(data):
-                    await self.loop.sock_sendall(self.sock, memoryview(data)[n:])
+                n = self.sock.send(data)
             except BlockingIOError:
-                await self._write_waiting(data)
+                n = 0
             except OSError:
                 self._gone(1006)
                 raise
+            if n == len(data):
+                return None
+            data = memoryview(data)[n:]
+        self.out.append(data)
+        if self.flushing is None:
+            self.flushing = self.loop.create_task(self._flush())
+            self.flushing.add_done_callback(_seen)  # a failure no sender awaited is no error to log
+        return self.flushing
 
-    async def _write_waiting(self, data):
+    async def _flush(self):
         try:
-            await self.loop.sock_sendall(self.sock, data)
+            while self.out:
+                await self.loop.sock_sendall(self.sock, self.out[0])
+                self.out.popleft()
         except OSError:
+            self.out.clear()
             self._gone(1006)
             raise
+        finally:
+            self.flushing = None
 
     def finish(self):
         for t in (self.reading, self.pinging):

@@ -57,6 +57,16 @@ def parse_close(payload):
         raise ProtocolError(1007, "a close reason that is not UTF-8")
 
 
+def whole(op, payload):
+    """A message that came in one frame: (OP_TEXT, str) or (OP_BINARY, bytes)."""
+    if op == OP_BINARY:
+        return OP_BINARY, payload
+    try:
+        return OP_TEXT, payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(1007, "a text message that is not UTF-8")
+
+
 class Reader(object):
     """Frames from the client, one message at a time."""
 
@@ -80,19 +90,41 @@ class Reader(object):
             raise EOFError()
         self.buf += data
 
-    async def frame(self):
+    def quick(self):
+        """The next message when it is one short, well-formed data frame
+        wholly in hand (the common case): (op, payload) at once, without a
+        wait; None otherwise (message reads it)."""
+        op = self.short_frame()
+        if op not in (OP_TEXT | 0x80, OP_BINARY | 0x80):
+            return None
+        return whole(op & 0x0F, self.take_short())
+
+    def short_frame(self):
+        """A short, well-formed frame wholly in the buffer: its first byte
+        (FIN and opcode); None if the buffer holds no such frame."""
         buf = self.buf
-        if len(buf) < 6:
-            await self.fill()  # one read brings the whole of a short frame, mostly
         if len(buf) >= 6 and buf[1] & 0x7F < 126 and len(buf) >= 6 + (buf[1] & 0x7F) and not buf[0] & 0x70 and buf[1] & 0x80:
-            # The whole of a short, well-formed frame is in hand (the
-            # common case): parsed without a wait.
             b0, n = buf[0], buf[1] & 0x7F
             op = b0 & 0x0F
             if n <= self.max and (op in (OP_CONT, OP_TEXT, OP_BINARY) or op in (OP_CLOSE, OP_PING, OP_PONG) and b0 & 0x80):
-                mask, payload = bytes(buf[2:6]), bytes(buf[6:6 + n])
-                del buf[:6 + n]
-                return bool(b0 & 0x80), op, unmask(payload, mask) if n else b""
+                return b0
+        return None
+
+    def take_short(self):
+        """The payload of the short frame short_frame found, unmasked; the
+        frame is taken off the buffer."""
+        buf = self.buf
+        n = buf[1] & 0x7F
+        mask, payload = bytes(buf[2:6]), bytes(buf[6:6 + n])
+        del buf[:6 + n]
+        return unmask(payload, mask) if n else b""
+
+    async def frame(self):
+        if len(self.buf) < 6:
+            await self.fill()  # one read brings the whole of a short frame, mostly
+        b0 = self.short_frame()
+        if b0 is not None:
+            return bool(b0 & 0x80), b0 & 0x0F, self.take_short()
         b0, b1 = await self.exactly(2)
         fin, op, n = b0 & 0x80, b0 & 0x0F, b1 & 0x7F
         if b0 & 0x70:
@@ -131,12 +163,7 @@ class Reader(object):
                                     "a new message inside a fragmented one")
             if op0 is None:
                 if fin:  # a message in one frame (the common case)
-                    if op == OP_BINARY:
-                        return OP_BINARY, payload
-                    try:
-                        return OP_TEXT, payload.decode("utf-8")
-                    except UnicodeDecodeError:
-                        raise ProtocolError(1007, "a text message that is not UTF-8")
+                    return whole(op, payload)
                 op0 = op
                 text = codecs.getincrementaldecoder("utf-8")() if op == OP_TEXT else None
             size += len(payload)
