@@ -203,14 +203,10 @@ class WebSocket(object):
             self.state = "closing"
             try:
                 await self.write(frame(OP_CLOSE, close_payload(code, why)))
-                await asyncio.wait_for(self._drain(), CLOSE_TIMEOUT)
-            except (OSError, asyncio.TimeoutError):
+                await asyncio.wait_for(self.reader.discard(), CLOSE_TIMEOUT)
+            except (OSError, EOFError, asyncio.TimeoutError):
                 pass
         self._gone(code)
-
-    async def _drain(self):
-        while await self.loop.sock_recv(self.sock, 1 << 16):
-            pass
 
     def _gone(self, code):
         if self.close_code is None:
@@ -287,3 +283,4 @@ class WebSocket(object):
         for t in (self.reading, self.pinging):
             if t is not None:
                 t.cancel()
+        self.reader.close()

@@ -68,27 +68,73 @@ def whole(op, payload):
 
 
 class Reader(object):
-    """Frames from the client, one message at a time."""
+    """Frames from the client, one message at a time. The socket is
+    watched for as long as the reader wants bytes (not once per read: a
+    watch is two epoll_ctl calls), and read ahead up to READ_AHEAD bytes."""
+
+    READ_AHEAD = 1 << 20
 
     def __init__(self, loop, sock, max_message, initial=b""):
         self.loop, self.sock, self.max = loop, sock, max_message
         self.buf = bytearray(initial)
+        self.waiter = None  # the future fill() waits on
+        self.eof = self.watching = False
+
+    def watch(self, on):
+        if on != self.watching:
+            self.watching = on
+            if on:
+                self.loop.add_reader(self.sock.fileno(), self._readable)
+            else:
+                self.loop.remove_reader(self.sock.fileno())
+
+    def _readable(self):
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if data:
+            self.buf += data
+            if len(self.buf) > self.READ_AHEAD:
+                self.watch(False)  # the app is behind: its client waits, not our memory
+        else:
+            self.eof = True
+            self.watch(False)
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def fill(self):
+        """Wait until more bytes are in the buffer; EOFError once the
+        client has closed."""
+        n = len(self.buf)
+        while len(self.buf) == n:
+            if self.eof:
+                raise EOFError()
+            self.watch(True)
+            self.waiter = self.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
 
     async def exactly(self, n):
         while len(self.buf) < n:
-            data = await self.loop.sock_recv(self.sock, max(65536, n - len(self.buf)))
-            if not data:
-                raise EOFError()
-            self.buf += data
+            await self.fill()
         out = bytes(self.buf[:n])
         del self.buf[:n]
         return out
 
-    async def fill(self):
-        data = await self.loop.sock_recv(self.sock, 65536)
-        if not data:
-            raise EOFError()
-        self.buf += data
+    async def discard(self):
+        """Read and drop what the client still sends, until it closes."""
+        while True:
+            self.buf.clear()
+            await self.fill()
+
+    def close(self):
+        self.watch(False)
 
     def quick(self):
         """The next message when it is one short, well-formed data frame
