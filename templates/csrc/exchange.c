@@ -31,20 +31,15 @@ static int Exchange_init(Exchange *x, PyObject *args, PyObject *kw) {
     if (!buf) return -1;
     SETREF(x->buf, buf);
     x->left = length - take;
-    Py_INCREF(loop);
-    SETREF(x->loop, loop);
-    Py_INCREF(proto);
-    SETREF(x->proto, proto);
-    Py_INCREF(entry);
-    SETREF(x->entry, entry);
+    SETREF_INC(x->loop, loop);
+    SETREF_INC(x->proto, proto);
+    SETREF_INC(x->entry, entry);
     x->request_done = x->started = x->finished = x->gone = x->has_cl = 0;
     SETREF(x->head, PyBytes_FromStringAndSize("", 0));
     SETREF(x->headers, PyList_New(0));
     SETREF(x->status, PyLong_FromLong(500));
-    Py_INCREF(Py_None);
-    SETREF(x->sock, Py_None);
-    Py_INCREF(Py_None);
-    SETREF(x->disconnect, Py_None);
+    SETREF_INC(x->sock, Py_None);
+    SETREF_INC(x->disconnect, Py_None);
     x->nbytes = x->hsize = x->hcount = 0;
     return x->head && x->headers && x->status ? 0 : -1;
 }

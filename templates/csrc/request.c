@@ -1,6 +1,12 @@
 /* Part of speedups.c, which includes it (one translation unit).
  * One connection from accept() to close(): serve and accept_serve. */
 
+/* hot_ready: whether hot_init has run (else RuntimeError is set). */
+static int hot_ready(void) {
+    if (!H.buf) PyErr_SetString(PyExc_RuntimeError, "hot_init first");
+    return H.buf != NULL;
+}
+
 static void close_conn(int conn) {
     /* close() is not retried on EINTR: on Linux the fd is gone either way */
     close(conn);
@@ -111,6 +117,23 @@ fatal:
     return NULL;
 }
 
+/* accept_conn accepts a connection, non-blocking (its reads and writes
+ * wait with a deadline): its fd, NONE_WAITING, or -1 with the exception. */
+enum { NONE_WAITING = -2 };
+static int accept_conn(int fd) {
+    for (;;) {
+        int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (conn >= 0) return conn;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return NONE_WAITING;
+        if (errno == ECONNABORTED) continue;
+        if (errno != EINTR) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        if (PyErr_CheckSignals() < 0) return -1;
+    }
+}
+
 /* serve(conn, prefix, from_shared): answer a connection already accepted
  * (one the daemon handed over, with the bytes it read). */
 static PyObject *serve(PyObject *self, PyObject *args) {
@@ -119,10 +142,7 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     const char *prefix;
     Py_ssize_t plen;
     if (!PyArg_ParseTuple(args, "iy#p", &conn, &prefix, &plen, &from_shared)) return NULL;
-    if (!H.buf) {
-        PyErr_SetString(PyExc_RuntimeError, "hot_init first");
-        return NULL;
-    }
+    if (!hot_ready()) return NULL;
     return serve_conn(conn, prefix, plen, from_shared);
 }
 
@@ -133,23 +153,13 @@ static PyObject *accept_serve(PyObject *self, PyObject *args) {
     (void)self;
     int fd, from_shared, budget;
     if (!PyArg_ParseTuple(args, "ipi", &fd, &from_shared, &budget)) return NULL;
-    if (!H.buf) {
-        PyErr_SetString(PyExc_RuntimeError, "hot_init first");
-        return NULL;
-    }
+    if (!hot_ready()) return NULL;
     unsigned char *s = sb_base + H.slot_off;
     for (int i = 0; i < budget && !H.stop; i++) {
         if (H.max_requests && get64(s + SB_REQUESTS) >= H.max_requests) break;
-        int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK); /* reads and writes wait with a deadline */
-        if (conn < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-            if (errno == ECONNABORTED) continue;
-            if (errno == EINTR) {
-                if (PyErr_CheckSignals() < 0) return NULL;
-                continue;
-            }
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
+        int conn = accept_conn(fd);
+        if (conn == NONE_WAITING) break;
+        if (conn < 0) return NULL;
         PyObject *r = serve_conn(conn, NULL, 0, from_shared);
         if (!r) return NULL;
         if (r != Py_None) {
@@ -194,21 +204,11 @@ static PyObject *asgi_accept(PyObject *self, PyObject *args) {
     (void)self;
     int fd, from_shared;
     if (!PyArg_ParseTuple(args, "ip", &fd, &from_shared)) return NULL;
-    if (!H.buf) {
-        PyErr_SetString(PyExc_RuntimeError, "hot_init first");
-        return NULL;
-    }
+    if (!hot_ready()) return NULL;
     for (;;) {
-        int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK); /* reads and writes wait with a deadline */
-        if (conn < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) Py_RETURN_NONE;
-            if (errno == ECONNABORTED) continue;
-            if (errno == EINTR) {
-                if (PyErr_CheckSignals() < 0) return NULL;
-                continue;
-            }
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
+        int conn = accept_conn(fd);
+        if (conn == NONE_WAITING) Py_RETURN_NONE;
+        if (conn < 0) return NULL;
         PyObject *r = take_conn(conn, NULL, 0, from_shared);
         if (r != Py_None) return r;
         Py_DECREF(r); /* that client went away: the next */
@@ -223,9 +223,6 @@ static PyObject *asgi_take(PyObject *self, PyObject *args) {
     const char *prefix;
     Py_ssize_t plen;
     if (!PyArg_ParseTuple(args, "iy#p", &conn, &prefix, &plen, &from_shared)) return NULL;
-    if (!H.buf) {
-        PyErr_SetString(PyExc_RuntimeError, "hot_init first");
-        return NULL;
-    }
+    if (!hot_ready()) return NULL;
     return take_conn(conn, prefix, plen, from_shared);
 }

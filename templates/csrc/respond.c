@@ -17,6 +17,8 @@ typedef struct {
 
 /* SETREF replaces a reference held in a field (Py_XSETREF is not in the limited API). */
 #define SETREF(field, value) do { PyObject *old_ = (PyObject *)(field); (field) = (value); Py_XDECREF(old_); } while (0)
+/* SETREF_INC: the field takes a new reference to value. */
+#define SETREF_INC(field, value) do { Py_INCREF(value); SETREF(field, value); } while (0)
 
 static PyObject *ClientGone; /* conn.py's ClientGone, set by hot_init */
 
@@ -263,12 +265,9 @@ error:
 
 static void responder_reset(Responder *r, int conn, PyObject *proto) {
     r->conn = conn;
-    Py_INCREF(proto);
-    SETREF(r->proto, proto);
-    Py_INCREF(Py_None);
-    SETREF(r->status, Py_None);
-    Py_INCREF(Py_None);
-    SETREF(r->headers, Py_None);
+    SETREF_INC(r->proto, proto);
+    SETREF_INC(r->status, Py_None);
+    SETREF_INC(r->headers, Py_None);
     r->sent = 0;
     r->nbytes = r->hsize = r->hcount = 0;
 }
@@ -306,10 +305,8 @@ static PyObject *Responder_start_response(Responder *r, PyObject *args, PyObject
         PyErr_SetString(PyExc_AssertionError, "start_response called twice without exc_info");
         return NULL;
     }
-    Py_INCREF(status);
-    SETREF(r->status, status);
-    Py_INCREF(headers);
-    SETREF(r->headers, headers);
+    SETREF_INC(r->status, status);
+    SETREF_INC(r->headers, headers);
     if (!r->write_cb && !(r->write_cb = PyObject_GetAttrString((PyObject *)r, "write"))) return NULL;
     Py_INCREF(r->write_cb);
     return r->write_cb;
