@@ -19,10 +19,16 @@ FUZZ := ./nginxconf:FuzzParseFile ./nginxconf:FuzzRender ./nginxconf:FuzzNames .
 # The benchmark scripts shared with the project (beside the repository).
 SHARED_BENCH ?= ../shared/bench
 
-.PHONY: build test test-short faults soak golden fuzz lint deps deps-bench demo demo-stop bench clean
+.PHONY: build speedups test test-short faults soak golden fuzz lint deps deps-bench demo demo-stop bench clean
 
-build:
+# The binary embeds the worker's C module, compiled first when gcc and
+# python3-dev are here (templates/prebuilt/README.md); without them it still
+# builds, and the daemon compiles the module at start-up where it can.
+build: speedups
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pyvhost
+
+speedups:
+	@$(GO) run ./cmd/speedups templates/prebuilt || echo "make: no prebuilt C module: the daemon will compile it at start-up where a compiler is"
 
 # Every test, the end-to-end suites with real nginx included.
 test: deps

@@ -5,6 +5,8 @@ package templates
 import (
 	"bytes"
 	"embed"
+	"path"
+	"runtime"
 	"strings"
 	"text/template"
 )
@@ -31,6 +33,27 @@ var LoadAppPy string
 //
 //go:embed csrc/*.c
 var speedupsSrc embed.FS
+
+// prebuilt holds the C module make build compiled from csrc/ (none when
+// the build machine had no compiler): see prebuilt/README.md.
+//
+//go:embed prebuilt
+var prebuilt embed.FS
+
+// PrebuiltSpeedups is the compiled C module embedded for the sources whose
+// hash is hash, on this binary's OS and architecture; nil when there is none.
+func PrebuiltSpeedups(hash string) []byte {
+	data, err := prebuilt.ReadFile(path.Join("prebuilt", PrebuiltName(hash, runtime.GOOS, runtime.GOARCH)))
+	if err != nil {
+		return nil
+	}
+	return data
+}
+
+// PrebuiltName is the file a prebuilt C module has in prebuilt/.
+func PrebuiltName(hash, goos, goarch string) string {
+	return "speedups-" + hash + "-" + goos + "-" + goarch + ".so"
+}
 
 // SourceFile is one file of an embedded C source tree.
 type SourceFile struct {

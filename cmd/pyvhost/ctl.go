@@ -149,9 +149,7 @@ func appsTable(u *ui, apps []pool.AppStats) string {
 		case a.State == pool.Ready:
 			state = u.ok.Render(state)
 		}
-		if a.Interface == "asgi" {
-			state += " (asgi)"
-		}
+		state += appTags(a)
 		last := "-"
 		if a.LastRequest > 0 {
 			last = time.Since(time.UnixMilli(int64(a.LastRequest*1000))).Round(time.Second).String() + " ago"
@@ -160,6 +158,22 @@ func appsTable(u *ui, apps []pool.AppStats) string {
 			fmt.Sprintf("%.2f", a.AvgLatencyMS), fmt.Sprintf("%.2f", a.P99LatencyMS), fmt.Sprintf("%.1f", float64(rss)/(1<<20)), last, ownSettings(a))
 	}
 	return t.Render()
+}
+
+// appTags notes, after the state, an ASGI app and one on the slower
+// pure-Python request path (no C speedups): " (asgi, pure Python)".
+func appTags(a pool.AppStats) string {
+	var tags []string
+	if a.Interface == "asgi" {
+		tags = append(tags, "asgi")
+	}
+	if a.RequestPath == "python" {
+		tags = append(tags, "pure Python")
+	}
+	if len(tags) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(tags, ", ") + ")"
 }
 
 // ownSettings is what the app sets itself: its pool settings and how many

@@ -67,10 +67,13 @@ type Error struct {
 	Traceback string `json:"traceback,omitempty"`
 }
 
-// RuntimeDir is pyvhost's runtime directory: /run/pyvhost for root, else
+// RuntimeDir is pyvhost's runtime directory: $PYVHOST_RUNTIME_DIR when set, else /run/pyvhost for root, else
 // $XDG_RUNTIME_DIR/pyvhost (or a per-user directory under the temp dir).
 // The control socket, the worker program and per-app sockets live here.
 func RuntimeDir() string {
+	if d := os.Getenv("PYVHOST_RUNTIME_DIR"); d != "" {
+		return d
+	}
 	if os.Geteuid() == 0 {
 		return "/run/pyvhost"
 	}

@@ -27,6 +27,12 @@ import (
 // each (NAME.test), all on the shared port.
 func wsgiEnv(t *testing.T, daemonArgs []string, apps ...string) (*env, *daemontest.Daemon, map[string]string) {
 	t.Helper()
+	return wsgiEnvWith(t, nil, daemonArgs, apps...)
+}
+
+// wsgiEnvWith is wsgiEnv with environ added to the daemon's environment.
+func wsgiEnvWith(t *testing.T, environ, daemonArgs []string, apps ...string) (*env, *daemontest.Daemon, map[string]string) {
+	t.Helper()
 	dir := daemontest.Dir(t)
 	venv := daemontest.Venv(t)
 	sock := freeAddr(t)
@@ -42,7 +48,7 @@ func wsgiEnv(t *testing.T, daemonArgs []string, apps ...string) (*env, *daemonte
 		sites = append(sites, site{name + ".test", []nginxconf.AppSpec{{Socket: sock, Venv: venv, AppDir: p, Module: module}}})
 	}
 	args := append([]string{"-s", sock, "--vhost-root", dir, "--vhost-root", filepath.Dir(venv)}, daemonArgs...)
-	d := daemontest.Start(t, sock, args...)
+	d := daemontest.StartEnv(t, environ, sock, args...)
 	return startNginx(t, dir, sites...), d, paths
 }
 

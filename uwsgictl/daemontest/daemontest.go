@@ -51,6 +51,13 @@ func setup() {
 	}
 	_ = os.Chmod(shared, 0o755)
 	binPath = filepath.Join(shared, "pyvhost")
+	// As make build: the C module compiled first, for the binary to embed
+	// (no compiler here: the binary compiles it at start-up, or runs without).
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	prebuild := exec.Command("go", "run", "./cmd/speedups", "templates/prebuilt")
+	prebuild.Dir = root
+	_, _ = prebuild.CombinedOutput()
 	build := exec.Command("go", "build", "-o", binPath, "github.com/pyvhost/pyvhost/cmd/pyvhost")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as make build: a static daemon is smaller
 	out, err := build.CombinedOutput()
@@ -160,6 +167,13 @@ type Daemon struct {
 // not wait), and stops the daemon when the test ends.
 func Start(t testing.TB, readyAddr string, args ...string) *Daemon {
 	t.Helper()
+	return StartEnv(t, nil, readyAddr, args...)
+}
+
+// StartEnv is Start with env added to the daemon's environment (a later
+// NAME=value wins over the inherited one).
+func StartEnv(t testing.TB, env []string, readyAddr string, args ...string) *Daemon {
+	t.Helper()
 	bin := Binary(t)
 	logPath := filepath.Join(Dir(t), "daemon.log")
 	logf, err := os.Create(logPath)
@@ -180,6 +194,7 @@ func Start(t testing.TB, readyAddr string, args ...string) *Daemon {
 		args = append(args, "--ctl", ctl)
 	}
 	cmd := exec.Command(bin, append([]string{"uwsgi"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

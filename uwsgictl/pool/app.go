@@ -61,6 +61,7 @@ type App struct {
 	slots     []slot
 	queue     []routed // requests held while the app starts
 	iface     string   // what its last ready generation said it is: "wsgi" or "asgi"
+	path      string   // its last ready generation's request path: "C" or "python"
 	lastError string
 	traceback string
 	failedAt  time.Time
@@ -206,6 +207,9 @@ func (a *App) onEvent(g *generation, ev event) {
 		if ev.Interface != "" {
 			a.iface = ev.Interface
 		}
+		if a.next == g {
+			a.path = map[bool]string{true: "C", false: "python"}[ev.Speedups]
+		}
 		a.onReadyLocked(g)
 	case "failed":
 		g.failed = true
@@ -220,6 +224,14 @@ func (a *App) onEvent(g *generation, ev event) {
 	}
 }
 
+// pathName is how the log names the app's request path.
+func (a *App) pathName() string {
+	if a.path == "python" {
+		return "pure-Python request path"
+	}
+	return "C request path"
+}
+
 func (a *App) onReadyLocked(g *generation) {
 	if a.next != g {
 		return
@@ -228,9 +240,9 @@ func (a *App) onReadyLocked(g *generation) {
 	a.next = nil
 	if old := a.cur; old != nil {
 		a.stopGenLocked(old, true)
-		a.cfg.logf("app %s (%s): generation %d ready, draining generation %d", a.ID, a.Name, g.n, old.n)
+		a.cfg.logf("app %s (%s): generation %d ready (%s), draining generation %d", a.ID, a.Name, g.n, a.pathName(), old.n)
 	} else {
-		a.cfg.logf("app %s (%s): ready in %d ms", a.ID, a.Name, time.Since(a.started).Milliseconds())
+		a.cfg.logf("app %s (%s): ready in %d ms (%s)", a.ID, a.Name, time.Since(a.started).Milliseconds(), a.pathName())
 	}
 	a.cur = g
 	a.state = Ready

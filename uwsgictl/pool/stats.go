@@ -61,7 +61,8 @@ type AppStats struct {
 	IdleSec     int    `json:"idle"`
 	LimitASMB   int    `json:"limit_as"`
 	Own         string `json:"own_settings,omitempty"`
-	Interface   string `json:"interface,omitempty"` // "wsgi" or "asgi", once it was imported
+	Interface   string `json:"interface,omitempty"`    // "wsgi" or "asgi", once it was imported
+	RequestPath string `json:"request_path,omitempty"` // "C" or "python" (no C speedups), once it was imported
 	EnvVars     int    `json:"env_vars"`
 	Settings    string `json:"settings_stamp,omitempty"`
 }
@@ -97,7 +98,7 @@ func (a *App) Stats() AppStats {
 		Workers:   []WorkerStats{},
 		Processes: a.cfg.Processes, HarakiriSec: int(a.cfg.Harakiri.Seconds()), MaxRequests: a.cfg.MaxRequests,
 		IdleSec: int(a.cfg.Idle.Seconds()), LimitASMB: a.cfg.LimitAS, Own: a.cfg.Own, EnvVars: len(a.cfg.Env), Settings: a.cfg.Stamp,
-		Interface: a.iface,
+		Interface: a.iface, RequestPath: a.path,
 	}
 	if a.cur != nil {
 		s.Generation = a.cur.n

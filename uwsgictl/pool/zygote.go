@@ -25,6 +25,7 @@ type event struct {
 	Error     string `json:"error"`
 	Traceback string `json:"traceback"`
 	Interface string `json:"interface"` // ready: "wsgi" or "asgi"
+	Speedups  bool   `json:"speedups"`  // ready: the C request path is loaded
 }
 
 // process is what the pool's state machine needs of a generation's

@@ -129,7 +129,7 @@ def zygote():
     gc.collect()
     if hasattr(gc, "freeze"):
         gc.freeze()  # keep the imported objects' pages shared with the workers
-    send_ctl({"ev": "ready", "pid": os.getpid(), "interface": interface or ""})
+    send_ctl({"ev": "ready", "pid": os.getpid(), "interface": interface or "", "speedups": _c is not None})
     children = {}
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
