@@ -215,6 +215,15 @@ func TestIntersperse(t *testing.T) {
 		{"pyvhost sites --json", "pyvhost sites --json"},
 		{"pyvhost render --app-dir /x d.example", "pyvhost render --app-dir /x -- d.example"},
 		{"pyvhost unknown a --b", "pyvhost unknown a --b"},
+		// flags before a subcommand go after it; pyvhost's own before the command
+		{"pyvhost ctl --ctl /s status", "pyvhost ctl status --ctl /s"},
+		{"pyvhost ctl --ctl=/s --json apps", "pyvhost ctl apps --ctl=/s --json"},
+		{"pyvhost ctl --ctl /s reload app1 --json", "pyvhost ctl reload --ctl /s --json -- app1"},
+		{"pyvhost ctl status --ctl /s", "pyvhost ctl status --ctl /s"},
+		{"pyvhost sites --no-color --json", "pyvhost --no-color sites --json"},
+		{"pyvhost deploy d.example --no-color --app-dir /x", "pyvhost --no-color deploy --app-dir /x -- d.example"},
+		{"pyvhost ctl --ctl /s", "pyvhost ctl --ctl /s"},
+		{"pyvhost certs renew d.example --json", "pyvhost certs renew --json -- d.example"},
 	}
 	for _, tc := range tests {
 		got := strings.Join(intersperse(app, strings.Fields(tc.in)), " ")

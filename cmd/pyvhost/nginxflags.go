@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/urfave/cli/v2"
 )
@@ -24,9 +22,5 @@ func confPath(c *cli.Context) string {
 }
 
 func loadTree(c *cli.Context) (*nginxconf.Tree, error) {
-	t, err := nginxconf.Load(confPath(c))
-	if err != nil {
-		return nil, fmt.Errorf("read nginx config: %w", err)
-	}
-	return t, nil
+	return nginxconf.Load(confPath(c)) // its errors name the file and say "read nginx config"
 }
