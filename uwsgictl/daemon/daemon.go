@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -64,6 +63,7 @@ type Daemon struct {
 	started              time.Time
 	stopping             chan struct{}
 	shutdownReq          chan struct{} // a graceful shutdown asked for on the control socket
+	notify               *notifier     // systemd's readiness protocol (does nothing outside systemd)
 }
 
 // New validates the configuration, binds every socket and prepares the
@@ -94,13 +94,18 @@ func New(cfg Config) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Before any process starts: systemd's variables leave the environment.
+	notify, nerr := newNotifier()
+	if nerr != nil {
+		lg.logf("%v: systemd is not told when the daemon is ready", nerr)
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
 	d = &Daemon{
 		cfg: cfg, log: lg, limits: wire.Limits{BufferSize: cfg.BufferSize, MaxVars: wire.DefaultMaxVars},
 		appSockets: map[string]*listener{}, sockApp: map[*listener]*pool.App{}, apps: map[pool.Key]*pool.App{}, admitted: map[pool.Key]struct{}{},
 		started: time.Now(), stopping: make(chan struct{}), traffic: map[*pool.App][2]uint64{}, sigs: sigs,
-		shutdownReq: make(chan struct{}, 1),
+		shutdownReq: make(chan struct{}, 1), notify: notify,
 	}
 	// A failed start releases what it took. The daemon is captured here:
 	// `return nil, err` sets the named result d to nil before this runs.
@@ -231,96 +236,6 @@ func (d *Daemon) sharedFiles() []*os.File {
 		fs = append(fs, l.file)
 	}
 	return fs
-}
-
-// Run serves until ctx ends or a signal says stop: SIGTERM or SIGINT
-// finish in-flight requests, SIGQUIT stops at once, SIGHUP reloads every
-// app and re-reads the nginx config, SIGUSR1 reopens the log.
-func (d *Daemon) Run(ctx context.Context) error {
-	sigs := d.sigs
-	defer signal.Stop(sigs)
-	for _, l := range d.shared {
-		d.log.logf("uwsgi socket %s bound", l.addr)
-	}
-	d.log.logf("pyvhost daemon pid %d ready: up to %d workers per app", os.Getpid(), d.cfg.Processes)
-	go d.readForwards()
-	go d.supervise()
-	renewCtx, stopRenew := context.WithCancel(ctx)
-	defer stopRenew()
-	go d.renewLoop(renewCtx)
-	if d.cfg.Stats != "" {
-		if err := d.serveStats(d.cfg.Stats); err != nil {
-			d.shutdown(false)
-			return err
-		}
-	}
-	if d.cfg.StatusHTTP != "" {
-		stateDir := d.cfg.StateDir
-		if stateDir == "" {
-			stateDir = DefaultStateDir()
-		}
-		if err := d.serveStatusHTTP(d.cfg.StatusHTTP, d.cfg.StatusPublic, stateDir); err != nil {
-			d.shutdown(false)
-			return err
-		}
-	}
-	if d.cfg.Ctl != "" {
-		ctl, err := control.Listen(d.cfg.Ctl, ctlBackend{d}, d.statusPage())
-		if err != nil {
-			d.shutdown(false)
-			return err
-		}
-		defer ctl.Close()
-		d.log.logf("control socket %s", d.cfg.Ctl)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			d.shutdown(true)
-			return nil
-		case <-d.shutdownReq:
-			d.log.logf("shutdown requested on the control socket: finishing in-flight requests, then exiting")
-			d.shutdown(true)
-			return nil
-		case s := <-sigs:
-			switch s {
-			case syscall.SIGHUP:
-				d.Reload()
-			case syscall.SIGUSR1:
-				if err := d.log.reopen(); err != nil {
-					d.log.logf("reopen log: %v", err)
-				}
-			case syscall.SIGQUIT:
-				d.log.logf("SIGQUIT: stopping now")
-				d.shutdown(false)
-				return nil
-			default:
-				d.log.logf("%s: finishing in-flight requests, then exiting", s)
-				d.shutdown(true)
-				return nil
-			}
-		}
-	}
-}
-
-// Reload re-reads the nginx configuration and reloads every running app
-// gracefully: new workers first, then the old ones drain.
-func (d *Daemon) Reload() {
-	d.log.logf("reload: re-reading %s and reloading every app", orNone(d.cfg.NginxConf))
-	if err := d.policy.reload(); err != nil {
-		d.log.logf("reload: %v (keeping the previous nginx config)", err)
-	} else if _, err := d.syncAppSockets(); err != nil { // replaced pools stop on their own
-		d.log.logf("reload: %v", err)
-	}
-	for _, a := range d.appList() {
-		if a.Running() {
-			if n, err := d.refresh(a); err == nil && n == a {
-				a.Reload()
-			} else if err == nil {
-				go d.takeOver(a, n) // a larger pool takes over: it starts, then the old one stops
-			}
-		}
-	}
 }
 
 func (d *Daemon) appList() []*pool.App {
