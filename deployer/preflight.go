@@ -14,8 +14,8 @@ import (
 // (templates/worker/pyvhost_worker/loadapp.py: a factory is called too),
 // checks it is what --interface says, runs an ASGI app's lifespan startup
 // and shutdown once, and exits 3 with the traceback on failure.
-var preflightPy = templates.LoadAppPy + `
-import sys, traceback
+var preflightPy = templates.LoadAppPy + templates.TracebacksPy + `
+import sys
 try:
     app = load_app_from(sys.argv[1], sys.argv[2])
     if check_interface(app, sys.argv[2], sys.argv[3]) == "asgi":
@@ -24,7 +24,7 @@ except LifespanFailed as e:
     sys.stderr.write("lifespan startup failed:\n%s\n" % str(e).strip())
     sys.exit(3)
 except BaseException:
-    traceback.print_exc()
+    sys.stderr.write(user_traceback())
     sys.exit(3)
 `
 

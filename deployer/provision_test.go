@@ -151,6 +151,7 @@ func TestPreflight(t *testing.T) {
 		"syntax.py":       "def application(:\n",
 		"nocall.py":       "x = 1\n",
 		"notcall.py":      "application = 42\n",
+		"raises.py":       "def helper():\n    raise ValueError('at import')\n\nhelper()\n",
 		"pkg/__init__.py": "",
 		"pkg/wsgi.py":     "application = lambda e, s: []\n",
 	}
@@ -161,18 +162,23 @@ func TestPreflight(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The traceback starts at the app's code (first: the file of its
+	// first frame; "" for none, the message saying it all): never in the
+	// preflight's own script.
 	tests := []struct {
 		script string
 		want   string // "" = imports
+		first  string
 	}{
-		{"good", ""},
-		{"named:make", ""},
-		{"pkg.wsgi", ""},
-		{"syntax", "SyntaxError"},
-		{"nocall", "no callable 'application' in nocall"},
-		{"named:missing", "no callable 'missing' in named"},
-		{"notcall", "is not callable"},
-		{"absent", "No module named 'absent'"},
+		{"good", "", ""},
+		{"named:make", "", ""},
+		{"pkg.wsgi", "", ""},
+		{"syntax", "SyntaxError", ""},
+		{"nocall", "no callable 'application' in nocall", ""},
+		{"named:missing", "no callable 'missing' in named", ""},
+		{"notcall", "is not callable", ""},
+		{"absent", "No module named 'absent'", ""},
+		{"raises", "ValueError: at import", "raises.py"},
 	}
 	for _, tc := range tests {
 		err := Preflight(ctx, AppContext{Dir: dir, UID: os.Geteuid()}, py, tc.script, "")
@@ -182,6 +188,14 @@ func TestPreflight(t *testing.T) {
 			t.Errorf("%s: %v", tc.script, err)
 		case tc.want != "" && (!errors.As(err, &pe) || !strings.Contains(pe.Traceback, tc.want) || !strings.Contains(err.Error(), tc.script)):
 			t.Errorf("%s: %v, want a traceback with %q", tc.script, err, tc.want)
+		case tc.want != "":
+			starts := !strings.HasPrefix(pe.Traceback, "Traceback") // no frames
+			if tc.first != "" {
+				starts = strings.HasPrefix(pe.Traceback, "Traceback (most recent call last):\n  File \""+filepath.Join(dir, tc.first)+"\"")
+			}
+			if strings.Contains(pe.Traceback, "<string>") || !starts {
+				t.Errorf("%s: the traceback does not start at the app's code:\n%s", tc.script, pe.Traceback)
+			}
 		}
 	}
 }

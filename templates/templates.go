@@ -28,6 +28,12 @@ var UwsgiParams string
 //go:embed worker/pyvhost_worker/loadapp.py
 var LoadAppPy string
 
+// TracebacksPy defines user_traceback, a traceback that starts at the
+// user's code: the worker's and the preflight's one definition.
+//
+//go:embed worker/pyvhost_worker/tracebacks.py
+var TracebacksPy string
+
 // speedupsSrc is the optional C request path of the worker: csrc/speedups.c
 // and the parts it includes.
 //

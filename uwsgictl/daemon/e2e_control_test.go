@@ -116,6 +116,9 @@ func TestControlOperations(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Status != 422 || !strings.Contains(ae.Traceback, "No module named 'this_module_does_not_exist'") {
 		t.Fatalf("load broken: %v (want a 422 with the traceback)", err)
 	}
+	if first := "Traceback (most recent call last):\n  File \"" + filepath.Join(paths["broken"], "broken.py") + "\", line 2"; !strings.HasPrefix(ae.Traceback, first) {
+		t.Errorf("load broken: the traceback does not start at the app's code (%q):\n%s", first, ae.Traceback)
+	}
 	if _, err = c.Load(control.LoadRequest{Chdir: "/etc", Script: "passwd"}); !errors.As(err, &ae) || ae.Status != 403 {
 		t.Fatalf("load outside the roots: %v, want 403", err)
 	}

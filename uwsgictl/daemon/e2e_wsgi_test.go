@@ -225,7 +225,7 @@ func TestWSGIErrorPaths(t *testing.T) {
 }
 
 func testWSGIErrorPaths(t *testing.T, daemonArgs []string) {
-	e, d, _ := wsgiEnv(t, daemonArgs, "errors")
+	e, d, paths := wsgiEnv(t, daemonArgs, "errors")
 	tests := []struct {
 		path   string
 		status int
@@ -257,6 +257,11 @@ func testWSGIErrorPaths(t *testing.T, daemonArgs []string) {
 	}
 	for _, want := range []string{"boom before start_response", "boom after the headers", "the app did not call start_response"} {
 		d.WaitLog(t, want, 5*time.Second)
+	}
+	// The app's traceback starts at its own code, not in pyvhost's worker.
+	d.WaitLog(t, " raised:\nTraceback (most recent call last):\n  File \""+filepath.Join(paths["errors"], "errors.py")+"\"", time.Second)
+	if strings.Contains(d.Log(), "pyvhost_worker") {
+		t.Errorf("a traceback shows pyvhost's worker frames:\n%s", d.Log())
 	}
 	if code, _ := e.get(t, "errors.test", "/"); code != 200 {
 		t.Fatalf("worker no longer serves: %d", code)

@@ -6,6 +6,8 @@ import os
 import sys
 import time
 
+from .tracebacks import user_traceback  # at start: a worker's files may be gone by the time one is printed
+
 # Every app's zygote holds what this program imports, and every worker
 # dirties part of it: the C modules below, not their Python wrappers
 # (signal.py and socket.py import enum and more; json imports re), keep the
@@ -70,13 +72,12 @@ json_loads, json_dumps = _json_codec()
 
 
 def format_exc():
-    import traceback
-    return traceback.format_exc()
+    """The exception being handled, its traceback starting at the user's code."""
+    return format_exception(sys.exc_info()[1])
 
 
-def format_exception(exc):
-    import traceback
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+def format_exception(exc, keep_own=False):
+    return user_traceback(exc, keep_own)
 
 
 CFG = json_loads(os.environ.pop("PYVHOST_WORKER", "{}"))

@@ -313,7 +313,7 @@ class Worker(WSGICalls, SlotBinding):
     def report(self, what, exc):
         """Log an exception with its traceback: what the app did ("raised",
         "close() raised") or "request failed". The C path calls it too."""
-        tb = format_exception(exc).rstrip()
+        tb = format_exception(exc, keep_own=what == "request failed").rstrip()
         if what == "request failed":
             log("request failed: %s" % tb)
         else:
