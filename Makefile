@@ -10,7 +10,7 @@ FUZZTIME ?= 60s
 # Debian packages the tests need; the demo and benchmarks need uWSGI and wrk.
 TEST_PKGS  := nginx python3-venv python3-flask python3-django python3-dev gcc uwsgi-core tmux chromium \
               postgresql python3-psycopg2 python3-dj-database-url curl \
-              python3-starlette python3-fastapi python3-websockets python3-uvloop
+              python3-starlette python3-fastapi python3-websockets python3-uvloop prometheus
 BENCH_PKGS := uwsgi-core uwsgi-plugin-python3 wrk curl python3-uvicorn python3-httptools python3-uvloop
 
 # package:FuzzTarget pairs run by `make fuzz`.

@@ -279,7 +279,8 @@ with tempfile.TemporaryFile() as f:
                 logf.close()
                 assert logged.count("[pid: %d|app: 3|req: 1/1] " % os.getpid()) == 1, (kind, req, use_c, logged)  # one line
                 outs.append((out, logged, struct.unpack_from("<QQQ", sb, off + 16)[0:1] + struct.unpack_from("<QQ", sb, off + 32)[:1]
-                             + struct.unpack_from("<Q", sb, off + 48)))
+                             + struct.unpack_from("<Q", sb, off + 48) + struct.unpack_from("<5Q", sb, off + common.SB_CLASSES)))
+                assert sum(outs[-1][2][-5:]) == 1, (kind, req, use_c, outs[-1][2])  # each answer in one status class
                 for o in (off, ):  # the slots start each request equal
                     sb[o:o + w.SLOT_SIZE] = bytes(w.SLOT_SIZE)
             assert outs[0] == outs[1], (kind, req, outs[0], outs[1])
@@ -309,8 +310,9 @@ with tempfile.TemporaryFile() as f:
             c.sb_request(offs[0], env)
             wk.mark_request(env)
             assert sb[offs[0]:offs[0] + 128] == sb[offs[1]:offs[1] + 128], (env, sb[offs[0]:offs[0] + 128], sb[offs[1]:offs[1] + 128])
-            c.sb_count(offs[0], 1, dur % 2, 300, 2)
-            wk.count(requests=1, errors=dur % 2, tx=300, forwarded=2)
+            status = (0, 101, 200, 302, 404, 503, 600, 99)[dur % 8]
+            c.sb_count(offs[0], 1, dur % 2, 300, 2, status)
+            wk.count(requests=1, errors=dur % 2, tx=300, forwarded=2, status=status)
             assert c.sb_served(offs[0]) == wk.served()
             c.sb_finish(offs[0], 4242, dur)
             wk.finish_stats(dur)

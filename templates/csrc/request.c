@@ -103,7 +103,7 @@ static PyObject *serve_conn(int conn, const char *prefix, Py_ssize_t plen, int f
         Py_DECREF(env);
         goto fatal;
     }
-    slot_count(s, 1, code >= 500, (unsigned long long)H.resp->nbytes, 0);
+    slot_count(s, 1, code >= 500, (unsigned long long)H.resp->nbytes, 0, code);
     if (H.logging) log_request(env, code, start, nvars, end - 4);
     Py_DECREF(env);
 done:

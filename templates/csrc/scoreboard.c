@@ -20,7 +20,7 @@ enum {
     HIST_BUCKETS = PV_HIST_BUCKETS, ST_IDLE = PV_ST_IDLE, ST_BUSY = PV_ST_BUSY, SB_PID = PV_SB_PID,
     SB_STATE = PV_SB_STATE, SB_START = PV_SB_START, SB_SEQ = PV_SB_SEQ, SB_REQUESTS = PV_SB_REQUESTS,
     SB_TOTAL = PV_SB_TOTAL, SB_ERRORS = PV_SB_ERRORS, SB_LAST_MS = PV_SB_LAST_MS, SB_TX = PV_SB_TX,
-    SB_FORWARDED = PV_SB_FORWARDED,
+    SB_FORWARDED = PV_SB_FORWARDED, SB_CLASSES = PV_SB_CLASSES,
     SB_SHARED_NS = PV_HDR_SHARED_NS, /* app header: last request this app took on the shared socket */
 };
 
@@ -119,23 +119,27 @@ static PyObject *sb_request(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* slot_count adds to the counters; status (0: none) is an answer's, counted
+ * by its class. */
 static void slot_count(unsigned char *s, unsigned long long requests, unsigned long long errors,
-                       unsigned long long tx, unsigned long long forwarded) {
+                       unsigned long long tx, unsigned long long forwarded, int status) {
     add64(s + SB_REQUESTS, requests);
     add64(s + SB_ERRORS, errors);
     add64(s + SB_TX, tx);
     add64(s + SB_FORWARDED, forwarded);
+    if (status >= 100 && status <= 599) add64(s + SB_CLASSES + 8 * (status / 100 - 1), 1);
 }
 
-/* sb_count(off, requests, errors, tx, forwarded): add to the counters. */
+/* sb_count(off, requests, errors, tx, forwarded, status): add to the counters. */
 static PyObject *sb_count(PyObject *self, PyObject *args) {
     (void)self;
     Py_ssize_t off;
     unsigned long long requests, errors, tx, forwarded;
+    int status = 0;
     unsigned char *s;
-    if (!PyArg_ParseTuple(args, "nKKKK", &off, &requests, &errors, &tx, &forwarded)) return NULL;
+    if (!PyArg_ParseTuple(args, "nKKKK|i", &off, &requests, &errors, &tx, &forwarded, &status)) return NULL;
     if (!(s = slot_at(off))) return NULL;
-    slot_count(s, requests, errors, tx, forwarded);
+    slot_count(s, requests, errors, tx, forwarded, status);
     Py_RETURN_NONE;
 }
 

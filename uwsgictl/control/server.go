@@ -77,8 +77,9 @@ func Listen(path string, b Backend, page http.Handler) (*Server, error) {
 	return s, nil
 }
 
-// Handler is the control API over b (and the status page at /status/
-// when page is given): what Listen serves on the socket.
+// Handler is the control API over b (and the status page at /status/,
+// its metrics at /metrics, when page is given): what Listen serves on the
+// socket.
 func Handler(b Backend, page http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, b.Status()) })
@@ -113,6 +114,7 @@ func Handler(b Backend, page http.Handler) http.Handler {
 	})
 	if page != nil {
 		mux.Handle("/status/", http.StripPrefix("/status", page))
+		mux.Handle("GET /metrics", page) // the page's /metrics, for a scraper on the socket
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusNotFound, Error{Error: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})

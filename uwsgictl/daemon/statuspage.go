@@ -25,7 +25,8 @@ type statusDoc struct {
 	Apps   []pool.AppStats `json:"apps"`
 }
 
-// statusPage serves the dashboard and its JSON with no access check; the
+// statusPage serves the dashboard, its JSON and the Prometheus metrics
+// (/metrics) with no access check; the
 // HTTP listener wraps it with the token, the control socket (whose 0600
 // mode is the check) serves it as it is.
 func (d *Daemon) statusPage() http.Handler {
@@ -35,6 +36,7 @@ func (d *Daemon) statusPage() http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		_ = json.NewEncoder(w).Encode(statusDoc{Status: d.Status(), Apps: d.AppList().Apps})
 	})
+	mux.Handle("GET /metrics", d.metricsHandler())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'")

@@ -76,6 +76,7 @@ type App struct {
 	harakiris  int
 	routed     uint64
 	refused    uint64
+	refused503 uint64 // of them, answered 503 (queue full, the app closing)
 	closed     bool
 	released   bool // Release freed its scoreboard and handoff socket
 	old        retired

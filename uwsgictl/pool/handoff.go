@@ -29,6 +29,7 @@ func (a *App) Handoff(fd int, prefix []byte, viaShared bool) {
 		// Closed (retired or evicted) while the request was on its way:
 		// nothing will serve it here, and queueing it would hold it forever.
 		a.refused++
+		a.refused503++
 		Respond(fd, 503)
 		unix.Close(fd)
 		return
@@ -49,6 +50,7 @@ func (a *App) Handoff(fd int, prefix []byte, viaShared bool) {
 	}
 	if len(a.queue) >= a.cfg.QueueLimit {
 		a.refused++
+		a.refused503++
 		Respond(fd, 503)
 		unix.Close(fd)
 		return

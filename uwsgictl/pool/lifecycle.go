@@ -77,6 +77,7 @@ func (a *App) stopAllLocked(graceful bool, st State) {
 	for _, q := range a.queue {
 		Respond(q.fd, 503)
 		unix.Close(q.fd)
+		a.refused503++
 	}
 	a.queue = nil
 	a.drainHandoffLocked(503)
@@ -103,6 +104,9 @@ func (a *App) drainHandoffLocked(code int) {
 			for _, fd := range fds {
 				Respond(fd, code)
 				unix.Close(fd)
+				if code == 503 {
+					a.refused503++
+				}
 			}
 		}
 	}

@@ -46,6 +46,7 @@ const (
 	histOffset   = 128 // histBuckets x u32: bucket b counts requests under 2^b µs
 	histBuckets  = 32  //
 	slotSeq      = 256 // u64 sequence counter of the state/start/request fields
+	slotClasses  = 264 // 5 x u64: answers by status class, 1xx to 5xx
 )
 
 // A worker's state in its slot. stateDone and stateImportFailed are its
@@ -81,7 +82,7 @@ var protoConsts = []protoConst{
 	{"SB_REQUESTS", slotRequests}, {"SB_TOTAL", slotTotalNS}, {"SB_ERRORS", slotErrors},
 	{"SB_LAST_MS", slotLastMS}, {"SB_TX", slotTX}, {"SB_FORWARDED", slotForward},
 	{"REQ_OFF", reqOffset}, {"REQ_LEN", reqLen}, {"HIST_OFF", histOffset},
-	{"HIST_BUCKETS", histBuckets}, {"SB_SEQ", slotSeq},
+	{"HIST_BUCKETS", histBuckets}, {"SB_SEQ", slotSeq}, {"SB_CLASSES", slotClasses},
 	{"ST_FREE", stateFree}, {"ST_IDLE", stateIdle}, {"ST_BUSY", stateBusy},
 	{"ST_DONE", stateDone}, {"ST_IMPORT_FAILED", stateImportFailed},
 }

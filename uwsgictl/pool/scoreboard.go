@@ -93,6 +93,7 @@ type slotStats struct {
 	Forwarded  uint64
 	Request    string // the last request's "METHOD /path"; current while State is busy
 	Hist       [histBuckets]uint32
+	Classes    [5]uint64 // answers by status class: 1xx, 2xx, 3xx, 4xx, 5xx
 }
 
 func (s *scoreboard) slot(i int) slotStats {
@@ -110,6 +111,9 @@ func (s *scoreboard) slot(i int) slotStats {
 	st.State, st.StartNS, st.Request = s.mark(base)
 	for b := range st.Hist {
 		st.Hist[b] = atomic.LoadUint32(s.u32(base + histOffset + 4*b))
+	}
+	for c := range st.Classes {
+		st.Classes[c] = ld(slotClasses + 8*c)
 	}
 	return st
 }

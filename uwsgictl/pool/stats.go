@@ -65,13 +65,25 @@ type AppStats struct {
 	RequestPath string `json:"request_path,omitempty"` // "C" or "python" (no C speedups), once it was imported
 	EnvVars     int    `json:"env_vars"`
 	Settings    string `json:"settings_stamp,omitempty"`
+
+	// For the daemon's metrics: answers by status class (1xx to 5xx),
+	// requests refused with a 503 (queue full, app closing), the latency
+	// histogram (bucket b: answered under 2^b µs) and the time spent.
+	Classes    [5]uint64           `json:"answers_by_class"`
+	Refused503 uint64              `json:"refused_503"`
+	Latency    [HistBuckets]uint64 `json:"-"`
+	TotalSec   float64             `json:"-"`
 }
+
+// HistBuckets is how many latency buckets AppStats.Latency has.
+const HistBuckets = histBuckets
 
 // retired keeps the counters of workers that have exited, so app totals
 // survive recycling.
 type retired struct {
 	requests, errors, tx, totalNS, forwarded uint64
 	hist                                     [histBuckets]uint64
+	classes                                  [5]uint64
 }
 
 func (a *App) retireSlotLocked(i int) {
@@ -83,6 +95,9 @@ func (a *App) retireSlotLocked(i int) {
 	a.old.forwarded += st.Forwarded
 	for b, n := range st.Hist {
 		a.old.hist[b] += uint64(n)
+	}
+	for c, n := range st.Classes {
+		a.old.classes[c] += n
 	}
 	a.sb.clearSlot(i)
 }
@@ -107,7 +122,7 @@ func (a *App) Stats() AppStats {
 			s.ZygoteRSS = RSS(s.ZygotePID)
 		}
 	}
-	hist := a.old.hist
+	hist, classes := a.old.hist, a.old.classes
 	requests, errs, totalNS := a.old.requests, a.old.errors, a.old.totalNS
 	var last uint64
 	for i, sl := range a.slots {
@@ -137,12 +152,16 @@ func (a *App) Stats() AppStats {
 		for b, n := range st.Hist {
 			hist[b] += uint64(n)
 		}
+		for c, n := range st.Classes {
+			classes[c] += n
+		}
 		if st.LastUnixMS > last {
 			last = st.LastUnixMS
 		}
 	}
 	s.Requests, s.Errors = requests, errs
 	s.LastRequest = float64(last) / 1000
+	s.Classes, s.Latency, s.TotalSec, s.Refused503 = classes, hist, float64(totalNS)/1e9, a.refused503
 	if requests > 0 {
 		s.AvgLatencyMS = float64(totalNS) / float64(requests) / 1e6
 		s.P99LatencyMS = percentile(hist, requests, 0.99)
@@ -209,4 +228,23 @@ func (a *App) Traffic() (served, forwarded uint64) {
 		}
 	}
 	return served, forwarded
+}
+
+// PSS is a process's proportional set size in bytes (its share of pages it
+// shares with others, as /proc/PID/smaps_rollup counts it); 0 if unknown.
+func PSS(pid int) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Pss:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -248,7 +248,7 @@ class ASGIWorker(Worker):
     def http_done(self, r, env, start, nvars, pktsize):
         """Count and log an HTTP request that was answered."""
         status = r.status if r.started else 500
-        self.count(requests=1, errors=int(status >= 500), tx=r.nbytes)
+        self.count(requests=1, errors=int(status >= 500), tx=r.nbytes, status=status if not r.gone else 499)
         self.sb.record(time.monotonic_ns() - start)
         if self.logging:
             self.log_request(env, status if not r.gone else 499, r.nbytes, start, nvars, pktsize, r.proto, r.hcount, r.hsize)
@@ -324,7 +324,7 @@ class ASGIWorker(Worker):
             finally:
                 ws.finish()
                 sock.close()
-            self.count(requests=1, errors=int(failed or ws.status >= 500), tx=ws.nbytes)
+            self.count(requests=1, errors=int(failed or ws.status >= 500), tx=ws.nbytes, status=500 if failed else ws.status)
             self.sb.record(time.monotonic_ns() - start)
             if self.logging:
                 self.log_request(env, ws.status, ws.nbytes, start, nvars, pktsize, env.get("SERVER_PROTOCOL") or "HTTP/1.1", 0, 0)

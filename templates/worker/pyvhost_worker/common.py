@@ -98,6 +98,7 @@ SLOT_SIZE = P.get("SLOT_SIZE")
 SB_PID, SB_STATE, SB_START, SB_SEQ = P.get("SB_PID"), P.get("SB_STATE"), P.get("SB_START"), P.get("SB_SEQ")
 SB_REQUESTS, SB_TOTAL, SB_ERRORS = P.get("SB_REQUESTS"), P.get("SB_TOTAL"), P.get("SB_ERRORS")
 SB_LAST_MS, SB_TX, SB_FORWARDED = P.get("SB_LAST_MS"), P.get("SB_TX"), P.get("SB_FORWARDED")
+SB_CLASSES = P.get("SB_CLASSES")  # 5 u64: answers by status class, 1xx to 5xx
 HDR_LISTEN, HDR_SHARED_NS = P.get("HDR_LISTEN"), P.get("HDR_SHARED_NS")
 U64_MASK = (1 << 64) - 1
 REQ_OFF, REQ_LEN = P.get("REQ_OFF"), P.get("REQ_LEN")  # the request in progress: "METHOD /path", NUL-padded

@@ -4,7 +4,7 @@ worker (layout in CFG["protocol"]); and a worker's binding to its slot."""
 import os
 import time
 
-from .common import (APP_HEADER, CFG, HDR_LISTEN, HDR_SHARED_NS, HIST_BUCKETS, HIST_OFF, REQ_LEN, REQ_OFF, SB_ERRORS,
+from .common import (APP_HEADER, CFG, HDR_LISTEN, HDR_SHARED_NS, HIST_BUCKETS, HIST_OFF, REQ_LEN, REQ_OFF, SB_CLASSES, SB_ERRORS,
                      SB_FORWARDED, SB_LAST_MS, SB_PID, SB_REQUESTS, SB_SEQ, SB_START, SB_STATE, SB_TOTAL, SB_TX,
                      SCOREBOARD_FD, SLOT_SIZE, ST_BUSY, ST_IDLE, U64_MASK, _c)
 
@@ -54,12 +54,16 @@ class Slot(object):
         self.mem[self.req:self.req + REQ_LEN] = name[:REQ_LEN].ljust(REQ_LEN, b"\0")
         q[self.seq] += 1
 
-    def count(self, requests=0, errors=0, tx=0, forwarded=0):
-        """Add to the worker's counters."""
+    def count(self, requests=0, errors=0, tx=0, forwarded=0, status=0):
+        """Add to the worker's counters; status (0: none) is an answer's,
+        counted by its class."""
         q, base = self.q, self.off // 8
         for off, n in ((SB_REQUESTS, requests), (SB_ERRORS, errors), (SB_TX, tx), (SB_FORWARDED, forwarded)):
             if n:
                 q[base + off // 8] = (q[base + off // 8] + n) & U64_MASK
+        if 100 <= status <= 599:
+            i = base + (SB_CLASSES + 8 * (status // 100 - 1)) // 8
+            q[i] = (q[i] + 1) & U64_MASK
 
     def served(self):
         """The requests this worker has answered."""
@@ -115,8 +119,8 @@ class SlotBinding(object):
     def mark_request_c(self, env):
         _c.sb_request(self.slot_off, env)
 
-    def count_c(self, requests=0, errors=0, tx=0, forwarded=0):
-        _c.sb_count(self.slot_off, requests, errors, tx, forwarded)
+    def count_c(self, requests=0, errors=0, tx=0, forwarded=0, status=0):
+        _c.sb_count(self.slot_off, requests, errors, tx, forwarded, status)
 
     def served_c(self):
         return _c.sb_served(self.slot_off)

@@ -273,12 +273,12 @@ class Worker(WSGICalls, SlotBinding):
         if end < 0:
             log("refused a request: uwsgi vars block larger than --buffer-size %d" % self.buffer_size)
             error_response(conn, 431)
-            self.count(errors=1)
+            self.count(errors=1, status=431)
             return None
         if data[0] != 0:
             log("refused a request with uwsgi modifier1 %d" % data[0])
             error_response(conn, 400)
-            self.count(errors=1)
+            self.count(errors=1, status=400)
             return None
         if parse_vars_c is not None:
             env = parse_vars_c(data, end)
@@ -288,7 +288,7 @@ class Worker(WSGICalls, SlotBinding):
         if pos != end:
             log("refused a malformed uwsgi packet")
             error_response(conn, 400)
-            self.count(errors=1)
+            self.count(errors=1, status=400)
             return None
         nvars = len(env)
         self.mark_request(env)
@@ -304,7 +304,7 @@ class Worker(WSGICalls, SlotBinding):
             names = [k for k in REFUSED_VARS if k in env]
             log("refused a request carrying %s (pyvhost never loads code from request vars)" % ", ".join(names))
             error_response(conn, 403, env.get("SERVER_PROTOCOL") or "HTTP/1.0")
-            self.count(errors=1)
+            self.count(errors=1, status=403)
             return None
         if from_shared and key is not None:
             self.note_shared_traffic()

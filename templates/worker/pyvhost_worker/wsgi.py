@@ -247,7 +247,7 @@ class WSGICalls(object):
             length = Input.length_of(cl)
             if length < 0:
                 error_response(conn, 400, proto)
-                self.count(requests=1, errors=0, tx=0)
+                self.count(requests=1, errors=0, tx=0, status=400)
                 if self.logging:
                     self.log_request(env, 400, 0, start, nvars, pktsize, proto)
                 return
@@ -296,7 +296,7 @@ class WSGICalls(object):
                 inp.drain()
             except OSError:
                 pass
-        self.count(requests=1, errors=int(status_code >= 500), tx=r.nbytes)
+        self.count(requests=1, errors=int(status_code >= 500), tx=r.nbytes, status=status_code)
         if self.logging:
             self.log_request(env, status_code, r.nbytes, start, nvars, pktsize, proto)
 
