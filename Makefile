@@ -60,6 +60,7 @@ test-short:
 golden:
 	$(GO) test ./nginxconf/ -run 'Golden|Corpus' -update
 	$(GO) test ./deployer/ -run 'Golden' -update
+	$(GO) test ./cmd/pyvhost/ -run 'TestTablesFitTheTerminal' -update
 
 fuzz:
 	@set -e; for f in $(FUZZ); do \

@@ -19,7 +19,7 @@ func certsCommand() *cli.Command {
 			"Examples:\n" +
 			"   pyvhost certs\n" +
 			"   pyvhost certs renew blog.example.com --force",
-		Flags:  []cli.Flag{nginxConfFlag(), stateDirFlag(), jsonFlag()},
+		Flags:  []cli.Flag{nginxConfFlag(), stateDirFlag(), jsonFlag(), wideFlag()},
 		Action: runCerts,
 		Subcommands: []*cli.Command{{
 			Name: "renew", ArgsUsage: "[DOMAIN]", Usage: "renew the --tls auto certificates that are due now (--force: renew them anyway)",
@@ -49,8 +49,19 @@ func runCerts(c *cli.Context) error {
 		fmt.Fprintln(c.App.Writer, "no site of pyvhost's serves TLS (deploy one with --tls auto)")
 		return nil
 	}
-	u := newUI(c.App.Writer, c.Bool("no-color"))
-	t := newTable(u, []string{"DOMAIN", "NAMES", "ISSUER", "EXPIRES", "RENEWAL", "PROBLEM"})
+	fmt.Fprintln(c.App.Writer, certsTable(newUI(c.App.Writer, c.Bool("no-color")), certs, tableWidth(c)))
+	return nil
+}
+
+var certsColumns = []string{"DOMAIN", "NAMES", "ISSUER", "EXPIRES", "RENEWAL", "PROBLEM"}
+
+// certsFit: the issuer and the other names give way first; a problem is
+// shortened in the middle, never dropped.
+var certsFit = map[string]col{"ISSUER": {drop: 3}, "NAMES": {drop: 2}, "RENEWAL": {drop: 1}, "PROBLEM": {path: true}}
+
+// certsTable is certs' table, fitting width (0: any).
+func certsTable(u *ui, certs []deployer.CertInfo, width int) string {
+	var rows [][]string
 	for _, ci := range certs {
 		renewal, problem := "brought (renew it yourself)", ci.Error
 		if ci.Auto {
@@ -62,10 +73,9 @@ func runCerts(c *cli.Context) error {
 		if ci.LastError != "" {
 			problem = u.err.Render("renewal failed: " + ci.LastError)
 		}
-		t.Row(ci.Domain, strings.Join(ci.Names, " "), ci.Issuer, day(ci.NotAfter), renewal, orDash(problem))
+		rows = append(rows, []string{ci.Domain, strings.Join(ci.Names, " "), ci.Issuer, day(ci.NotAfter), renewal, orDash(problem)})
 	}
-	fmt.Fprintln(c.App.Writer, t.Render())
-	return nil
+	return fitTable(u, colsNamed(certsColumns, certsFit), rows, width)
 }
 
 func day(t time.Time) string {

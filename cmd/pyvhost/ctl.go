@@ -37,7 +37,7 @@ func ctlCommand() *cli.Command {
 		Before: func(c *cli.Context) error { warnPendingJournal(c); return nil },
 		Subcommands: []*cli.Command{
 			{Name: "status", Usage: "the daemon's version, pid, uptime, sockets and totals", Flags: []cli.Flag{ctlFlag(), jsonFlag()}, Action: runCtlStatus},
-			{Name: "apps", Usage: "every app with its state, workers, requests and latency", Flags: []cli.Flag{ctlFlag(), jsonFlag()}, Action: runCtlApps},
+			{Name: "apps", Usage: "every app with its state, workers, requests and latency", Flags: []cli.Flag{ctlFlag(), jsonFlag(), wideFlag()}, Action: runCtlApps},
 			{Name: "load", Usage: "start an app now and wait until it has imported (reports the traceback if it fails)",
 				Flags: []cli.Flag{ctlFlag(), jsonFlag(),
 					&cli.StringFlag{Name: "app-dir", Usage: "the app's `DIR` (UWSGI_CHDIR)"},
@@ -123,14 +123,22 @@ func runCtlApps(c *cli.Context) error {
 		fmt.Fprintln(c.App.Writer, "no app has been asked for yet")
 		return nil
 	}
-	fmt.Fprintln(c.App.Writer, appsTable(newUI(c.App.Writer, c.Bool("no-color")), apps.Apps))
+	fmt.Fprintln(c.App.Writer, appsTable(newUI(c.App.Writer, c.Bool("no-color")), apps.Apps, tableWidth(c), time.Now()))
 	return nil
 }
 
 var appsColumns = []string{"APP", "ID", "STATE", "WORKERS", "REQUESTS", "ERRORS", "AVG MS", "P99 MS", "RSS MB", "LAST REQUEST", "OWN SETTINGS"}
 
-func appsTable(u *ui, apps []pool.AppStats) string {
-	t := newTable(u, appsColumns)
+// appsFit: on a narrow terminal the settings, the id and the averages go
+// first; the app, its state and its workers stay.
+var appsFit = map[string]col{
+	"OWN SETTINGS": {drop: 7}, "ID": {drop: 6}, "AVG MS": {drop: 5}, "LAST REQUEST": {drop: 4},
+	"ERRORS": {drop: 3}, "RSS MB": {drop: 2}, "P99 MS": {drop: 1},
+}
+
+// appsTable is ctl apps' table at now, fitting width (0: any).
+func appsTable(u *ui, apps []pool.AppStats, width int, now time.Time) string {
+	var rows [][]string
 	for _, a := range apps {
 		busy := 0
 		rss := a.ZygoteRSS
@@ -152,12 +160,12 @@ func appsTable(u *ui, apps []pool.AppStats) string {
 		state += appTags(a)
 		last := "-"
 		if a.LastRequest > 0 {
-			last = time.Since(time.UnixMilli(int64(a.LastRequest*1000))).Round(time.Second).String() + " ago"
+			last = now.Sub(time.UnixMilli(int64(a.LastRequest*1000))).Round(time.Second).String() + " ago"
 		}
-		t.Row(a.Name, a.ID, state, fmt.Sprintf("%d/%d busy, max %d", busy, len(a.Workers), a.Processes), fmt.Sprint(a.Requests), fmt.Sprint(a.Errors),
-			fmt.Sprintf("%.2f", a.AvgLatencyMS), fmt.Sprintf("%.2f", a.P99LatencyMS), fmt.Sprintf("%.1f", float64(rss)/(1<<20)), last, ownSettings(a))
+		rows = append(rows, []string{a.Name, a.ID, state, fmt.Sprintf("%d/%d busy, max %d", busy, len(a.Workers), a.Processes), fmt.Sprint(a.Requests), fmt.Sprint(a.Errors),
+			fmt.Sprintf("%.2f", a.AvgLatencyMS), fmt.Sprintf("%.2f", a.P99LatencyMS), fmt.Sprintf("%.1f", float64(rss)/(1<<20)), last, ownSettings(a)})
 	}
-	return t.Render()
+	return fitTable(u, colsNamed(appsColumns, appsFit), rows, width)
 }
 
 // appTags notes, after the state, an ASGI app and one on the slower

@@ -23,6 +23,7 @@ func rollbackCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.IntFlag{Name: "to", Usage: "release `N` (see --list)"},
 			&cli.BoolFlag{Name: "list", Usage: "list the site's releases and change nothing"},
+			wideFlag(),
 		}, changeFlags()...),
 		Action: runRollback,
 	}
@@ -44,15 +45,7 @@ func runRollback(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		t := newTable(out, []string{"RELEASE", "TIME", "APPS"})
-		for _, r := range all {
-			apps := ""
-			for _, a := range r.Spec.Apps {
-				apps += a.Mount + "→" + a.Module + " "
-			}
-			t.Row(fmt.Sprint(r.N), r.Time.Local().Format("2006-01-02 15:04:05"), apps)
-		}
-		fmt.Fprintln(c.App.Writer, t.Render())
+		fmt.Fprintln(c.App.Writer, releasesTable(out, all, tableWidth(c)))
 		return nil
 	}
 	lock, err := beginChange(c, env)
@@ -74,4 +67,18 @@ func runRollback(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "%s %s is at release %d\n", out.ok.Render("rolled back:"), cc.Site.Spec.Domain, rel.N)
 	return nil
+}
+
+// releasesTable is rollback --list's table, fitting width (0: any): a
+// long list of apps is shortened in the middle.
+func releasesTable(u *ui, all []deployer.Release, width int) string {
+	var rows [][]string
+	for _, r := range all {
+		var apps []string
+		for _, a := range r.Spec.Apps {
+			apps = append(apps, a.Mount+"→"+a.Module)
+		}
+		rows = append(rows, []string{fmt.Sprint(r.N), r.Time.Local().Format("2006-01-02 15:04:05"), strings.Join(apps, " ")})
+	}
+	return fitTable(u, []col{{name: "RELEASE"}, {name: "TIME"}, {name: "APPS", path: true}}, rows, width)
 }

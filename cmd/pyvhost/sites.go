@@ -30,6 +30,7 @@ func sitesCommand() *cli.Command {
 			nginxConfFlag(),
 			ctlFlag(), // for each app's live state
 			stateDirFlag(),
+			wideFlag(),
 		},
 		Action: runSites,
 	}
@@ -57,7 +58,7 @@ func runSites(c *cli.Context) error {
 	if len(sites) == 0 {
 		fmt.Fprintf(w, "no server block in %s routes to a uwsgi daemon\n", tree.Main)
 	} else {
-		fmt.Fprintln(w, sitesTable(u, sites, live, own))
+		fmt.Fprintln(w, sitesTable(u, sites, live, own, tableWidth(c)))
 	}
 	if layout, err := tree.Layout(); err == nil {
 		fmt.Fprintln(w, u.dim.Render("layout: "+layout.Describe()))
@@ -75,9 +76,18 @@ func orDash(s string) string {
 	return s
 }
 
+// sitesFit says which of sites' columns give way first on a narrow
+// terminal: the marker and the settings, the file, the paths; never the
+// names, the script or the state.
+var sitesFit = map[string]col{
+	"": {drop: 9}, "OWN SETTINGS": {drop: 8}, "FILE": {drop: 7, path: true}, "VENV": {drop: 6, path: true},
+	"UWSGI_PASS": {drop: 5, path: true}, "LISTEN": {drop: 4}, "CHDIR": {drop: 3, path: true},
+	"CERTIFICATE": {drop: 2}, "LOCATION": {drop: 1},
+}
+
 // sitesTable is one row per app location; server columns repeat only on a
-// server's first row.
-func sitesTable(u *ui, sites []nginxconf.ServerBlock, live, own bool) string {
+// server's first row. It fits width (0: any).
+func sitesTable(u *ui, sites []nginxconf.ServerBlock, live, own bool, width int) string {
 	cols := append([]string{}, sitesColumns[:len(sitesColumns)-1]...)
 	if live {
 		cols = append(cols, "STATE")
@@ -93,7 +103,7 @@ func sitesTable(u *ui, sites []nginxconf.ServerBlock, live, own bool) string {
 		cols = append(cols, "CERTIFICATE")
 	}
 	cols = append(cols, "")
-	t := newTable(u, cols)
+	var rows [][]string
 	for _, s := range sites {
 		for i, a := range s.Apps {
 			names, listen, file, managed := "", "", "", ""
@@ -119,10 +129,10 @@ func sitesTable(u *ui, sites []nginxconf.ServerBlock, live, own bool) string {
 				}
 				row = append(row, cert)
 			}
-			t.Row(append(row, managed)...)
+			rows = append(rows, append(row, managed))
 		}
 	}
-	return t.Render()
+	return fitTable(u, colsNamed(cols, sitesFit), rows, width)
 }
 
 // addLiveState fills in each app's state from the daemon, when one
