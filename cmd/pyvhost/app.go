@@ -68,10 +68,13 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			diffCommand(),
 			uwsgiCommand(),
 			ctlCommand(),
+			completionCommand(),
+			manCommand(),
 		},
-		HideHelpCommand: true,
-		OnUsageError:    onUsageError,
-		ExitErrHandler:  func(*cli.Context, error) {}, // run() reports errors
+		EnableBashCompletion: true,
+		HideHelpCommand:      true,
+		OnUsageError:         onUsageError,
+		ExitErrHandler:       func(*cli.Context, error) {}, // run() reports errors
 	}
 	for _, c := range app.Commands {
 		c.OnUsageError = onUsageError

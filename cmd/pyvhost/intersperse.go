@@ -15,8 +15,8 @@ import (
 //     subcommand (`pyvhost ctl --ctl S status` is `pyvhost ctl status --ctl S`);
 //   - pyvhost's own flags (--no-color) given after the command before it.
 func intersperse(app *cli.App, args []string) []string {
-	if len(args) < 2 {
-		return args
+	if len(args) < 2 || args[len(args)-1] == "--generate-bash-completion" {
+		return args // completion: the words as typed, the flag last
 	}
 	global := flagArity(app.Flags)
 	i := 1 // the command: past pyvhost's own flags
