@@ -19,13 +19,27 @@ FUZZ := ./nginxconf:FuzzParseFile ./nginxconf:FuzzRender ./nginxconf:FuzzNames .
 # The benchmark scripts shared with the project (beside the repository).
 SHARED_BENCH ?= ../shared/bench
 
-.PHONY: build speedups test test-short faults soak golden fuzz lint deps deps-bench demo demo-stop bench clean
+.PHONY: build speedups deb test test-short faults soak golden fuzz lint deps deps-bench demo demo-stop bench clean
 
 # The binary embeds the worker's C module, compiled first when gcc and
 # python3-dev are here (templates/prebuilt/README.md); without them it still
 # builds, and the daemon compiles the module at start-up where it can.
 build: speedups
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pyvhost
+
+# The Debian package (packaging/nfpm.yaml, with nfpm from go.mod's tools):
+# bin/pyvhost_VERSION_ARCH.deb. The man page, the completions and the unit
+# are made by the binary itself.
+DEB_ARCH    ?= $(shell $(GO) env GOARCH)
+DEB_VERSION ?= 0.1.0+git$(shell git rev-list --count HEAD 2>/dev/null || echo 0).$(shell git rev-parse --short HEAD 2>/dev/null || echo none)
+deb: build
+	@mkdir -p bin/deb
+	$(BIN) man | gzip -9n > bin/deb/pyvhost.1.gz
+	$(BIN) completion bash > bin/deb/pyvhost.bash
+	$(BIN) completion zsh > bin/deb/_pyvhost
+	$(BIN) completion fish > bin/deb/pyvhost.fish
+	$(BIN) systemd-unit > bin/deb/pyvhost.service
+	DEB_ARCH=$(DEB_ARCH) DEB_VERSION=$(DEB_VERSION) $(GO) tool nfpm package --config packaging/nfpm.yaml --packager deb --target bin/
 
 speedups:
 	@$(GO) run ./cmd/speedups templates/prebuilt || echo "make: no prebuilt C module: the daemon will compile it at start-up where a compiler is"

@@ -101,7 +101,7 @@ func (s DaemonSetup) Start(ctx context.Context, r Runner) (*control.Client, cont
 // StartSystemd installs the pyvhost unit and starts it: where systemd
 // runs, it restarts the daemon after a crash or a reboot.
 func (s DaemonSetup) StartSystemd(ctx context.Context, r Runner) (*control.Client, control.Status, error) {
-	unit, err := templates.SystemdUnit(s.Exe, s.args())
+	unit, err := s.Unit()
 	if err != nil {
 		return nil, control.Status{}, err
 	}
@@ -119,6 +119,10 @@ func (s DaemonSetup) StartSystemd(ctx context.Context, r Runner) (*control.Clien
 	}
 	return waitForDaemon(ctx, s.Ctl, 10*time.Second)
 }
+
+// Unit is the systemd unit that runs this daemon (deploy installs it; the
+// Debian package ships it with the package's paths).
+func (s DaemonSetup) Unit() ([]byte, error) { return templates.SystemdUnit(s.Exe, s.args()) }
 
 // SystemdUnitPath is where deploy installs the daemon's unit.
 const SystemdUnitPath = "/etc/systemd/system/pyvhost.service"

@@ -70,6 +70,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			ctlCommand(),
 			completionCommand(),
 			manCommand(),
+			unitCommand(),
 		},
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -61,23 +60,4 @@ func runCompletion(c *cli.Context) error {
 	}
 	_, err := fmt.Fprint(c.App.Writer, script)
 	return err
-}
-
-// manCommand prints pyvhost(1) from the commands' own definitions (make deb
-// installs it): hidden, it is for packaging.
-func manCommand() *cli.Command {
-	return &cli.Command{
-		Name:   "man",
-		Usage:  "print the man page pyvhost(1) in roff",
-		Hidden: true,
-		Action: func(c *cli.Context) error {
-			page, err := c.App.ToManWithSection(1)
-			if err != nil {
-				return err
-			}
-			// troff's ASCII output (man in the C locale) has no "…" or "—".
-			_, err = fmt.Fprint(c.App.Writer, strings.NewReplacer("…", "...", "—", "--").Replace(page))
-			return err
-		},
-	}
 }

@@ -36,6 +36,8 @@ type deployEnv struct {
 	ctl    string
 	socks  string
 	nginx  *nginxtest.Server // nil until started
+	bin    string            // the pyvhost to run; "" = this checkout's build
+	env    []string          // its environment; nil = ours with the env's paths
 }
 
 func newDeployEnv(t *testing.T, startNginx bool) *deployEnv {
@@ -66,8 +68,15 @@ func (e *deployEnv) vars() []string {
 
 // command is the pyvhost binary with args and the env's paths, colourless.
 func (e *deployEnv) command(args ...string) *exec.Cmd {
-	cmd := exec.Command(daemontest.Binary(e.t), args...)
-	cmd.Env = append(append(os.Environ(), e.vars()...), "NO_COLOR=1")
+	bin := e.bin
+	if bin == "" {
+		bin = daemontest.Binary(e.t)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = e.env
+	if cmd.Env == nil {
+		cmd.Env = append(append(os.Environ(), e.vars()...), "NO_COLOR=1")
+	}
 	return cmd
 }
 

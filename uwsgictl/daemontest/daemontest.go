@@ -31,9 +31,18 @@ var (
 	venvPath   string
 )
 
-// Main wraps a test package's TestMain: it removes the shared scratch
-// directory after the tests.
+// Main wraps a test package's TestMain: the daemons the tests start keep
+// their runtime dir (worker program, C module, default sockets) in one of
+// the run's own, never the machine's /run/pyvhost (a package test removes
+// that); the shared scratch directory goes after the tests.
 func Main(m *testing.M, cleanups ...func()) {
+	if os.Getenv("PYVHOST_RUNTIME_DIR") == "" {
+		if run, err := os.MkdirTemp("", "pyvhost-run-"); err == nil {
+			_ = os.Chmod(run, 0o755) // app users reach the worker program
+			os.Setenv("PYVHOST_RUNTIME_DIR", run)
+			cleanups = append(cleanups, func() { os.RemoveAll(run) })
+		}
+	}
 	code := m.Run()
 	if shared != "" {
 		os.RemoveAll(shared)
