@@ -7,11 +7,13 @@ package nginxtest
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -109,16 +111,35 @@ func ParamsFile(t testing.TB) string {
 	return ""
 }
 
-// FreePort returns a loopback TCP port nothing listens on right now.
+// FreePort returns a loopback TCP port nothing listens on right now, below
+// Linux's ephemeral range (32768-60999): a port the kernel handed out
+// (as :0 does) may be taken, before the test binds it, as the local port
+// of any connection this busy machine opens; and never one it gave before.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for try := 0; try < 1000; try++ {
+		p := 20000 + rand.IntN(12000)
+		if portsGiven[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsGiven[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port in 20000-31999")
+	return 0
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // Server is a running private nginx.
 type Server struct {
