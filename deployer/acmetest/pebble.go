@@ -124,6 +124,10 @@ func (p *Pebble) start(t testing.TB, dir, name, bin string, args ...string) {
 	}
 	p.procs = append(p.procs, cmd)
 	t.Cleanup(func() {
+		if t.Failed() { // what it said, for the failure's cause (a process that exited, say)
+			b, _ := os.ReadFile(log.Name())
+			t.Logf("%s's log (%s):\n%s", name, cmd.ProcessState, b[max(0, len(b)-4000):])
+		}
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()

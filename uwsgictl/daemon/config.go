@@ -40,6 +40,7 @@ type Config struct {
 	Ctl           string        // --ctl: the control socket
 	StatusHTTP    string        // --status-http ADDR: the status page
 	StatusPublic  bool          // --status-http-public: allow a non-loopback ADDR
+	HistoryStep   time.Duration // --status-history-step: how often the status page's charts sample; 0 = 10 s
 	StateDir      string        // --state-dir: the status page token lives here
 	LogTo         string        // --logto / -d: log file; "" = stderr
 	AppLogs       string        // --app-logs: one log per app in this dir; "" = none

@@ -64,6 +64,7 @@ type Daemon struct {
 	stopping             chan struct{}
 	shutdownReq          chan struct{} // a graceful shutdown asked for on the control socket
 	notify               *notifier     // systemd's readiness protocol (does nothing outside systemd)
+	history              *history      // the status page's charts
 }
 
 // New validates the configuration, binds every socket and prepares the
@@ -105,7 +106,7 @@ func New(cfg Config) (d *Daemon, err error) {
 		cfg: cfg, log: lg, limits: wire.Limits{BufferSize: cfg.BufferSize, MaxVars: wire.DefaultMaxVars},
 		appSockets: map[string]*listener{}, sockApp: map[*listener]*pool.App{}, apps: map[pool.Key]*pool.App{}, admitted: map[pool.Key]struct{}{},
 		started: time.Now(), stopping: make(chan struct{}), traffic: map[*pool.App][2]uint64{}, sigs: sigs,
-		shutdownReq: make(chan struct{}, 1), notify: notify,
+		shutdownReq: make(chan struct{}, 1), notify: notify, history: newHistory(historyStep(cfg)),
 	}
 	// A failed start releases what it took. The daemon is captured here:
 	// `return nil, err` sets the named result d to nil before this runs.

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -23,7 +24,7 @@ func TestStatusPage(t *testing.T) {
 	addr := freeAddr(t)
 	state := filepath.Join(daemontest.Dir(t), "state")
 	ctl := filepath.Join(daemontest.Dir(t), "run", "ctl.sock")
-	e, d, _ := wsgiEnv(t, []string{"--status-http", addr, "--state-dir", state, "--ctl", ctl}, "hello", "broken")
+	e, d, _ := wsgiEnv(t, []string{"--status-http", addr, "--state-dir", state, "--ctl", ctl, "--status-history-step", "200ms"}, "hello", "broken")
 	for i := 0; i < 4; i++ {
 		req, _ := http.NewRequest("GET", "http://"+e.listen+"/", nil)
 		req.Host = "hello.test"
@@ -84,26 +85,53 @@ func TestStatusPage(t *testing.T) {
 		t.Fatalf("chromium: %v", err)
 	}
 	page := string(dom)
-	for _, want := range []string{"hello:hello", "broken:broken", `class="ready">ready`, `class="failed">failed`, "ModuleNotFoundError", "pid ",
+	for _, want := range []string{"hello:hello", "broken:broken", `class="ready" data-label="State">ready`, `class="failed" data-label="State">failed`, "ModuleNotFoundError", "pid ",
 		" workers max", "no TLS site"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the rendered page lacks %q", want)
 		}
 	}
-	if !strings.Contains(page, `<td class="num">4</td>`) {
+	if !strings.Contains(page, `<td class="num" data-label="Requests">4</td>`) {
 		t.Errorf("the rendered page lacks hello's live request count:\n%s", page)
 	}
+	// The charts have a few samples: the page draws them, and fits a
+	// desktop window and a phone's without scrolling sideways.
+	eventually(t, 10*time.Second, func() bool {
+		_, js := get("http://" + addr + "/status.json?token=" + token)
+		var doc struct {
+			History map[string]struct{ T []int64 } `json:"history"`
+		}
+		_ = json.Unmarshal([]byte(js), &doc)
+		for _, h := range doc.History {
+			if len(h.T) >= 3 {
+				return true
+			}
+		}
+		return false
+	})
 	_, file, _, _ := runtime.Caller(0)
 	artifacts := filepath.Join(filepath.Dir(file), "..", "..", "bin", "test-artifacts")
 	_ = os.MkdirAll(artifacts, 0o755)
-	shot := filepath.Join(artifacts, "status-page.png")
-	if out, err := exec.Command(chromium, append(flags, "--hide-scrollbars", "--window-size=1200,700", "--screenshot="+shot, url)...).CombinedOutput(); err != nil {
-		t.Fatalf("screenshot: %v %s", err, out)
+	for _, size := range []string{"1280,800", "390,844"} {
+		sized := append(append([]string{}, flags...), "--window-size="+size)
+		dom, err := exec.Command(chromium, append(sized, "--dump-dom", url)...).Output()
+		if err != nil {
+			t.Fatalf("chromium at %s: %v", size, err)
+		}
+		for _, want := range []string{`data-fits="true"`, "<svg", "<polyline", "requests/s ", `class="dot idle"`} {
+			if !strings.Contains(string(dom), want) {
+				t.Errorf("at %s px the page lacks %q (data-fits=\"false\": it scrolls sideways)", size, want)
+			}
+		}
+		shot := filepath.Join(artifacts, "status-page-"+strings.Split(size, ",")[0]+".png")
+		if out, err := exec.Command(chromium, append(sized, "--hide-scrollbars", "--screenshot="+shot, url)...).CombinedOutput(); err != nil {
+			t.Fatalf("screenshot: %v %s", err, out)
+		}
+		if st, err := os.Stat(shot); err != nil || st.Size() < 10000 {
+			t.Fatalf("screenshot %s: %v", shot, err)
+		}
+		t.Logf("screenshot: %s", shot)
 	}
-	if st, err := os.Stat(shot); err != nil || st.Size() < 10000 {
-		t.Fatalf("screenshot %s: %v", shot, err)
-	}
-	t.Logf("screenshot: %s", shot)
 }
 
 // TestStatusPagePublicNeedsFlag: a non-loopback status address is refused

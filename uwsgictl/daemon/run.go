@@ -27,6 +27,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	renewCtx, stopRenew := context.WithCancel(ctx)
 	defer stopRenew()
 	go d.renewLoop(renewCtx)
+	if d.cfg.StatusHTTP != "" || d.cfg.Ctl != "" { // someone may look at the status page
+		go d.keepHistory(renewCtx, historyStep(d.cfg))
+	}
 	if d.cfg.Stats != "" {
 		if err := d.serveStats(d.cfg.Stats); err != nil {
 			d.shutdown(false)

@@ -21,8 +21,9 @@ import (
 
 // statusDoc is /status.json: what the status page shows.
 type statusDoc struct {
-	Status control.Status  `json:"status"`
-	Apps   []pool.AppStats `json:"apps"`
+	Status  control.Status    `json:"status"`
+	Apps    []pool.AppStats   `json:"apps"`
+	History map[string]Series `json:"history"` // by app id: the charts' last 15 minutes
 }
 
 // statusPage serves the dashboard, its JSON and the Prometheus metrics
@@ -34,7 +35,7 @@ func (d *Daemon) statusPage() http.Handler {
 	mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		_ = json.NewEncoder(w).Encode(statusDoc{Status: d.Status(), Apps: d.AppList().Apps})
+		_ = json.NewEncoder(w).Encode(statusDoc{Status: d.Status(), Apps: d.AppList().Apps, History: d.history.series()})
 	})
 	mux.Handle("GET /metrics", d.metricsHandler())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

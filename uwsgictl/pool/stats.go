@@ -169,6 +169,12 @@ func (a *App) Stats() AppStats {
 	return s
 }
 
+// Percentile estimates a latency percentile from AppStats.Latency's
+// buckets (total: their sum), in milliseconds.
+func Percentile(hist [HistBuckets]uint64, total uint64, p float64) float64 {
+	return percentile(hist, total, p)
+}
+
 // percentile estimates a latency percentile from power-of-two buckets: the
 // upper bound of the bucket holding it, in milliseconds.
 func percentile(hist [histBuckets]uint64, total uint64, p float64) float64 {
