@@ -106,34 +106,44 @@ type routed struct {
 }
 
 // New sets up an app's pool without starting any process.
+// The scoreboard's shared memory and the handoff socket come with the first
+// start (resourcesLocked): a site never visited holds no descriptor but its
+// listening socket, so 10,000 of them fit the process's open-file limit.
 func New(cfg *Config, key Key, num int, name string, own, shared []*os.File) (*App, error) {
-	sb, err := newScoreboard(2 * cfg.Processes) // room for a reload's overlap
-	if err != nil {
-		return nil, err
-	}
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		sb.close()
-		return nil, fmt.Errorf("handoff socket: %w", err)
-	}
-	// Large buffers: the handoff socket is where routed requests queue.
-	for _, fd := range pair {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-	}
+	sb := newScoreboard(2 * cfg.Processes) // room for a reload's overlap
 	if name == "" {
 		name = key.String()
 	}
 	a := &App{
 		Key: key, ID: key.ID(), Num: num, Name: name,
 		cfg: cfg, own: own, shared: shared, sb: sb,
-		handoffR: SharedFile(pair[1], "handoff-r"),
-		handoffW: SharedFile(pair[0], "handoff-w"),
-		state:    Cold,
-		slots:    make([]slot, sb.n),
+		state: Cold,
+		slots: make([]slot, sb.n),
 	}
 	a.start = a.startZygote
 	return a, nil
+}
+
+// resourcesLocked makes what the app's processes share with the daemon,
+// once: the scoreboard in shared memory and the handoff socket.
+func (a *App) resourcesLocked() error {
+	if err := a.sb.share(); err != nil {
+		return err
+	}
+	if a.handoffR != nil {
+		return nil
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("handoff socket: %w", err)
+	}
+	// Large buffers: the handoff socket is where routed requests queue.
+	for _, fd := range pair {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	}
+	a.handoffR, a.handoffW = SharedFile(pair[1], "handoff-r"), SharedFile(pair[0], "handoff-w")
+	return nil
 }
 
 // State returns the app's state.
@@ -183,6 +193,10 @@ func (a *App) ensureLocked() {
 func (a *App) startGenLocked() {
 	a.genSeq++
 	g := &generation{n: a.genSeq}
+	if err := a.resourcesLocked(); err != nil {
+		a.failLocked(g, err.Error(), "")
+		return
+	}
 	z, err := a.start(
 		func(ev event) { a.onEvent(g, ev) },
 		func(err error) { a.onZygoteExit(g, err) },

@@ -91,6 +91,9 @@ func (a *App) stopAllLocked(graceful bool, st State) {
 // drainHandoffLocked answers the requests already handed to workers that
 // will not come (the app failed or stopped) with code.
 func (a *App) drainHandoffLocked(code int) {
+	if a.handoffR == nil {
+		return // never started: nothing was handed over
+	}
 	buf := make([]byte, 128<<10)
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	for {
@@ -266,8 +269,10 @@ func (a *App) Release() bool {
 	if a.released || !a.closed || a.cur != nil || a.next != nil || len(a.draining) > 0 {
 		return a.released
 	}
-	a.handoffR.Close()
-	a.handoffW.Close()
+	if a.handoffR != nil {
+		a.handoffR.Close()
+		a.handoffW.Close()
+	}
 	a.sb.release() // last: once the mapping is gone, so is everything else (what the tests watch)
 	a.released = true
 	return true

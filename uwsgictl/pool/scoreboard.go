@@ -27,29 +27,45 @@ type scoreboard struct {
 	n    int
 }
 
-func newScoreboard(slots int) (*scoreboard, error) {
+// newScoreboard is an app's scoreboard, not yet shared: private zeroed
+// memory (what a reader of an app never started sees) until share, so an
+// idle site holds no descriptor for it.
+func newScoreboard(slots int) *scoreboard {
+	return &scoreboard{mem: make([]byte, appHeaderSize+slots*slotSize), n: slots}
+}
+
+// share puts the scoreboard in shared memory the app's processes map, once
+// (before its first process starts).
+func (s *scoreboard) share() error {
+	if s.file != nil {
+		return nil
+	}
 	// close-on-exec: each zygote gets its own app's scoreboard (ExtraFiles), and
 	// no process the daemon starts may hold another's
 	fd, err := unix.MemfdCreate("pyvhost-scoreboard", unix.MFD_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("create scoreboard: %w", err)
+		return fmt.Errorf("create scoreboard: %w", err)
 	}
-	size := appHeaderSize + slots*slotSize
+	size := len(s.mem)
 	if err := unix.Ftruncate(fd, int64(size)); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("size scoreboard: %w", err)
+		return fmt.Errorf("size scoreboard: %w", err)
 	}
 	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("map scoreboard: %w", err)
+		return fmt.Errorf("map scoreboard: %w", err)
 	}
-	return &scoreboard{file: os.NewFile(uintptr(fd), "scoreboard"), mem: mem, n: slots}, nil
+	copy(mem, s.mem)
+	s.file, s.mem = os.NewFile(uintptr(fd), "scoreboard"), mem
+	return nil
 }
 
 func (s *scoreboard) close() {
-	_ = unix.Munmap(s.mem)
-	s.file.Close()
+	if s.file != nil {
+		_ = unix.Munmap(s.mem)
+		s.file.Close()
+	}
 }
 
 // release unmaps the shared memory of an app whose processes are gone and
@@ -57,10 +73,14 @@ func (s *scoreboard) close() {
 // reads zeros rather than unmapped memory (make's memory is 8-aligned, as
 // the atomic loads need).
 func (s *scoreboard) release() {
+	if s.file == nil {
+		return
+	}
 	old := s.mem
 	s.mem = make([]byte, len(old))
 	_ = unix.Munmap(old)
 	s.file.Close()
+	s.file = nil
 }
 
 func (s *scoreboard) u32(off int) *uint32 { return (*uint32)(unsafe.Pointer(&s.mem[off])) }

@@ -79,7 +79,9 @@ func (a *App) pendingLocked(includeShared bool) bool {
 		return true
 	}
 	fds := make([]unix.PollFd, 0, 1+len(a.own)+len(a.shared))
-	fds = append(fds, unix.PollFd{Fd: int32(FD(a.handoffR)), Events: unix.POLLIN})
+	if a.handoffR != nil {
+		fds = append(fds, unix.PollFd{Fd: int32(FD(a.handoffR)), Events: unix.POLLIN})
+	}
 	for _, f := range a.own {
 		fds = append(fds, unix.PollFd{Fd: int32(FD(f)), Events: unix.POLLIN})
 	}
