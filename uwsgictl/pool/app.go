@@ -337,6 +337,26 @@ func (a *App) onZygoteExit(g *generation, err error) {
 			a.cfg.logf("app %s (%s): zygote exited unexpectedly (%v); it restarts on the next request", a.ID, a.Name, err)
 		}
 	}
+	a.idleResourcesLocked()
+}
+
+// idleResourcesLocked gives back, once no process of the app is left,
+// what its processes shared with the daemon (the scoreboard's shared
+// memory, the handoff socket: their counters are the app's own by now), so
+// a site visited once and stopped idle holds one descriptor again; the next
+// start makes them anew. A request still in the handoff socket keeps it.
+func (a *App) idleResourcesLocked() {
+	if a.closed || a.cur != nil || a.next != nil || len(a.draining) > 0 || a.handoffR == nil {
+		return // a closed app is Release's
+	}
+	p := []unix.PollFd{{Fd: int32(FD(a.handoffR)), Events: unix.POLLIN}}
+	if n, err := unix.Poll(p, 0); err != nil || n > 0 {
+		return
+	}
+	a.handoffR.Close()
+	a.handoffW.Close()
+	a.handoffR, a.handoffW = nil, nil
+	a.sb.release()
 }
 
 // stopGenLocked stops a generation: gracefully (workers finish their

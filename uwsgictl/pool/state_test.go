@@ -321,6 +321,29 @@ func TestStateMachine(t *testing.T) {
 				t.Errorf("StopAndWait with the zygote running: %v, want the timeout", err)
 			}
 		}},
+		{"a site never started holds no shared memory or handoff socket; one stopped gives them back", Config{}, func(r *rig) {
+			if r.a.handoffR != nil || r.a.sb.file != nil {
+				t.Fatal("a new pool holds descriptors before its first start")
+			}
+			r.ready()
+			if r.a.handoffR == nil || r.a.sb.file == nil {
+				t.Fatal("a started pool has no scoreboard or handoff socket")
+			}
+			r.slotState(0, stateIdle, 0, "")
+			atomic.StoreUint64(r.a.sb.u64(appHeaderSize+slotRequests), 7) // its worker answered 7
+			r.a.Stop()
+			r.gen(1).onExit(nil)
+			if r.a.handoffR != nil || r.a.sb.file != nil {
+				t.Error("a stopped pool kept its scoreboard or handoff socket")
+			}
+			if st := r.a.Stats(); st.Requests != 7 {
+				t.Errorf("after giving them back: %d requests, want the 7 kept", st.Requests)
+			}
+			r.a.Ensure() // the next request starts it: they come back
+			if r.a.handoffR == nil || r.a.sb.file == nil || len(r.procs) != 2 {
+				t.Errorf("a restart has no scoreboard or handoff socket (%d zygotes)", len(r.procs))
+			}
+		}},
 		{"--idle stops an app without requests", Config{Idle: time.Millisecond}, func(r *rig) {
 			r.ready()
 			r.a.mu.Lock()
