@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"os"
 	"sort"
 	"strings"
@@ -133,7 +134,7 @@ func (d *Daemon) startSocketAppLocked(k pool.Key, paths []string, nginxUser stri
 		d.sockApp[l] = a
 	}
 	d.apps[k] = a
-	d.appLogf(a.Key, "app %s (%s): per-app socket %s", a.ID, a.Name, strings.Join(paths, ", "))
+	d.appLogf(a.Key, "app %s (%s): per-app socket %s", a.ID, a.Name, socketList(paths))
 	return old, nil
 }
 
@@ -236,4 +237,14 @@ func (d *Daemon) pruneRetired() {
 	for _, a := range closing {
 		a.Close(true)
 	}
+}
+
+// socketList names an app's sockets for the log: all of a few, the first
+// of many and how many (one app behind 10,000 sites is one short line).
+func socketList(paths []string) string {
+	const shown = 5
+	if len(paths) <= shown {
+		return strings.Join(paths, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(paths[:shown], ", "), len(paths)-shown)
 }
