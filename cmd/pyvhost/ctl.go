@@ -141,12 +141,10 @@ func appsTable(u *ui, apps []pool.AppStats, width int, now time.Time) string {
 	var rows [][]string
 	for _, a := range apps {
 		busy := 0
-		rss := a.ZygoteRSS
 		for _, w := range a.Workers {
 			if w.State == "busy" {
 				busy++
 			}
-			rss += w.RSS
 		}
 		state := string(a.State)
 		switch {
@@ -163,7 +161,7 @@ func appsTable(u *ui, apps []pool.AppStats, width int, now time.Time) string {
 			last = now.Sub(time.UnixMilli(int64(a.LastRequest*1000))).Round(time.Second).String() + " ago"
 		}
 		rows = append(rows, []string{a.Name, a.ID, state, fmt.Sprintf("%d/%d busy, max %d", busy, len(a.Workers), a.Processes), fmt.Sprint(a.Requests), fmt.Sprint(a.Errors),
-			fmt.Sprintf("%.2f", a.AvgLatencyMS), fmt.Sprintf("%.2f", a.P99LatencyMS), fmt.Sprintf("%.1f", float64(rss)/(1<<20)), last, ownSettings(a)})
+			fmt.Sprintf("%.2f", a.AvgLatencyMS), fmt.Sprintf("%.2f", a.P99LatencyMS), fmt.Sprintf("%.1f", float64(a.TotalRSS())/(1<<20)), last, ownSettings(a)})
 	}
 	return fitTable(u, colsNamed(appsColumns, appsFit), rows, width)
 }

@@ -5,9 +5,13 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/pyvhost/pyvhost/deployer"
+	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
+	"github.com/pyvhost/pyvhost/uwsgictl/daemon"
 	"github.com/urfave/cli/v2"
 )
 
@@ -42,8 +46,8 @@ func unitCommand() *cli.Command {
 			&cli.IntFlag{Name: "processes", Value: 4, Usage: "-p: workers per app at most (they start on demand)"},
 		},
 		Action: func(c *cli.Context) error {
-			unit, err := deployer.DaemonSetup{Exe: c.String("exe"), Ctl: "/run/pyvhost/ctl.sock", StateDir: "/var/lib/pyvhost",
-				NginxConf: "/etc/nginx/nginx.conf", Processes: c.Int("processes")}.Unit()
+			unit, err := deployer.DaemonSetup{Exe: c.String("exe"), Ctl: filepath.Join(control.RootRuntimeDir, "ctl.sock"),
+				StateDir: daemon.RootStateDir, NginxConf: nginxconf.FallbackConfPath, Processes: c.Int("processes")}.Unit()
 			if err != nil {
 				return err
 			}

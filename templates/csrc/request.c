@@ -134,6 +134,13 @@ static int accept_conn(int fd) {
     }
 }
 
+/* conn_args parses (conn, prefix, from_shared), what serve and asgi_take
+ * take: 0, or -1 with the exception (also when hot_init has not run). */
+static int conn_args(PyObject *args, int *conn, const char **prefix, Py_ssize_t *plen, int *from_shared) {
+    if (!PyArg_ParseTuple(args, "iy#p", conn, prefix, plen, from_shared)) return -1;
+    return hot_ready() ? 0 : -1;
+}
+
 /* serve(conn, prefix, from_shared): answer a connection already accepted
  * (one the daemon handed over, with the bytes it read). */
 static PyObject *serve(PyObject *self, PyObject *args) {
@@ -141,8 +148,7 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     int conn, from_shared;
     const char *prefix;
     Py_ssize_t plen;
-    if (!PyArg_ParseTuple(args, "iy#p", &conn, &prefix, &plen, &from_shared)) return NULL;
-    if (!hot_ready()) return NULL;
+    if (conn_args(args, &conn, &prefix, &plen, &from_shared) < 0) return NULL;
     return serve_conn(conn, prefix, plen, from_shared);
 }
 
@@ -222,7 +228,6 @@ static PyObject *asgi_take(PyObject *self, PyObject *args) {
     int conn, from_shared;
     const char *prefix;
     Py_ssize_t plen;
-    if (!PyArg_ParseTuple(args, "iy#p", &conn, &prefix, &plen, &from_shared)) return NULL;
-    if (!hot_ready()) return NULL;
+    if (conn_args(args, &conn, &prefix, &plen, &from_shared) < 0) return NULL;
     return take_conn(conn, prefix, plen, from_shared);
 }

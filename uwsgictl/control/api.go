@@ -75,7 +75,7 @@ func RuntimeDir() string {
 		return d
 	}
 	if os.Geteuid() == 0 {
-		return "/run/pyvhost"
+		return RootRuntimeDir
 	}
 	base := os.Getenv("XDG_RUNTIME_DIR")
 	if base == "" {
@@ -83,6 +83,10 @@ func RuntimeDir() string {
 	}
 	return filepath.Join(base, "pyvhost")
 }
+
+// RootRuntimeDir is the runtime directory of a daemon run as root (the
+// Debian package's).
+const RootRuntimeDir = "/run/pyvhost"
 
 // DefaultSocket is where the control socket lives: RuntimeDir/ctl.sock.
 func DefaultSocket() string { return filepath.Join(RuntimeDir(), "ctl.sock") }

@@ -51,9 +51,8 @@ func (c *Client) Top() (TopView, error) {
 		st.Version, st.PID, (time.Duration(st.UptimeSec * float64(time.Second))).Round(time.Second), st.Apps, st.RPS, float64(st.RSS)/(1<<20))}
 	for _, a := range apps.Apps {
 		ta := TopApp{Name: a.Name, State: string(a.State), Requests: a.Requests, Errors: a.Errors,
-			AvgMS: a.AvgLatencyMS, P99MS: a.P99LatencyMS, RSS: a.ZygoteRSS}
+			AvgMS: a.AvgLatencyMS, P99MS: a.P99LatencyMS, RSS: a.TotalRSS()}
 		for _, w := range a.Workers {
-			ta.RSS += w.RSS
 			ta.Workers = append(ta.Workers, TopWorker{PID: w.PID, State: w.State, Requests: w.Requests, Request: w.Request, AgeMS: w.RequestAgeMS, RSS: w.RSS})
 		}
 		v.Apps = append(v.Apps, ta)

@@ -27,10 +27,7 @@ func (d *Daemon) Status() control.Status {
 		st.Apps++
 		st.Requests += a.Requests
 		st.Errors += a.Errors
-		st.RSS += a.ZygoteRSS
-		for _, w := range a.Workers {
-			st.RSS += w.RSS
-		}
+		st.RSS += a.TotalRSS()
 	}
 	st.RPS = d.rate.perSecond(st.Requests)
 	if c := d.certs.Load(); c != nil {

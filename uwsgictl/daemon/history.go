@@ -67,11 +67,7 @@ func (h *history) sample(now time.Time, apps []pool.AppStats) {
 		if n > 0 {
 			p99 = pool.Percentile(delta, n, 0.99)
 		}
-		rss := a.ZygoteRSS
-		for _, w := range a.Workers {
-			rss += w.RSS
-		}
-		ah.add(h.keep, now.Unix(), float32(rps), float32(p99), float32(float64(rss)/(1<<20)))
+		ah.add(h.keep, now.Unix(), float32(rps), float32(p99), float32(float64(a.TotalRSS())/(1<<20)))
 		ah.lastT, ah.lastReq, ah.lastHist = now, a.Requests, a.Latency
 	}
 	for id := range h.apps {

@@ -116,10 +116,9 @@ func collectApp(ch chan<- prometheus.Metric, a pool.AppStats) {
 	}
 	ch <- latencyHistogram(a)
 	states := map[string]float64{"starting": 0, "idle": 0, "busy": 0}
-	rss, pss := a.ZygoteRSS, pool.PSS(a.ZygotePID)
+	pss := pool.PSS(a.ZygotePID)
 	for _, w := range a.Workers {
 		states[w.State]++
-		rss += w.RSS
 		pss += pool.PSS(w.PID)
 	}
 	for s, n := range states {
@@ -129,7 +128,7 @@ func collectApp(ch chan<- prometheus.Metric, a pool.AppStats) {
 	ch <- prometheus.MustNewConstMetric(mRespawns, prometheus.CounterValue, float64(a.Respawns), a.Name)
 	ch <- prometheus.MustNewConstMetric(mHarakiri, prometheus.CounterValue, float64(a.Harakiris), a.Name)
 	ch <- prometheus.MustNewConstMetric(mRestarts, prometheus.CounterValue, float64(max(a.Generation-1, 0)), a.Name)
-	ch <- prometheus.MustNewConstMetric(mMemory, prometheus.GaugeValue, float64(rss), a.Name, "rss")
+	ch <- prometheus.MustNewConstMetric(mMemory, prometheus.GaugeValue, float64(a.TotalRSS()), a.Name, "rss")
 	ch <- prometheus.MustNewConstMetric(mMemory, prometheus.GaugeValue, float64(pss), a.Name, "pss")
 	ch <- prometheus.MustNewConstMetric(mQueue, prometheus.GaugeValue, float64(a.Queued), a.Name)
 	ch <- prometheus.MustNewConstMetric(mRefused, prometheus.CounterValue, float64(a.Refused503), a.Name)

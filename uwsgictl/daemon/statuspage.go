@@ -120,11 +120,15 @@ func statusToken(stateDir string) (token, file string, err error) {
 	return token, file, nil
 }
 
+// RootStateDir is the state directory of a daemon run as root (the Debian
+// package's).
+const RootStateDir = "/var/lib/pyvhost"
+
 // DefaultStateDir is where the daemon keeps state: /var/lib/pyvhost as
 // root, else $XDG_STATE_HOME/pyvhost (~/.local/state/pyvhost).
 func DefaultStateDir() string {
 	if os.Geteuid() == 0 {
-		return "/var/lib/pyvhost"
+		return RootStateDir
 	}
 	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
 		return filepath.Join(d, "pyvhost")

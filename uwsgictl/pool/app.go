@@ -353,9 +353,17 @@ func (a *App) idleResourcesLocked() {
 	if n, err := unix.Poll(p, 0); err != nil || n > 0 {
 		return
 	}
-	a.handoffR.Close()
-	a.handoffW.Close()
-	a.handoffR, a.handoffW = nil, nil
+	a.dropResourcesLocked()
+}
+
+// dropResourcesLocked closes the handoff socket and gives back the
+// scoreboard's shared memory (readers then see zeros).
+func (a *App) dropResourcesLocked() {
+	if a.handoffR != nil {
+		a.handoffR.Close()
+		a.handoffW.Close()
+		a.handoffR, a.handoffW = nil, nil
+	}
 	a.sb.release()
 }
 

@@ -269,11 +269,7 @@ func (a *App) Release() bool {
 	if a.released || !a.closed || a.cur != nil || a.next != nil || len(a.draining) > 0 {
 		return a.released
 	}
-	if a.handoffR != nil {
-		a.handoffR.Close()
-		a.handoffW.Close()
-	}
-	a.sb.release() // last: once the mapping is gone, so is everything else (what the tests watch)
+	a.dropResourcesLocked() // the scoreboard last: once the mapping is gone, so is everything else (what the tests watch)
 	a.released = true
 	return true
 }

@@ -75,6 +75,15 @@ type AppStats struct {
 	TotalSec   float64             `json:"-"`
 }
 
+// TotalRSS is the resident memory of the app's zygote and workers, in bytes.
+func (s AppStats) TotalRSS() int64 {
+	rss := s.ZygoteRSS
+	for _, w := range s.Workers {
+		rss += w.RSS
+	}
+	return rss
+}
+
 // HistBuckets is how many latency buckets AppStats.Latency has.
 const HistBuckets = histBuckets
 

@@ -153,9 +153,16 @@ def response_head(proto, status, headers, body_len):
     """The whole head: Content-Length is added when the whole body is in
     hand (body_len) and the app gave none; also the number of headers."""
     head, has_cl = head_lines(proto, status, headers)  # the C twin when built
+    return head_end(head, has_cl, len(headers), body_len)
+
+
+def head_end(head, has_cl, nheaders, body_len):
+    """head_lines' head ended: with a Content-Length when the whole body is
+    in hand (body_len, else None) and the app gave none; and how many
+    headers it has then."""
     if has_cl or body_len is None:
-        return head + b"\r\n", len(headers)
-    return head + b"Content-Length: %d\r\n\r\n" % body_len, len(headers) + 1
+        return head + b"\r\n", nheaders
+    return head + b"Content-Length: %d\r\n\r\n" % body_len, nheaders + 1
 
 
 scope_of, head_lines = scope_of_py, head_lines_py

@@ -14,7 +14,7 @@ import socket
 import time
 from collections.abc import Coroutine
 
-from .asgi import BODY_CHUNK, ClientDisconnected, head_lines
+from .asgi import BODY_CHUNK, ClientDisconnected, head_end, head_lines
 from .common import SOCKET_TIMEOUT_MS, _c
 
 TIMEOUT = SOCKET_TIMEOUT_MS / 1000.0
@@ -52,7 +52,8 @@ DONE = Ready()
 
 class Exchange(object):
     """The request's state and the halves of receive and send that need
-    no wait; the others are HTTPRequest's _receive and _write."""
+    no wait; the others are Waits' _receive and _write (a client gone is
+    its _lost), so an Exchange is always used with Waits."""
 
     def __init__(self, loop, fd, body, length, proto, entry):
         self.loop, self.fd, self._sock = loop, fd, None
@@ -103,9 +104,7 @@ class Exchange(object):
             body = bytes(body)
         data = body
         if self.hsize == 0:
-            head, self.hcount = self.head + b"\r\n", len(self.headers)
-            if not self.has_cl and not more:
-                head, self.hcount = self.head + b"Content-Length: %d\r\n\r\n" % len(body), self.hcount + 1
+            head, self.hcount = head_end(self.head, self.has_cl, len(self.headers), None if more else len(body))
             self.hsize = len(head)
             data = head + body
         self.finished = not more
@@ -116,8 +115,7 @@ class Exchange(object):
         except BlockingIOError:
             n = 0
         except OSError:
-            self.gone = True
-            raise ClientDisconnected("the client went away")
+            self._lost()
         self.entry[1] = time.monotonic_ns()
         if n == len(data):
             self.nbytes += len(body)
@@ -135,6 +133,10 @@ class Waits(object):
             self._sock = socket.socket(fileno=self.fd)
             self._sock.setblocking(False)
         return self._sock
+
+    def _lost(self):
+        self.gone = True
+        raise ClientDisconnected("the client went away")
 
     def close(self):
         if self._sock is not None:
@@ -174,8 +176,7 @@ class Waits(object):
         try:
             await asyncio.wait_for(self.loop.sock_sendall(self.sock, rest), TIMEOUT)
         except (OSError, asyncio.TimeoutError):
-            self.gone = True
-            raise ClientDisconnected("the client went away")
+            self._lost()
         self.entry[1] = time.monotonic_ns()
         self.nbytes += nbody
 
