@@ -178,12 +178,10 @@ func (a *App) startZygote(onEvent func(event), onExit func(error)) (process, err
 	if err != nil {
 		return nil, err
 	}
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	ctl, child, err := newZygoteCtl()
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	ctl := os.NewFile(uintptr(pair[0]), "zygote-ctl")
-	child := os.NewFile(uintptr(pair[1]), "zygote-ctl-child")
 	defer child.Close()
 
 	files := []*os.File{child, a.sb.file, a.handoffR, a.cfg.ToMaster}
@@ -248,17 +246,7 @@ func (a *App) startZygote(onEvent func(event), onExit func(error)) (process, err
 	}
 	z := &zygote{cmd: cmd, ctl: ctl}
 	go func() {
-		buf := make([]byte, 1<<20)
-		for {
-			n, err := ctl.Read(buf)
-			if err != nil || n == 0 {
-				break
-			}
-			var ev event
-			if json.Unmarshal(buf[:n], &ev) == nil {
-				onEvent(ev)
-			}
-		}
+		readEvents(ctl, onEvent)
 		err := cmd.Wait()
 		ctl.Close()
 		onExit(err)
