@@ -147,14 +147,18 @@ func addLiveState(ctl string, sites []nginxconf.ServerBlock) bool {
 	if err != nil {
 		return false
 	}
+	state := make(map[pool.Key]pool.State, len(apps.Apps))
+	for _, st := range apps.Apps {
+		if !st.Retiring { // the current pool's, not one finishing after a change
+			state[pool.Key{Pyhome: st.Pyhome, Chdir: st.Chdir, Script: st.Script}] = st.State
+		}
+	}
 	for i := range sites {
 		for j := range sites[i].Apps {
 			a := &sites[i].Apps[j]
 			a.State = string(pool.Cold)
-			for _, st := range apps.Apps {
-				if st.Pyhome == a.Pyhome && st.Chdir == a.Chdir && st.Script == a.Script && !st.Retiring {
-					a.State = string(st.State) // the current pool's, not one finishing after a change
-				}
+			if st, ok := state[pool.Key{Pyhome: a.Pyhome, Chdir: a.Chdir, Script: a.Script}]; ok {
+				a.State = string(st)
 			}
 		}
 	}
