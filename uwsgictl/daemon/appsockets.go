@@ -35,6 +35,7 @@ func (d *Daemon) syncAppSockets() ([]*pool.App, error) {
 	_, sockets, nginxUser := d.policy.snapshot()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.sockVersion++         // the supervise loop looks for new sockets
 	var orphans []*pool.App // apps that lost a socket
 	for path, l := range d.appSockets {
 		a := d.sockApp[l]
@@ -205,11 +206,12 @@ func (d *Daemon) retireLocked(a *pool.App, why string) {
 // pruneRetired closes retired listeners, closes apps whose grace has
 // passed, and forgets closed apps whose processes are gone. Only the
 // supervise loop calls it.
-func (d *Daemon) pruneRetired() {
+func (d *Daemon) pruneRetired(forget func(*listener)) {
 	now := time.Now()
 	var closing []*pool.App
 	d.mu.Lock()
 	for _, l := range d.retiredListeners {
+		forget(l) // before the close: its number may be reused at once
 		l.file.Close()
 	}
 	d.retiredListeners = nil

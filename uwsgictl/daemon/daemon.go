@@ -52,6 +52,9 @@ type Daemon struct {
 	retiring         []retiring
 	retired          []*pool.App
 	retiredListeners []*listener
+	sockVersion      int // counts syncAppSockets: the supervise loop looks for new sockets when it changes
+	readyMu          sync.Mutex
+	readied          []*pool.App           // apps ready since the supervise loop last looked (noteReady)
 	admitted         map[pool.Key]struct{} // apps from a --vhost-root, at most --max-apps (evict.go)
 	refusalLogged    time.Time
 	refusalsQuiet    int
@@ -147,7 +150,7 @@ func New(cfg Config) (d *Daemon, err error) {
 		WebSocketPing: cfg.WebSocketPing, Idle: cfg.Idle, Lazy: cfg.Lazy, BufferSize: cfg.BufferSize, MaxVars: wire.DefaultMaxVars,
 		Logging: cfg.Logging, Vhost: cfg.Vhost, SingleApp: cfg.Module != "", AllowRootApps: cfg.AllowRootApps,
 		WorkerScript: script, SpeedupsDir: speedups, LogWriter: lg.pipeW, ToMaster: d.toMasterW, Logf: lg.logf, QueueLimit: cfg.QueueLimit,
-		SocketTimeout: cfg.SocketTimeout, AppReady: releaseWhenQuiet.poke,
+		SocketTimeout: cfg.SocketTimeout, AppReady: d.noteReady,
 	}
 	d.settingsDir = settingsDir(&cfg, lg.logf)
 	if d.appLogs, err = newAppLogs(cfg.AppLogs, cfg.AppLogSizeMB, cfg.AppLogKeep, lg); err != nil {

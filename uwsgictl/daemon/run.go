@@ -22,8 +22,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.logf("uwsgi socket %s bound", l.addr)
 	}
 	d.log.logf("pyvhost daemon pid %d ready: up to %d workers per app", os.Getpid(), d.cfg.Processes)
+	w, err := newWatcher()
+	if err != nil {
+		d.shutdown(false)
+		return err
+	}
 	go d.readForwards()
-	go d.supervise()
+	go d.supervise(w)
 	renewCtx, stopRenew := context.WithCancel(ctx)
 	defer stopRenew()
 	go d.renewLoop(renewCtx)

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/pyvhost/pyvhost/uwsgictl/pool"
-	"golang.org/x/sys/unix"
 )
 
 // watched is a listener the daemon itself waits on: a per-app socket whose
@@ -16,9 +15,22 @@ type watched struct {
 	app    *pool.App // the per-app socket's app
 }
 
+// supervisor is the supervise loop's own state.
+type supervisor struct {
+	w       *watcher
+	version int                // d.sockVersion last looked at
+	seen    map[*listener]bool // every listener handed to the watcher; true: a shared one
+	idle    map[*listener]bool // not armed (new, fired, or its app runs); true: a shared one
+	active  map[*pool.App]bool // apps ready since they last stopped: the ones a tick concerns
+}
+
 // supervise is the daemon's loop: it waits on the watched listeners, ticks
-// every app's supervision, and chooses which apps accept on shared sockets.
-func (d *Daemon) supervise() {
+// the running apps' supervision, and chooses which apps accept on shared
+// sockets. What it does per tick grows with the apps that run, not with
+// the sites declared.
+func (d *Daemon) supervise(w *watcher) {
+	defer w.close()
+	s := &supervisor{w: w, version: -1, seen: map[*listener]bool{}, idle: map[*listener]bool{}, active: map[*pool.App]bool{}}
 	lastTick, lastPolicy, lastSample := time.Now(), time.Now(), time.Time{}
 	for {
 		select {
@@ -26,26 +38,16 @@ func (d *Daemon) supervise() {
 			return
 		default:
 		}
-		d.pruneRetired()
-		ws := d.watchSet()
-		fds := make([]unix.PollFd, len(ws))
-		for i, w := range ws {
-			fds[i] = unix.PollFd{Fd: int32(w.l.fd), Events: unix.POLLIN}
-		}
-		n, _ := unix.Poll(fds, int(tickEvery/time.Millisecond))
-		if n > 0 {
-			for i, f := range fds {
-				if f.Revents&unix.POLLIN != 0 {
-					d.onWatchedReady(ws[i])
-				}
-			}
+		d.pruneRetired(s.forget)
+		d.rearm(s)
+		for _, l := range w.wait(tickEvery) {
+			s.idle[l] = s.seen[l] // disarmed until rearm
+			d.onWatchedReady(d.watchedOf(l, s.seen[l]))
 		}
 		now := time.Now()
 		if now.Sub(lastTick) >= tickEvery {
 			lastTick = now
-			for _, a := range d.appList() {
-				a.Tick()
-			}
+			d.tickActive(s)
 		}
 		if now.Sub(lastPolicy) >= sharedPolicyEvery {
 			lastPolicy = now
@@ -63,34 +65,100 @@ func (d *Daemon) supervise() {
 	}
 }
 
-func (d *Daemon) watchSet() []watched {
-	var ws []watched
+// forget drops a listener about to be closed.
+func (s *supervisor) forget(l *listener) {
+	s.w.forget(l)
+	delete(s.seen, l)
+	delete(s.idle, l)
+}
+
+// rearm hands new listeners to the watcher and arms again those that
+// should be watched: a per-app socket whose app has no processes (its
+// first connection starts it), a shared socket no running app accepts on.
+func (d *Daemon) rearm(s *supervisor) {
 	d.mu.Lock()
-	for _, l := range d.appSockets {
-		if a := d.sockApp[l]; a != nil && !a.Running() {
-			ws = append(ws, watched{l: l, app: a})
+	defer d.mu.Unlock()
+	if s.version != d.sockVersion { // sockets came or went: a re-read of the config
+		s.version = d.sockVersion
+		for _, l := range d.appSockets {
+			if _, ok := s.seen[l]; !ok {
+				s.seen[l], s.idle[l] = false, false
+			}
+		}
+		for _, l := range d.shared {
+			if _, ok := s.seen[l]; !ok {
+				s.seen[l], s.idle[l] = true, true
+			}
 		}
 	}
 	sharedServed := false
-	for _, a := range d.apps {
-		if a.Running() && a.ListensShared() {
-			sharedServed = true
-			break
+	if len(d.shared) > 0 {
+		for a := range s.active {
+			if a.Running() && a.ListensShared() {
+				sharedServed = true
+				break
+			}
 		}
 	}
-	d.mu.Unlock()
-	if !sharedServed {
-		for _, l := range d.shared {
-			ws = append(ws, watched{l: l, shared: true})
+	for l, shared := range s.idle {
+		watch := !sharedServed
+		if !shared {
+			a := d.sockApp[l]
+			watch = a != nil && !a.Running()
+		}
+		if watch {
+			if err := s.w.arm(l); err != nil {
+				d.log.logf("%v", err)
+				continue
+			}
+			delete(s.idle, l)
 		}
 	}
-	return ws
+}
+
+// watchedOf is the watched listener l, whose app may have changed since.
+func (d *Daemon) watchedOf(l *listener, shared bool) watched {
+	if shared {
+		return watched{l: l, shared: true}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return watched{l: l, app: d.sockApp[l]}
+}
+
+// tickActive ticks every app that is ready, and forgets those that have
+// stopped (their next start makes them ready again: noteReady).
+func (d *Daemon) tickActive(s *supervisor) {
+	d.readyMu.Lock()
+	for _, a := range d.readied {
+		s.active[a] = true
+	}
+	d.readied = d.readied[:0]
+	d.readyMu.Unlock()
+	for a := range s.active {
+		a.Tick()
+		if !a.Running() {
+			delete(s.active, a)
+		}
+	}
+}
+
+// noteReady is told of each app (or new generation) that is ready to
+// serve, under the app's lock: it must not block.
+func (d *Daemon) noteReady(a *pool.App) {
+	d.readyMu.Lock()
+	d.readied = append(d.readied, a)
+	d.readyMu.Unlock()
+	releaseWhenQuiet.poke()
 }
 
 func (d *Daemon) onWatchedReady(w watched) {
 	if w.shared {
 		d.acceptAndRoute(w.l, true)
 		return
+	}
+	if w.app == nil {
+		return // its socket left the config since it was armed: pruneRetired closes it
 	}
 	// A cold app's own socket: start the app; its workers will accept what
 	// waits. A failed app cannot: the daemon answers for it.

@@ -264,7 +264,7 @@ func (a *App) onReadyLocked(g *generation) {
 	a.lastError, a.traceback = "", ""
 	a.spawnLocked(g)
 	if a.cfg.AppReady != nil {
-		a.cfg.AppReady()
+		a.cfg.AppReady(a)
 	}
 	for _, w := range a.waiters {
 		w <- nil

@@ -49,8 +49,8 @@ type Config struct {
 	Logf func(format string, args ...any) // daemon events
 
 	// AppReady, when set, is called each time an app (or a new generation
-	// of it) is ready to serve; it must not block.
-	AppReady func()
+	// of it) is ready to serve, under the app's lock; it must not block.
+	AppReady func(*App)
 
 	// QueueLimit bounds the requests the daemon holds for one app while it
 	// starts or while all its workers are busy; past it they get a 503.
