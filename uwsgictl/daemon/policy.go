@@ -24,10 +24,12 @@ type policy struct {
 	sockDir   string
 	logf      func(string, ...any)
 
-	declared  map[pool.Key]string // key -> name (server_name + location)
-	sockets   map[string]pool.Key // per-app socket path -> the app it serves
-	nginxUser string
-	loadedAt  time.Time
+	declared   map[pool.Key]string // key -> name (server_name + location)
+	sockets    map[string]pool.Key // per-app socket path -> the app it serves
+	nginxUser  string
+	loadedAt   time.Time // when the last read began
+	readSeq    int       // reads begun
+	appliedSeq int       // the read whose result is in force
 }
 
 func newPolicy(cfg *Config, logf func(string, ...any)) *policy {
@@ -40,67 +42,87 @@ func newPolicy(cfg *Config, logf func(string, ...any)) *policy {
 	return p
 }
 
-// reload re-reads the nginx configuration.
+// reload re-reads the nginx configuration. It reads without the lock —
+// 10,000 sites take a second to parse — so apps start and requests are
+// routed meanwhile on what was read before; of reads that overlap, the one
+// begun last wins.
 func (p *policy) reload() error {
 	p.mu.Lock()
+	p.readSeq++
+	seq := p.readSeq
+	p.loadedAt = time.Now()
+	p.mu.Unlock()
+	declared, sockets, user, err := p.read()
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.reloadLocked()
+	if seq > p.appliedSeq {
+		p.appliedSeq = seq
+		p.declared, p.sockets, p.nginxUser = declared, sockets, user
+	}
+	return nil
 }
 
-func (p *policy) reloadLocked() error {
-	p.loadedAt = time.Now()
+// read is what the nginx configuration declares: the apps (with the name
+// each is known by), the per-app sockets, the user nginx's workers run as.
+func (p *policy) read() (map[pool.Key]string, map[string]pool.Key, string, error) {
 	declared := map[pool.Key]string{}
 	sockets := map[string]pool.Key{}
-	user := "nobody"
-	if p.nginxConf != "" {
-		tree, err := nginxconf.Load(p.nginxConf)
-		if err != nil {
-			return fmt.Errorf("read nginx config: %w", err)
+	if p.nginxConf == "" {
+		return declared, sockets, "nobody", nil
+	}
+	tree, err := nginxconf.Load(p.nginxConf)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("read nginx config: %w", err)
+	}
+	for _, s := range tree.Sites() {
+		name := "_"
+		if len(s.ServerNames) > 0 {
+			name = s.ServerNames[0]
 		}
-		user = tree.User()
-		for _, s := range tree.Sites() {
-			name := "_"
-			if len(s.ServerNames) > 0 {
-				name = s.ServerNames[0]
+		for _, a := range s.Apps {
+			k := pool.Key{Pyhome: a.Pyhome, Chdir: a.Chdir, Script: a.Script}
+			if k.Script == "" || strings.Contains(k.Pyhome+k.Chdir+k.Script, "$") {
+				continue // set per request by variables: not a fixed app
 			}
-			for _, a := range s.Apps {
-				k := pool.Key{Pyhome: a.Pyhome, Chdir: a.Chdir, Script: a.Script}
-				if k.Script == "" || strings.Contains(k.Pyhome+k.Chdir+k.Script, "$") {
-					continue // set per request by variables: not a fixed app
-				}
-				if _, ok := declared[k]; !ok {
-					declared[k] = name + strings.TrimSuffix(a.Location, "/")
-				}
-				if path, ok := strings.CutPrefix(a.UwsgiPass, "unix:"); ok && p.sockDir != "" &&
-					filepath.Dir(filepath.Clean(path)) == filepath.Clean(p.sockDir) {
-					if _, taken := sockets[path]; !taken {
-						sockets[path] = k
-					}
+			if _, ok := declared[k]; !ok {
+				declared[k] = name + strings.TrimSuffix(a.Location, "/")
+			}
+			if path, ok := strings.CutPrefix(a.UwsgiPass, "unix:"); ok && p.sockDir != "" &&
+				filepath.Dir(filepath.Clean(path)) == filepath.Clean(p.sockDir) {
+				if _, taken := sockets[path]; !taken {
+					sockets[path] = k
 				}
 			}
 		}
 	}
-	p.declared, p.sockets, p.nginxUser = declared, sockets, user
-	return nil
+	return declared, sockets, tree.User(), nil
 }
 
 // allowed reports whether an app may run, and its name. An app the nginx
 // configuration does not declare triggers a re-read, at most once a
 // second, so a site added since start is found without a restart.
 func (p *policy) allowed(k pool.Key) (string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if err := nginxconf.ValidateModule("UWSGI_SCRIPT", k.Script); err != nil {
 		return "", fmt.Errorf("%w: %w", control.ErrRefused, err)
 	}
-	if name, ok := p.declared[k]; ok {
+	p.mu.Lock()
+	name, ok := p.declared[k]
+	stale := p.nginxConf != "" && time.Since(p.loadedAt) > time.Second
+	p.mu.Unlock()
+	if ok {
 		return name, nil
 	}
-	if p.nginxConf != "" && time.Since(p.loadedAt) > time.Second {
-		if err := p.reloadLocked(); err != nil {
+	if stale {
+		if err := p.reload(); err != nil {
 			p.logf("%v", err)
 		}
-		if name, ok := p.declared[k]; ok {
+		p.mu.Lock()
+		name, ok = p.declared[k]
+		p.mu.Unlock()
+		if ok {
 			return name, nil
 		}
 	}
