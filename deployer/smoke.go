@@ -16,6 +16,7 @@ import (
 	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/pyvhost/pyvhost/uwsgictl/appconf"
 	"github.com/pyvhost/pyvhost/uwsgictl/control"
+	"github.com/pyvhost/pyvhost/uwsgictl/pool"
 )
 
 // ServedCount reads how many requests the deployed app has served (from
@@ -309,15 +310,13 @@ const smokeLabel = "pyvhost-smoke"
 
 // servedBy counts the requests the daemon's app has served.
 func servedBy(c *control.Client, app nginxconf.AppSpec) ServedCount {
+	id := pool.Key{Pyhome: app.Venv, Chdir: app.AppDir, Script: app.Module}.ID()
 	return func() (uint64, error) {
-		apps, err := c.Apps()
-		if err != nil {
-			return 0, err
-		}
-		a, ok := findApp(apps.Apps, app)
-		if !ok {
+		a, err := c.App(id)
+		var ae *control.APIError
+		if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
 			return 0, fmt.Errorf("the daemon does not know %s", app.Module)
 		}
-		return a.Requests, nil
+		return a.Requests, err
 	}
 }

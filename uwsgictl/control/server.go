@@ -21,6 +21,7 @@ import (
 type Backend interface {
 	Status() Status
 	Apps() Apps
+	App(app string) (pool.AppStats, error) // one app, by name or id
 	Load(LoadRequest) (pool.AppStats, error)
 	Reload(app string) (pool.AppStats, error)
 	ReloadAll() error
@@ -84,6 +85,10 @@ func Handler(b Backend, page http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, b.Status()) })
 	mux.HandleFunc("GET /v1/apps", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, b.Apps()) })
+	mux.HandleFunc("GET /v1/apps/{app}", func(w http.ResponseWriter, r *http.Request) {
+		st, err := b.App(r.PathValue("app"))
+		answer(w, st, err)
+	})
 	mux.HandleFunc("POST /v1/load", func(w http.ResponseWriter, r *http.Request) {
 		var req LoadRequest
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {

@@ -20,6 +20,11 @@ type fakeBackend struct {
 
 func (f *fakeBackend) Status() Status { return Status{} }
 func (f *fakeBackend) Apps() Apps     { return Apps{} }
+func (f *fakeBackend) App(app string) (pool.AppStats, error) {
+	st, err := f.Reload(app)
+	st.ID = app
+	return st, err
+}
 func (f *fakeBackend) Load(r LoadRequest) (pool.AppStats, error) {
 	f.loaded = append(f.loaded, r)
 	return pool.AppStats{}, f.loadErr
@@ -51,6 +56,8 @@ func TestHandler(t *testing.T) {
 		{"load refused", "POST", "/v1/load", `{}`, fmt.Errorf("%w: app not declared", ErrRefused), 403, "refused: app not declared"},
 		{"load import failed", "POST", "/v1/load", `{}`, &pool.LoadError{App: "x", Msg: "boom", Traceback: "tb"}, 422, "failed to load"},
 		{"load other", "POST", "/v1/load", `{}`, errors.New("no memory"), 500, "no memory"},
+		{"one app", "GET", "/v1/apps/a1", "", nil, 200, ""},
+		{"one app unknown", "GET", "/v1/apps/zz", "", nil, 404, "app zz"},
 		{"reload", "POST", "/v1/apps/a1/reload", "", nil, 200, ""},
 		{"reload unknown", "POST", "/v1/apps/zz/reload", "", nil, 404, "app zz"},
 		{"stop unknown", "POST", "/v1/apps/zz/stop", "", nil, 404, "app zz"},

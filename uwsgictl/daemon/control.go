@@ -112,6 +112,15 @@ type ctlBackend struct{ d *Daemon }
 func (b ctlBackend) Status() control.Status { return b.d.Status() }
 func (b ctlBackend) Apps() control.Apps     { return b.d.AppList() }
 
+// App is one app's stats: the current pool's, when one is retiring.
+func (b ctlBackend) App(ref string) (pool.AppStats, error) {
+	a, err := b.d.findApp(ref)
+	if err != nil {
+		return pool.AppStats{}, err
+	}
+	return a.Stats(), nil
+}
+
 // Load starts an app that may run and waits for its import: what deploy
 // calls before it reloads nginx.
 func (b ctlBackend) Load(req control.LoadRequest) (pool.AppStats, error) {
