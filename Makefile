@@ -119,6 +119,8 @@ bench: build deps deps-bench
 	PV_SOCKETS=1 bash $(SHARED_BENCH)/vs-uwsgi.sh $(BIN) 5 4
 	@echo "== 20 sites, one busy, --idle 5"
 	bash $(SHARED_BENCH)/many-apps.sh $(BIN) 20 5
+	@echo "== 1,000 sites on one box (testdata/bench/many-sites.sh N for more)"
+	testdata/bench/many-sites.sh $(BIN) 1000 10
 	@echo "== cold start"
 	testdata/bench/first-request.sh $(BIN)
 	@echo "== redeploy of a hello site with its venv in place"

@@ -130,3 +130,33 @@ func ReleaseStartupMemory() {
 		_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT)
 	}
 }
+
+// looseGC lets the collector run as a short-lived program's would while
+// the daemon reads the nginx config, and returns what puts it back: the
+// daemon's low GOGC (25, for a small resident heap while serving) made a
+// read of 10,000 sites' files spend half its time in the collector (2.0 s
+// against 1.1 s). Reads that overlap share one loosening.
+func looseGC() (restore func()) {
+	gcLoose.Lock()
+	defer gcLoose.Unlock()
+	if gcLoose.n == 0 {
+		gcLoose.saved = debug.SetGCPercent(100)
+		if gcLoose.saved > 100 || gcLoose.saved < 0 { // looser already (GOGC=off, say)
+			debug.SetGCPercent(gcLoose.saved)
+		}
+	}
+	gcLoose.n++
+	return func() {
+		gcLoose.Lock()
+		defer gcLoose.Unlock()
+		if gcLoose.n--; gcLoose.n == 0 {
+			debug.SetGCPercent(gcLoose.saved)
+		}
+	}
+}
+
+var gcLoose struct {
+	sync.Mutex
+	n     int
+	saved int
+}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"runtime/debug"
 	"testing"
 	"time"
 )
@@ -48,4 +49,25 @@ func TestQuietRelease(t *testing.T) {
 func TestReleaseStartupMemory(t *testing.T) {
 	ReleaseStartupMemory()
 	ReleaseStartupMemory()
+}
+
+// Reads that overlap loosen the collector once, and the last to finish
+// puts the daemon's own setting back.
+func TestLooseGC(t *testing.T) {
+	saved := debug.SetGCPercent(25)
+	defer debug.SetGCPercent(saved)
+	current := func() int { p := debug.SetGCPercent(0); debug.SetGCPercent(p); return p }
+	first := looseGC()
+	second := looseGC()
+	if p := current(); p != 100 {
+		t.Fatalf("GOGC %d during a read, want 100", p)
+	}
+	first()
+	if p := current(); p != 100 {
+		t.Fatalf("GOGC %d while a second read goes on, want 100", p)
+	}
+	second()
+	if p := current(); p != 25 {
+		t.Fatalf("GOGC %d after the reads, want the daemon's 25", p)
+	}
 }

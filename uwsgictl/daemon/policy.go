@@ -73,6 +73,8 @@ func (p *policy) read() (map[pool.Key]string, map[string]pool.Key, string, error
 	if p.nginxConf == "" {
 		return declared, sockets, "nobody", nil
 	}
+	restore := looseGC()
+	defer restore()
 	tree, err := nginxconf.Load(p.nginxConf)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("read nginx config: %w", err)
