@@ -10,8 +10,8 @@
 #   - a request to a site stopped by --idle;
 #   - `pyvhost sites` over the tree (target ≤ 2 s);
 #   - `pyvhost deploy` of sites N+1, N+2, … end to end (nginx -t and reload
-#     included; target ≤ 3 s), while the busy sites are loaded: the slowest
-#     request meanwhile says whether the daemon's re-read stalled serving.
+#     included; target ≤ 3 s), then more while the busy sites are loaded:
+#     the slowest request meanwhile says whether a re-read stalled serving.
 # usage: many-sites.sh PATH/TO/pyvhost [N] [IDLE]   (N 1000, IDLE 10)
 # env: BUSY (10), PAR (4), DEPLOYS (3)
 set -euo pipefail
@@ -99,14 +99,16 @@ sites_run() { "$BIN" sites >/dev/null; }
 N_SITES=$N
 N=3 time_runs "pyvhost sites ($N_SITES sites):" sites_run
 
-$MS busy "$PORT" "$BUSY" "$T/stop" > "$T/busy2.out" &
-BUSYPID=$!
-deploy_run() { # deploys site N_SITES + $1
-  local i=$((N_SITES + $1))
-  $MS app "$T" "$i"
+NEXT=$N_SITES
+deploy_run() { # deploys the next site
+  NEXT=$((NEXT + 1))
+  $MS app "$T" "$NEXT"
   # shellcheck disable=SC2046
-  "$BIN" deploy $(site_flags "$i") "${USER_FLAG[@]}" --yes >"$T/deploy.out" 2>&1 || { cat "$T/deploy.out"; exit 1; }
+  "$BIN" deploy $(site_flags "$NEXT") "${USER_FLAG[@]}" --yes >"$T/deploy.out" 2>&1 || { cat "$T/deploy.out"; exit 1; }
 }
 N=$DEPLOYS time_runs "deploy of site $((N_SITES + 1)) and on:" deploy_run
+$MS busy "$PORT" "$BUSY" "$T/stop" > "$T/busy2.out" &
+BUSYPID=$!
+N=$DEPLOYS time_runs "the same, $BUSY sites kept busy:" deploy_run
 touch "$T/stop"; wait "$BUSYPID"; BUSYPID=""
-echo "busy sites during the deploys: $(cat "$T/busy2.out")"
+echo "busy sites during those deploys: $(cat "$T/busy2.out")"
