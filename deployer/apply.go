@@ -149,7 +149,11 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		d.undo.tx = tx
 		return err
 	case StepNginxTest:
-		return testNewConfig(ctx, d.opts.Nginx, d.before)
+		after, err := testNewConfig(ctx, d.opts.Nginx, d.before)
+		if err == nil {
+			d.Notes = append(d.Notes, Tuning(after, d.serverNames)...)
+		}
+		return err
 	case StepSettings:
 		d.undo.settings = true
 		return d.Settings.apply(d.opts.StateDir, &d.undo.tx)
@@ -233,19 +237,20 @@ func (d *Deployment) provisionAppDir() error {
 }
 
 // testNewConfig runs nginx -t on the written config: an error, or a
-// warning the old config did not have, fails.
-func testNewConfig(ctx context.Context, n *Nginx, before TestResult) error {
+// warning the old config did not have, fails. Its result says what nginx
+// would have tuned (Tuning).
+func testNewConfig(ctx context.Context, n *Nginx, before TestResult) (TestResult, error) {
 	after, err := n.Test(ctx)
 	if err != nil {
-		return err
+		return after, err
 	}
 	if !after.OK {
-		return fmt.Errorf("nginx -t rejects the new config: %s", strings.Join(after.Errors, "; "))
+		return after, fmt.Errorf("nginx -t rejects the new config: %s", strings.Join(after.Errors, "; "))
 	}
 	if w := NewWarnings(before, after); len(w) > 0 {
-		return fmt.Errorf("nginx -t warns about the new config: %s", strings.Join(w, "; "))
+		return after, fmt.Errorf("nginx -t warns about the new config: %s", strings.Join(w, "; "))
 	}
-	return nil
+	return after, nil
 }
 
 func (d *Deployment) ensureDaemon(ctx context.Context) error {

@@ -105,7 +105,8 @@ func (cc *ConfigChange) run(ctx context.Context, s Step) error {
 		cc.tx = tx
 		return err
 	case StepNginxTest:
-		return testNewConfig(ctx, cc.env.Nginx, cc.beforeTest)
+		_, err := testNewConfig(ctx, cc.env.Nginx, cc.beforeTest)
+		return err
 	case StepNginxReload:
 		cc.reload = true
 		return cc.env.Nginx.Reload(ctx)

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/pyvhost/pyvhost/nginxconf/nginxproc"
 )
 
@@ -67,7 +68,8 @@ func (n *Nginx) Test(ctx context.Context) (TestResult, error) {
 
 // NewWarnings are the warnings in after that were not in before: a change
 // that adds one (nginx ignoring a server_name, say) is a failed change even
-// though `nginx -t` passes.
+// though `nginx -t` passes. A hash nginx could not size optimally is not
+// one of them (see Tuning).
 func NewWarnings(before, after TestResult) []string {
 	seen := map[string]int{}
 	for _, w := range before.Warnings {
@@ -79,9 +81,65 @@ func NewWarnings(before, after TestResult) []string {
 			seen[w]--
 			continue
 		}
-		out = append(out, w)
+		if !tuningWarning.MatchString(w) {
+			out = append(out, w)
+		}
 	}
 	return out
+}
+
+// tuningWarning is nginx saying a hash of names (server names past a few
+// hundred sites with aliases, say) is not built as tightly as it wants: it
+// still builds one and finds every name, a little slower. A deploy that
+// crosses that line must not fail — every later one would too — but the
+// operator is told the setting that fixes it.
+var tuningWarning = regexp.MustCompile(`^could not build optimal (\w+), you should increase either `)
+
+// Tuning is what after's hash warnings ask of the operator, one line each.
+// For the server names' hash, names is how many the config has: nginx
+// builds it without complaint with buckets of 128 bytes and a size of at
+// least twice the names (measured with 800 and 10,000 names); the advice
+// leaves room for as many again.
+func Tuning(after TestResult, names int) []string {
+	var out []string
+	for _, w := range after.Warnings {
+		m := tuningWarning.FindStringSubmatch(w)
+		if m == nil {
+			continue
+		}
+		set := fmt.Sprintf("%q", w[strings.Index(w, "increase either ")+len("increase either "):])
+		if m[1] == "server_names_hash" {
+			set = fmt.Sprintf(`"server_names_hash_bucket_size 128;" and "server_names_hash_max_size %d;"`, nextPow2(4*max(names, 1)))
+		}
+		out = append(out, fmt.Sprintf("nginx could not build an optimal %s (names are still found, a little slower): set %s in the http block of nginx's config", m[1], set))
+	}
+	return out
+}
+
+// countServerNames is the server names of every block but the site's own,
+// and the site's as this deploy leaves them.
+func countServerNames(tree *nginxconf.Tree, spec nginxconf.SiteSpec) int {
+	own := map[string]bool{spec.Domain: true}
+	n := 1 + len(spec.Aliases)
+	for _, a := range spec.Aliases {
+		own[a] = true
+	}
+	for _, s := range tree.Servers() {
+		for _, name := range s.ServerNames {
+			if !own[name] {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func nextPow2(n int) int {
+	p := 1
+	for p < n {
+		p <<= 1
+	}
+	return p
 }
 
 // Reload asks the running nginx to load the configuration: systemctl when

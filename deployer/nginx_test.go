@@ -128,3 +128,45 @@ func fetch(t *testing.T, addr string) string {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Past a few hundred names nginx cannot build its server-names hash as
+// tightly as it wants and says so; it still finds every name. That
+// warning does not fail a change (every later deploy would fail too) but
+// comes back as the setting that fixes it.
+func TestNginxTuningWarnings(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs nginx")
+	}
+	ctx := context.Background()
+	port := nginxtest.FreePort(t)
+	block := func(i int) string {
+		return fmt.Sprintf("server { listen 127.0.0.1:%d; server_name site%d.example.com www.site%d.example.com; }\n", port, i, i)
+	}
+	before, err := privateNginx(t, block(0)).Test(ctx)
+	if err != nil || !before.OK || len(before.Warnings) != 0 {
+		t.Fatalf("one site: %+v %v", before, err)
+	}
+	var many strings.Builder
+	for i := range 400 {
+		many.WriteString(block(i))
+	}
+	many.WriteString(block(0)) // and a real conflict, which still fails
+	after, err := privateNginx(t, many.String()).Test(ctx)
+	if err != nil || !after.OK {
+		t.Fatalf("400 sites: %+v %v", after, err)
+	}
+	nw := NewWarnings(before, after)
+	if len(nw) != 2 || !strings.Contains(nw[0]+nw[1], `conflicting server name "site0.example.com"`) {
+		t.Errorf("new warnings %q, want the two conflicting names only", nw)
+	}
+	tuning := Tuning(after, 800)
+	want := `"server_names_hash_bucket_size 128;" and "server_names_hash_max_size 4096;"`
+	if len(tuning) != 1 || !strings.Contains(tuning[0], want) {
+		t.Fatalf("tuning %q, want %s", tuning, want)
+	}
+	// and the advice works
+	tuned, err := privateNginx(t, "server_names_hash_bucket_size 128; server_names_hash_max_size 4096;\n"+strings.TrimSuffix(many.String(), block(0))).Test(ctx)
+	if err != nil || !tuned.OK || len(tuned.Warnings) != 0 {
+		t.Errorf("with the setting advised: %+v %v", tuned, err)
+	}
+}

@@ -44,12 +44,16 @@ type Deployment struct {
 	opts Options
 	Facts
 	Steps    []Step
+	Notes    []string // for the operator, once applied: nginx settings worth raising
 	before   TestResult
 	client   *control.Client
 	undo     undoLog
 	appEnv   []string // the app's environment as this deploy leaves it
 	progress Progress // Apply's, for a step's output
 	certLeaf []byte   // the certificate nginx must present once live (DER); nil = any
+	// serverNames is how many server names nginx will have: what its
+	// server names' hash must hold (Tuning).
+	serverNames int
 	// appInterface is the app's --interface as this deploy leaves it ("" =
 	// what its callable is): what the preflight checks it against.
 	appInterface string
@@ -72,6 +76,7 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	spec := o.Spec
 	spec.SocketDir = o.Daemon.AppSockets
 	d.tlsSpec(&spec)
+	d.serverNames = countServerNames(tree, spec)
 	if d.Site, err = tree.PlanSite(spec); err != nil {
 		return nil, err
 	}

@@ -107,6 +107,9 @@ func runDeploy(c *cli.Context) error {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "%s %s is live\n", out.ok.Render("deployed:"), siteURL(d.Site.Spec, d.SmokePath))
+	for _, n := range d.Notes {
+		fmt.Fprintf(c.App.Writer, "%s %s\n", out.warn.Render("note:"), n)
+	}
 	return nil
 }
 
