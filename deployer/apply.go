@@ -58,6 +58,9 @@ type undoLog struct {
 // config, a venv and app dir it created.
 func (d *Deployment) Apply(ctx context.Context, p Progress) error {
 	d.progress = p
+	if d.client != nil {
+		d.rereadAt = rereadFollowsTest(d.Steps)
+	}
 	return runSteps(ctx, d.Steps, p, d.run, d.rollback)
 }
 
@@ -149,6 +152,10 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		d.undo.tx = tx
 		return err
 	case StepNginxTest:
+		if d.nginxTests++; d.nginxTests == d.rereadAt {
+			d.rereadStarted = true
+			d.rereadEarly()
+		}
 		after, err := testNewConfig(ctx, d.opts.Nginx, d.before)
 		if err == nil {
 			d.Notes = append(d.Notes, Tuning(after, d.serverNames)...)
@@ -240,7 +247,7 @@ func (d *Deployment) provisionAppDir() error {
 // warning the old config did not have, fails. Its result says what nginx
 // would have tuned (Tuning).
 func testNewConfig(ctx context.Context, n *Nginx, before TestResult) (TestResult, error) {
-	after, err := n.Test(ctx)
+	after, err := n.TestNew(ctx)
 	if err != nil {
 		return after, err
 	}
@@ -256,7 +263,11 @@ func testNewConfig(ctx context.Context, n *Nginx, before TestResult) (TestResult
 func (d *Deployment) ensureDaemon(ctx context.Context) error {
 	if d.client != nil {
 		d.undo.daemonReread = true
-		if err := d.client.ReloadConfig(); err != nil {
+		err := d.rereadDone()
+		if !d.rereadStarted {
+			err = d.client.ReloadConfig()
+		}
+		if err != nil {
 			return fmt.Errorf("the daemon could not re-read the nginx config: %w", err)
 		}
 		return nil
@@ -330,6 +341,7 @@ func (d *Deployment) rollback(ctx context.Context) error {
 	if u.daemonStarted != 0 {
 		errs = append(errs, StopDaemon(d.client, u.daemonStarted, 35*time.Second))
 	} else if u.daemonReread {
+		_ = d.rereadDone() // one begun beside nginx -t: the restored files' read must come after it
 		if err := d.client.ReloadConfig(); err != nil {
 			errs = append(errs, fmt.Errorf("the daemon could not re-read the restored config: %w", err))
 		}

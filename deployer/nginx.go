@@ -21,6 +21,9 @@ type Nginx struct {
 	// PidFile is where nginx keeps its master's pid (nginxconf.PidFile):
 	// Reload waits on the master's workers. "" waits on nothing.
 	PidFile string
+	// Memo is the file where what `nginx -t` said is remembered (see
+	// testmemo.go); "" remembers nothing.
+	Memo string
 }
 
 // reloadSettle bounds the wait for nginx's workers from before a reload to

@@ -54,6 +54,12 @@ type Deployment struct {
 	// serverNames is how many server names nginx will have: what its
 	// server names' hash must hold (Tuning).
 	serverNames int
+	// The daemon's re-read, run beside nginx -t when it comes right after
+	// (rereadFollowsTest): that test's number, the tests run so far,
+	// whether it began, its outcome.
+	rereadAt, nginxTests int
+	rereadStarted        bool
+	reread               chan error
 	// appInterface is the app's --interface as this deploy leaves it ("" =
 	// what its callable is): what the preflight checks it against.
 	appInterface string
@@ -159,16 +165,22 @@ func (d *Deployment) smokePaths(paths []string) error {
 // that is not ours. The test result is the baseline new warnings are
 // measured against.
 func loadPassingConfig(ctx context.Context, n *Nginx) (TestResult, *nginxconf.Tree, error) {
-	r, err := n.Test(ctx)
+	tree, loadErr := nginxconf.Load(n.Conf)
+	var r TestResult
+	var err error
+	if loadErr == nil {
+		r, err = n.TestTree(ctx, tree)
+	} else {
+		r, err = n.Test(ctx) // nginx's own words first, when it rejects the config too
+	}
 	if err != nil {
 		return r, nil, fmt.Errorf("check nginx: %w", err)
 	}
 	if !r.OK {
 		return r, nil, fmt.Errorf("the current nginx config already fails `nginx -t` (%s): fix it first, pyvhost changes nothing on a broken config", strings.Join(r.Errors, "; "))
 	}
-	tree, err := nginxconf.Load(n.Conf)
-	if err != nil {
-		return r, nil, fmt.Errorf("read nginx config: %w", err)
+	if loadErr != nil {
+		return r, nil, fmt.Errorf("read nginx config: %w", loadErr)
 	}
 	return r, tree, nil
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/pyvhost/pyvhost/deployer"
 	"github.com/pyvhost/pyvhost/nginxconf"
+	"github.com/pyvhost/pyvhost/uwsgictl/control"
 	"github.com/pyvhost/pyvhost/uwsgictl/daemon"
 	"github.com/urfave/cli/v2"
 )
@@ -34,7 +36,7 @@ func changeEnv(c *cli.Context) (deployer.Env, error) {
 	return deployer.Env{
 		Runner: deployer.ExecRunner{},
 		Nginx: &deployer.Nginx{Runner: deployer.ExecRunner{}, Bin: bin, Conf: confPath(c), Prefix: c.String("nginx-prefix"),
-			PidFile: nginxconf.PidFile(bin, confPath(c), c.String("nginx-prefix"))},
+			PidFile: nginxconf.PidFile(bin, confPath(c), c.String("nginx-prefix")), Memo: filepath.Join(control.RuntimeDir(), "nginx-test.json")},
 		StateDir: state,
 		Ctl:      ctlPath(c),
 		Force:    c.Bool("force"),

@@ -69,6 +69,7 @@ t0=$(date +%s.%N)
 $MS gen "$T/template.conf" "$T" "$N"
 since() { awk -v a="$(date +%s.%N)" -v b="$1" 'BEGIN { printf "%.2f s", a - b }'; }
 echo "$N sites (server blocks, app dirs) written in $(since "$t0")"
+sync # what follows should not wait on writing those back: a real box's config was written long ago
 
 t0=$(date +%s.%N)
 "$NGINX" -p "$T" -c "$T/nginx.conf"
