@@ -90,8 +90,8 @@ echo "first requests, every site once, $PAR at a time: $($MS visit "$PORT" 1 "$N
 $MS busy "$PORT" "$BUSY" "$T/stop" > "$T/busy1.out" &
 BUSYPID=$!
 echo "$BUSY sites kept busy: $($MS settle "$BIN" "$BUSY" $((IDLE * 3 + N / 20)))"
-read -r PSS PROCS < <($MS pss "$DAEMON")
-echo "memory with $BUSY busy: PSS $((PSS / 1024)) MB in $PROCS processes (daemon and apps); $($MS fds "$DAEMON") descriptors"
+read -r PSS PROCS OWN < <($MS pss "$DAEMON")
+echo "memory with $BUSY busy: PSS $((PSS / 1024)) MB in $PROCS processes (the daemon $((OWN / 1024)) MB); $($MS fds "$DAEMON") descriptors"
 echo "a site stopped by --idle, one at a time: $($MS visit "$PORT" $((BUSY + 1)) $((BUSY + 50)) 1)"
 touch "$T/stop"; wait "$BUSYPID"; BUSYPID=""; rm -f "$T/stop"
 echo "busy sites meanwhile: $(cat "$T/busy1.out")"

@@ -12,7 +12,7 @@ as `pyvhost deploy` writes them, visits them, keeps some busy, and measures.
                                     prints the latencies' median/p99/max
   manysites.py settle BIN K SECS  waits until at most K apps run in the
                                     daemon (`BIN ctl apps --json`)
-  manysites.py pss PID              PSS kB and process count of PID's tree
+  manysites.py pss PID              PSS kB and process count of PID's tree, PID's own PSS kB
   manysites.py fds PID              PID's open descriptors
 
 Every site answers its own name, so a visit checks it reached its own app.
@@ -184,16 +184,18 @@ def tree(root):
 
 
 def pss(pid):
-    total, n = 0, 0
+    """PSS kB of PID's tree, its processes, and PID's own PSS kB."""
+    total, n, own = 0, 0, 0
     for p in tree(pid):
         try:
             for line in open("/proc/%d/smaps_rollup" % p):
                 if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-                    n += 1
+                    kb = int(line.split()[1])
+                    total, n = total + kb, n + 1
+                    own = kb if p == pid else own
         except OSError:
             pass
-    print(total, n)
+    print(total, n, own)
 
 
 def main(argv):
