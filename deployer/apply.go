@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -157,8 +158,10 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 			d.rereadEarly()
 		}
 		after, err := testNewConfig(ctx, d.opts.Nginx, d.before)
-		if err == nil {
-			d.Notes = append(d.Notes, Tuning(after, d.serverNames)...)
+		for _, n := range Tuning(after, d.serverNames) {
+			if err == nil && !slices.Contains(d.Notes, n) { // once, though ACME tests twice
+				d.Notes = append(d.Notes, n)
+			}
 		}
 		return err
 	case StepSettings:
