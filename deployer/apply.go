@@ -154,16 +154,18 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		return err
 	case StepNginxTest:
 		if d.nginxTests++; d.nginxTests == d.rereadAt {
-			d.rereadStarted = true
 			d.rereadEarly()
 		}
 		after, err := testNewConfig(ctx, d.opts.Nginx, d.before)
-		for _, n := range Tuning(after, d.serverNames) {
-			if err == nil && !slices.Contains(d.Notes, n) { // once, though ACME tests twice
+		if err != nil || len(after.Warnings) == 0 {
+			return err
+		}
+		for _, n := range Tuning(after, d.serverNames()) { // counted only when nginx warns
+			if !slices.Contains(d.Notes, n) { // once, though ACME tests twice
 				d.Notes = append(d.Notes, n)
 			}
 		}
-		return err
+		return nil
 	case StepSettings:
 		d.undo.settings = true
 		return d.Settings.apply(d.opts.StateDir, &d.undo.tx)
@@ -266,8 +268,10 @@ func testNewConfig(ctx context.Context, n *Nginx, before TestResult) (TestResult
 func (d *Deployment) ensureDaemon(ctx context.Context) error {
 	if d.client != nil {
 		d.undo.daemonReread = true
-		err := d.rereadDone()
-		if !d.rereadStarted {
+		var err error
+		if d.reread != nil {
+			err = d.rereadDone() // begun beside nginx -t
+		} else {
 			err = d.client.ReloadConfig()
 		}
 		if err != nil {

@@ -96,7 +96,7 @@ func NewWarnings(before, after TestResult) []string {
 // still builds one and finds every name, a little slower. A deploy that
 // crosses that line must not fail — every later one would too — but the
 // operator is told the setting that fixes it.
-var tuningWarning = regexp.MustCompile(`^could not build optimal (\w+), you should increase either `)
+var tuningWarning = regexp.MustCompile(`^could not build optimal (\w+), you should increase either (.*)`)
 
 // Tuning is what after's hash warnings ask of the operator, one line each.
 // For the server names' hash, names is how many the config has: nginx
@@ -110,7 +110,7 @@ func Tuning(after TestResult, names int) []string {
 		if m == nil {
 			continue
 		}
-		set := fmt.Sprintf("%q", w[strings.Index(w, "increase either ")+len("increase either "):])
+		set := fmt.Sprintf("%q", m[2])
 		if m[1] == "server_names_hash" {
 			set = fmt.Sprintf(`"server_names_hash_bucket_size 128;" and "server_names_hash_max_size %d;"`, nextPow2(4*max(names, 1)))
 		}

@@ -51,14 +51,13 @@ type Deployment struct {
 	appEnv   []string // the app's environment as this deploy leaves it
 	progress Progress // Apply's, for a step's output
 	certLeaf []byte   // the certificate nginx must present once live (DER); nil = any
-	// serverNames is how many server names nginx will have: what its
+	// serverNames counts the server names nginx will have: what its
 	// server names' hash must hold (Tuning).
-	serverNames int
+	serverNames func() int
 	// The daemon's re-read, run beside nginx -t when it comes right after
-	// (rereadFollowsTest): that test's number, the tests run so far,
-	// whether it began, its outcome.
+	// (rereadFollowsTest): that test's number, the tests run so far, its
+	// outcome while it runs.
 	rereadAt, nginxTests int
-	rereadStarted        bool
 	reread               chan error
 	// appInterface is the app's --interface as this deploy leaves it ("" =
 	// what its callable is): what the preflight checks it against.
@@ -82,7 +81,7 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	spec := o.Spec
 	spec.SocketDir = o.Daemon.AppSockets
 	d.tlsSpec(&spec)
-	d.serverNames = countServerNames(tree, spec)
+	d.serverNames = func() int { return countServerNames(tree, spec) } // a walk of every server: only if nginx asks
 	if d.Site, err = tree.PlanSite(spec); err != nil {
 		return nil, err
 	}
