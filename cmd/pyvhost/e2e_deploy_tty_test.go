@@ -38,7 +38,9 @@ func TestDeployAsksOnATerminal(t *testing.T) {
 	session := "pyvhost-deploy-" + strconv.Itoa(os.Getpid())
 	answer := func(key, want string) string {
 		os.Remove(done)
-		script := fmt.Sprintf("env -u NO_COLOR %s %s %s; echo $? > %s; sleep 60", env, daemontest.Binary(t), strings.Join(args, " "), done)
+		// the exit status appears whole (a rename): a read between the shell's
+		// create and its write would see an empty file
+		script := fmt.Sprintf("env -u NO_COLOR %s %s %s; echo $? > %s.tmp && mv %s.tmp %s; sleep 60", env, daemontest.Binary(t), strings.Join(args, " "), done, done, done)
 		if out, err := exec.Command(tmux, "new-session", "-d", "-s", session, "-x", "250", "-y", "60", script).CombinedOutput(); err != nil {
 			t.Fatalf("tmux: %v %s", err, out)
 		}
