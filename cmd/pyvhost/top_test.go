@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -90,49 +89,18 @@ func TestTopFullScreenInTmux(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs the daemon and tmux (make test runs it)")
 	}
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		t.Fatal("tmux is not installed: make test installs it")
-	}
 	ctl, _ := startDaemonWithApp(t)
-	bin := daemontest.Binary(t)
-	session := "pyvhost-top-" + strconv.Itoa(os.Getpid())
-	done := filepath.Join(daemontest.Dir(t), "done")
-	script := bin + " ctl top --ctl " + ctl + "; echo $? > " + done + "; sleep 30"
-	if out, err := exec.Command(tmux, "new-session", "-d", "-s", session, "-x", "140", "-y", "20", script).CombinedOutput(); err != nil {
-		t.Fatalf("tmux: %v %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command(tmux, "kill-session", "-t", session).Run() })
-	capture := func() string {
-		b, _ := exec.Command(tmux, "capture-pane", "-p", "-t", session).Output()
-		return string(b)
-	}
+	term := startTerminal(t, "140", "20", daemontest.Binary(t)+" ctl top --ctl "+ctl)
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(capture(), "q quits") {
-		if time.Now().After(deadline) {
-			t.Fatalf("top did not draw:\n%s", capture())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if screen := capture(); !strings.Contains(screen, "hello") || !strings.Contains(screen, "APP / WORKER") {
+	term.waitFor("q quits", deadline)
+	if screen := term.screen(); !strings.Contains(screen, "hello") || !strings.Contains(screen, "APP / WORKER") {
 		t.Fatalf("top's screen:\n%s", screen)
 	}
-	if err := exec.Command(tmux, "send-keys", "-t", session, "q").Run(); err != nil {
-		t.Fatal(err)
+	term.keys("q")
+	if code := term.exitStatus(deadline); code != "0" {
+		t.Fatalf("top exited with %s", code)
 	}
-	for {
-		if b, err := os.ReadFile(done); err == nil {
-			if strings.TrimSpace(string(b)) != "0" {
-				t.Fatalf("top exited with %s", b)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("q did not quit top:\n%s", capture())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if strings.Contains(capture(), "APP / WORKER") {
-		t.Fatalf("the screen was not restored after q:\n%s", capture())
+	if screen := term.screen(); strings.Contains(screen, "APP / WORKER") {
+		t.Fatalf("the screen was not restored after q:\n%s", screen)
 	}
 }

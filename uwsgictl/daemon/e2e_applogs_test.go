@@ -44,19 +44,30 @@ func TestAppLogRotation(t *testing.T) {
 		}
 	}
 
-	// logrotate moves the file away; the next lines go to a new one.
-	e.get(t, "chatter.test", "/?kb=0")
-	eventually(t, 10*time.Second, func() bool { return exists(path) })
+	// logrotate moves the file away; the next lines go to a new one. First
+	// the pipe is drained: a marked request's line comes after all the
+	// chatter before it, which could otherwise still be on its way and
+	// rotate the new file, the line after the move with it (seen in CI).
+	contains := func(p, line string) bool {
+		b, _ := os.ReadFile(p)
+		return strings.Contains(string(b), line)
+	}
+	e.get(t, "chatter.test", "/?kb=0&before=move")
+	eventually(t, 10*time.Second, func() bool { return contains(path, "GET /?kb=0&before=move") })
 	if err := os.Rename(path, path+".moved"); err != nil {
 		t.Fatal(err)
 	}
 	d.Signal(t, syscall.SIGUSR1)
 	e.get(t, "chatter.test", "/?kb=0&after=move")
-	eventually(t, 10*time.Second, func() bool {
-		b, _ := os.ReadFile(path)
-		return strings.Contains(string(b), "GET /?kb=0&after=move")
-	})
-	if b, _ := os.ReadFile(path + ".moved"); strings.Contains(string(b), "after=move") {
+	deadline := time.Now().Add(10 * time.Second)
+	for !contains(path, "GET /?kb=0&after=move") {
+		if time.Now().After(deadline) {
+			names, _ := filepath.Glob(path + "*")
+			t.Fatalf("the line logged after the move is not in the new %s (files: %v)\n%s", path, names, d.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if contains(path+".moved", "after=move") {
 		t.Error("the moved log got the line logged after the move")
 	}
 }
