@@ -50,9 +50,11 @@ func TestDeployTLSAuto(t *testing.T) {
 	// CA could not validate.
 	pb.AddA(t, "elsewhere.test", "127.0.0.2")
 	before := e.snapshot(true)
-	code, _, errOut := e.run(append(append([]string{"deploy"}, acme("elsewhere.test")...), "--yes")...)
-	if code == 0 || !strings.Contains(errOut, "the CA could not validate elsewhere.test, so nothing was asked of it") || pb.Orders(t) != 0 {
-		t.Fatalf("a name resolving elsewhere: exit %d, %d orders\n%s", code, pb.Orders(t), errOut)
+	for attempt := 1; attempt <= 2; attempt++ { // retried as a user would: still no order
+		code, _, errOut := e.run(append(append([]string{"deploy"}, acme("elsewhere.test")...), "--yes")...)
+		if code == 0 || !strings.Contains(errOut, "the CA could not validate elsewhere.test, so nothing was asked of it") || pb.Orders(t) != 0 {
+			t.Fatalf("a name resolving elsewhere, attempt %d: exit %d, %d orders\n%s", attempt, code, pb.Orders(t), errOut)
+		}
 	}
 	e.unchanged(before, true, "a --tls auto deploy refused by the pre-check")
 	e.want("elsewhere.test", "/", 200, "other site")
