@@ -353,6 +353,14 @@ func TestStateMachine(t *testing.T) {
 			r.a.Tick()
 			r.wantState(IdleStopped)
 			r.wantCalls(1, "spawn 0", "stop")
+			r.gen(1).onExit(nil)
+			r.a.mu.Lock()
+			defer r.a.mu.Unlock()
+			for i, g := range r.a.draining[:cap(r.a.draining)] {
+				if g != nil {
+					r.t.Errorf("the exited generation %d is still referenced by draining's backing array (slot %d): its zygote is never freed", g.n, i)
+				}
+			}
 		}},
 	}
 	for _, tc := range tests {
