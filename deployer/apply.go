@@ -295,11 +295,11 @@ func (d *Deployment) ensureDaemon(ctx context.Context) error {
 func (d *Deployment) loadApp() error {
 	app := d.App
 	if d.Daemon.AppRunning {
-		apps, err := d.client.Apps()
+		a, ok, err := appOf(d.client, *app)
 		if err != nil {
 			return err
 		}
-		if a, ok := findApp(apps.Apps, *app); ok {
+		if ok {
 			d.undo.reloadedID = a.ID // an app's id is its identity's: a pool that takes it over has it too
 			_, err := d.client.Reload(a.ID)
 			return appError(err)

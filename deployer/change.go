@@ -161,12 +161,12 @@ func (cc *ConfigChange) reloadApps() error {
 		return nil
 	}
 	cc.reloadsDone = true
-	apps, err := cc.client.Apps()
-	if err != nil {
-		return err
-	}
 	for _, sc := range cc.Settings {
-		if a, ok := findApp(apps.Apps, sc.App); ok && running(a) {
+		a, ok, err := appOf(cc.client, sc.App)
+		if err != nil {
+			return err
+		}
+		if ok && running(a) {
 			cc.reloaded = append(cc.reloaded, a.ID)
 			if _, err := cc.client.Reload(a.ID); err != nil {
 				return fmt.Errorf("reload %s with its restored settings: %w", a.Name, appError(err))
@@ -182,12 +182,12 @@ func (cc *ConfigChange) stopApps() error {
 	if cc.client == nil || len(cc.Stop) == 0 {
 		return nil
 	}
-	apps, err := cc.client.Apps()
-	if err != nil {
-		return err
-	}
 	for _, want := range cc.Stop {
-		if a, ok := findApp(apps.Apps, want); ok && running(a) {
+		a, ok, err := appOf(cc.client, want)
+		if err != nil {
+			return err
+		}
+		if ok && running(a) {
 			if _, err := cc.client.Stop(a.ID); err != nil {
 				return fmt.Errorf("stop %s: %w", a.Name, err)
 			}

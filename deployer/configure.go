@@ -56,11 +56,10 @@ func Configure(env Env, app nginxconf.AppSpec, reload bool, change func(*appconf
 	} else if err != nil {
 		return res, err
 	}
-	apps, err := c.Apps()
+	a, ok, err := appOf(c, app)
 	if err != nil {
 		return res, err
 	}
-	a, ok := findApp(apps.Apps, app)
 	if !ok {
 		return res, nil // the daemon reads them when it first makes the app's pool
 	}

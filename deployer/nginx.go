@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,6 +25,17 @@ type Nginx struct {
 	// Memo is the file where what `nginx -t` said is remembered (see
 	// testmemo.go); "" remembers nothing.
 	Memo string
+
+	parsedOnce sync.Once
+	parsed     *nginxconf.ParseCache // this process's loads share their parsed files
+}
+
+// Load reads nginx's configuration. Loads after the first parse only the
+// files that changed: a change loads the tree before it writes and again
+// after, and at 10,000 sites a whole parse is a second of CPU.
+func (n *Nginx) Load() (*nginxconf.Tree, error) {
+	n.parsedOnce.Do(func() { n.parsed = nginxconf.NewParseCache() })
+	return n.parsed.Load(n.Conf)
 }
 
 // reloadSettle bounds the wait for nginx's workers from before a reload to

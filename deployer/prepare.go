@@ -164,7 +164,7 @@ func (d *Deployment) smokePaths(paths []string) error {
 // that is not ours. The test result is the baseline new warnings are
 // measured against.
 func loadPassingConfig(ctx context.Context, n *Nginx) (TestResult, *nginxconf.Tree, error) {
-	tree, loadErr := nginxconf.Load(n.Conf)
+	tree, loadErr := n.Load()
 	var r TestResult
 	var err error
 	if loadErr == nil {
@@ -336,14 +336,13 @@ func (d *Deployment) prepareDaemon(tree *nginxconf.Tree) error {
 	if d.RunAs == "root" && !st.AllowRootApps {
 		return errRootApp(d.App.AppDir)
 	}
-	apps, err := c.Apps()
+	a, known, err := appOf(c, *d.App)
 	if err != nil {
-		return fmt.Errorf("ask the daemon: %w", err)
+		return err
 	}
-	a, ok := findApp(apps.Apps, *d.App)
 	d.client = c
 	d.Daemon.Running, d.Daemon.PID = true, st.PID
-	d.Daemon.AppRunning = ok && running(a)
+	d.Daemon.AppRunning = known && running(a)
 	return nil
 }
 

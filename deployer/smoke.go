@@ -16,7 +16,6 @@ import (
 	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/pyvhost/pyvhost/uwsgictl/appconf"
 	"github.com/pyvhost/pyvhost/uwsgictl/control"
-	"github.com/pyvhost/pyvhost/uwsgictl/pool"
 )
 
 // ServedCount reads how many requests the deployed app has served (from
@@ -310,11 +309,9 @@ const smokeLabel = "pyvhost-smoke"
 
 // servedBy counts the requests the daemon's app has served.
 func servedBy(c *control.Client, app nginxconf.AppSpec) ServedCount {
-	id := pool.Key{Pyhome: app.Venv, Chdir: app.AppDir, Script: app.Module}.ID()
 	return func() (uint64, error) {
-		a, err := c.App(id)
-		var ae *control.APIError
-		if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		a, ok, err := appOf(c, app)
+		if err == nil && !ok {
 			return 0, fmt.Errorf("the daemon does not know %s", app.Module)
 		}
 		return a.Requests, err

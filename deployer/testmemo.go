@@ -70,7 +70,7 @@ func (n *Nginx) TestNew(ctx context.Context) (TestResult, error) {
 	}
 	loaded := make(chan *nginxconf.Tree, 1)
 	go func() {
-		tree, err := nginxconf.Load(n.Conf)
+		tree, err := n.Load()
 		if err != nil {
 			tree = nil
 		}

@@ -53,7 +53,7 @@ func PidFile(bin, conf, prefix string) string {
 		built = out
 	}
 	p := ""
-	if tree, err := Load(conf); err == nil {
+	if tree, err := LoadMain(conf); err == nil {
 		p = tree.PidFile()
 	}
 	if m := pidPathArg.FindSubmatch(built); p == "" && m != nil {

@@ -1,6 +1,7 @@
 package nginxconf
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -27,6 +28,11 @@ type Tree struct {
 	byPath   map[string]*File
 	includes map[*config.Include][]*File
 	ahead    map[string]parsed // files a glob matched, parsed in parallel, not yet loaded
+	mainOnly bool              // LoadMain: includes inside blocks are not followed
+	cache    *ParseCache       // files parsed by earlier loads; nil: none
+
+	serversOnce sync.Once
+	servers     []ServerBlock // Servers, walked once
 }
 
 // parsed is a file read and parsed ahead of its turn, or why it could not be.
@@ -65,7 +71,15 @@ const maxIncludeDepth = 32
 // Load reads the configuration rooted at main and every file it includes.
 // Unknown directives are accepted (real configs use third-party modules);
 // structure errors are reported with file and line.
-func Load(main string) (*Tree, error) {
+func Load(main string) (*Tree, error) { return load(main, false, nil) }
+
+// LoadMain reads only the main context: the main file and what it
+// includes outside any block, which is where nginx takes pid and user
+// from — not the http block's sites-enabled/*, 10,000 files on a big box.
+// Its Servers and Sites are empty.
+func LoadMain(main string) (*Tree, error) { return load(main, true, nil) }
+
+func load(main string, mainOnly bool, cache *ParseCache) (*Tree, error) {
 	abs, err := filepath.Abs(main)
 	if err != nil {
 		return nil, fmt.Errorf("load nginx config: %w", err)
@@ -76,11 +90,25 @@ func Load(main string) (*Tree, error) {
 		byPath:   map[string]*File{},
 		includes: map[*config.Include][]*File{},
 		ahead:    map[string]parsed{},
+		mainOnly: mainOnly,
+		cache:    cache,
 	}
 	if _, err := t.load(abs, nil); err != nil {
 		return nil, err
 	}
 	return t, nil
+}
+
+// Mentions reports whether any file of the tree has s in its text: a cheap
+// test before a walk of every block (a directive nobody wrote is in no
+// block; comments may give false positives, never negatives).
+func (t *Tree) Mentions(s string) bool {
+	for _, f := range t.Files {
+		if bytes.Contains(f.Source, []byte(s)) {
+			return true
+		}
+	}
+	return false
 }
 
 // File returns the loaded file at path, or nil.
@@ -94,7 +122,7 @@ func (t *Tree) load(path string, stack []string) (*File, error) {
 	if ok {
 		delete(t.ahead, path)
 	} else {
-		p.f, p.err = readAndParse(path)
+		p.f, p.err = t.cache.parse(path)
 	}
 	if p.err != nil {
 		return nil, p.err
@@ -117,6 +145,9 @@ func (t *Tree) loadIncludes(f *File, dirs []config.IDirective, stack []string) e
 				return err
 			}
 			t.includes[inc] = files
+			continue
+		}
+		if t.mainOnly {
 			continue
 		}
 		if err := t.loadIncludes(f, children(d), stack); err != nil {
@@ -207,7 +238,7 @@ func (t *Tree) parseAhead(paths []string) {
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < len(todo); i = int(next.Add(1) - 1) {
-				out[i].f, out[i].err = readAndParse(todo[i])
+				out[i].f, out[i].err = t.cache.parse(todo[i])
 			}
 		}()
 	}
@@ -231,7 +262,7 @@ func ParseFile(path string, src []byte) (f *File, err error) {
 		var bl []blockPos
 		bl, err = blocks(toks, lastLine)
 		if err == nil {
-			return parseChecked(path, src, bl)
+			return parseChecked(path, src, toks, bl)
 		}
 	}
 	var se *ScanError
@@ -241,14 +272,21 @@ func ParseFile(path string, src []byte) (f *File, err error) {
 	return nil, &ConfigError{File: path, Msg: err.Error()}
 }
 
-func parseChecked(path string, src []byte, bl []blockPos) (f *File, err error) {
+// parseChecked makes gonginx's tree of a file the scanner has checked:
+// from the tokens when the two tokenizers agree on it (build.go), else
+// with gonginx's parser.
+func parseChecked(path string, src []byte, toks []token, bl []blockPos) (f *File, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			f, err = nil, &ConfigError{File: path, Msg: fmt.Sprintf("parser failed: %v", r)}
 		}
 	}()
-	p := parser.NewStringParser(string(src), parser.WithSkipValidDirectivesErr())
-	c, err := p.Parse()
+	var c *config.Config
+	if plain(src, toks) {
+		c, err = build(path, toks)
+	} else {
+		c, err = parser.NewStringParser(string(src), parser.WithSkipValidDirectivesErr()).Parse()
+	}
 	if err != nil {
 		msg := strings.ReplaceAll(err.Error(), "\n", "; ")
 		line := 0

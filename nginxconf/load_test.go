@@ -78,3 +78,45 @@ func TestLoadManyFilesInOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadMainReadsOnlyTheMainContext: pid and user come from the main
+// file and what it includes outside blocks; LoadMain never opens the
+// http block's files (10,000 of them on a big box), so one that does not
+// even parse changes nothing.
+func TestLoadMainReadsOnlyTheMainContext(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"nginx.conf":             "include main.d/*.conf;\nevents {}\nhttp {\n    include sites-enabled/*;\n}\n",
+		"main.d/pid.conf":        "pid /run/custom.pid;\nuser www-data;\n",
+		"sites-enabled/a.conf":   "server {\n    listen 80;\n    server_name a.test;\n}\n",
+		"sites-enabled/bad.conf": "server {\n", // unclosed: Load fails on it
+	} {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	if _, err := Load(conf); err == nil {
+		t.Fatal("Load of a tree with an unclosed block succeeded: the test proves nothing")
+	}
+	tree, err := LoadMain(conf)
+	if err != nil {
+		t.Fatalf("LoadMain: %v", err)
+	}
+	if got := tree.PidFile(); got != "/run/custom.pid" {
+		t.Errorf("pid %q, want /run/custom.pid (from a main-context include)", got)
+	}
+	if got := tree.User(); got != "www-data" {
+		t.Errorf("user %q, want www-data", got)
+	}
+	if len(tree.Files) != 2 {
+		t.Errorf("LoadMain read %d files, want the main file and its main-context include", len(tree.Files))
+	}
+	if got := PidFile("/nonexistent/nginx", conf, dir); got != "/run/custom.pid" {
+		t.Errorf("PidFile %q, want /run/custom.pid", got)
+	}
+}

@@ -77,7 +77,15 @@ func (t *Tree) expand(f *File, dirs []config.IDirective) []entry {
 
 // Servers returns every server block inside an http block, in load order.
 // Servers in stream or mail blocks are not HTTP sites and are left out.
+// The walk is made once per tree (a deploy asks three times, and at
+// 10,000 sites a walk takes a tenth of a second): callers get their own
+// slice of the same blocks, which none may change.
 func (t *Tree) Servers() []ServerBlock {
+	t.serversOnce.Do(func() { t.servers = t.walkServers() })
+	return slices.Clone(t.servers)
+}
+
+func (t *Tree) walkServers() []ServerBlock {
 	main := t.byPath[t.Main]
 	var out []ServerBlock
 	for _, e := range t.expand(main, main.Config.Directives) {

@@ -173,10 +173,11 @@ func (b ctlBackend) Stop(ref string) (pool.AppStats, error) {
 }
 
 func (b ctlBackend) ReloadConfig() error {
-	if err := b.d.policy.reload(); err != nil {
+	tree, err := b.d.policy.reload()
+	if err != nil {
 		return err
 	}
-	b.d.noteCerts() // a deploy may have installed a certificate
+	b.d.noteCerts(tree) // a deploy may have installed a certificate
 	replaced, err := b.d.syncAppSockets()
 	waitReplaced(replaced)
 	return err

@@ -162,9 +162,11 @@ func New(cfg Config) (d *Daemon, err error) {
 	// The nginx config first: it says which apps may run and which user
 	// nginx's workers run as (who may connect to unix sockets).
 	d.policy = newPolicy(&cfg, lg.logf)
-	if err := d.policy.reload(); err != nil {
+	tree, err := d.policy.reload()
+	if err != nil {
 		return nil, err
 	}
+	d.noteCerts(tree) // before the renewal loop's first check, from the same read
 	_, _, nginxUser := d.policy.snapshot()
 	for _, addr := range cfg.Sockets {
 		l, err := listen(addr, cfg.Backlog, cfg.Ctl)

@@ -46,15 +46,17 @@ func newPolicy(cfg *Config, logf func(string, ...any)) *policy {
 // 10,000 sites take a second to parse — so apps start and requests are
 // routed meanwhile on what was read before; of reads that overlap, the one
 // begun last wins.
-func (p *policy) reload() error {
+// It returns the tree it read (nil without an nginx config), for what
+// else wants to look at it.
+func (p *policy) reload() (*nginxconf.Tree, error) {
 	p.mu.Lock()
 	p.readSeq++
 	seq := p.readSeq
 	p.loadedAt = time.Now()
 	p.mu.Unlock()
-	declared, sockets, user, err := p.read()
+	tree, declared, sockets, user, err := p.read()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -62,22 +64,22 @@ func (p *policy) reload() error {
 		p.appliedSeq = seq
 		p.declared, p.sockets, p.nginxUser = declared, sockets, user
 	}
-	return nil
+	return tree, nil
 }
 
 // read is what the nginx configuration declares: the apps (with the name
 // each is known by), the per-app sockets, the user nginx's workers run as.
-func (p *policy) read() (map[pool.Key]string, map[string]pool.Key, string, error) {
+func (p *policy) read() (*nginxconf.Tree, map[pool.Key]string, map[string]pool.Key, string, error) {
 	declared := map[pool.Key]string{}
 	sockets := map[string]pool.Key{}
 	if p.nginxConf == "" {
-		return declared, sockets, "nobody", nil
+		return nil, declared, sockets, "nobody", nil
 	}
 	restore := looseGC()
 	defer restore()
 	tree, err := nginxconf.Load(p.nginxConf)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("read nginx config: %w", err)
+		return nil, nil, nil, "", fmt.Errorf("read nginx config: %w", err)
 	}
 	for _, s := range tree.Sites() {
 		name := "_"
@@ -100,7 +102,7 @@ func (p *policy) read() (map[pool.Key]string, map[string]pool.Key, string, error
 			}
 		}
 	}
-	return declared, sockets, tree.User(), nil
+	return tree, declared, sockets, tree.User(), nil
 }
 
 // allowed reports whether an app may run, and its name. An app the nginx
@@ -118,7 +120,7 @@ func (p *policy) allowed(k pool.Key) (string, error) {
 		return name, nil
 	}
 	if stale {
-		if err := p.reload(); err != nil {
+		if _, err := p.reload(); err != nil {
 			p.logf("%v", err)
 		}
 		p.mu.Lock()

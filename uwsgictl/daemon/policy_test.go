@@ -14,7 +14,7 @@ import (
 func TestPolicy(t *testing.T) {
 	conf, _ := filepath.Abs("../../testdata/nginx/managed-mounts/nginx.conf")
 	p := newPolicy(&Config{NginxConf: conf, VhostRoots: []string{"/var/www", "/srv/venvs/"}, AppSockets: "/run/pyvhost/apps"}, t.Logf)
-	if err := p.reload(); err != nil {
+	if _, err := p.reload(); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -53,7 +53,7 @@ func TestPolicyAppSockets(t *testing.T) {
 	conf, _ := filepath.Abs("../../testdata/nginx/managed-mounts/nginx.conf")
 	p := newPolicy(&Config{NginxConf: conf, AppSockets: "/run/pyvhost/apps/"}, t.Logf)
 	// the managed-mounts tree points both apps at unix:/run/pyvhost/apps/...
-	if err := p.reload(); err != nil {
+	if _, err := p.reload(); err != nil {
 		t.Fatal(err)
 	}
 	_, sockets, _ := p.snapshot()

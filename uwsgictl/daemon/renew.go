@@ -31,8 +31,7 @@ func (d *Daemon) renewLoop(ctx context.Context) {
 	if every <= 0 {
 		every = time.Hour
 	}
-	wait := min(every, 10*time.Second)
-	d.noteCerts()
+	wait := min(every, 10*time.Second) // the certificates were noted when New read the config
 	for {
 		select {
 		case <-ctx.Done():
@@ -40,7 +39,7 @@ func (d *Daemon) renewLoop(ctx context.Context) {
 		case <-time.After(wait):
 		}
 		d.renewDue(ctx, false)
-		d.noteCerts()
+		d.noteCerts(nil)
 		// Jitter: many machines set up alike do not all ask the CA at once.
 		wait = every + time.Duration(rand.Int64N(int64(every/10)+1))
 	}
@@ -82,14 +81,21 @@ func (d *Daemon) renewDue(ctx context.Context, force bool) int {
 }
 
 // noteCerts keeps the TLS sites' certificates for the status (read at each
-// renewal check, not on every status request).
-func (d *Daemon) noteCerts() {
+// renewal check and re-read of the config, not on every status request),
+// from tree when the caller has just loaded it, else from a load of its
+// own.
+func (d *Daemon) noteCerts(tree *nginxconf.Tree) {
 	if d.settingsDir == "" || d.cfg.NginxConf == "" {
 		return
 	}
-	infos, err := deployer.Certs(d.settingsDir, d.cfg.NginxConf)
-	if err != nil {
-		return
+	var infos []deployer.CertInfo
+	if tree != nil {
+		infos = deployer.CertsIn(d.settingsDir, tree)
+	} else {
+		var err error
+		if infos, err = deployer.Certs(d.settingsDir, d.cfg.NginxConf); err != nil {
+			return
+		}
 	}
 	certs := make([]control.Cert, 0, len(infos))
 	for _, ci := range infos {

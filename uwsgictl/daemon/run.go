@@ -109,7 +109,7 @@ func (d *Daemon) serveSignals(ctx context.Context) error {
 // gracefully: new workers first, then the old ones drain.
 func (d *Daemon) Reload() {
 	d.log.logf("reload: re-reading %s and reloading every app", orNone(d.cfg.NginxConf))
-	if err := d.policy.reload(); err != nil {
+	if _, err := d.policy.reload(); err != nil {
 		d.log.logf("reload: %v (keeping the previous nginx config)", err)
 	} else if _, err := d.syncAppSockets(); err != nil { // replaced pools stop on their own
 		d.log.logf("reload: %v", err)
