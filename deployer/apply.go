@@ -156,15 +156,15 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		if d.nginxTests++; d.nginxTests == d.rereadAt {
 			d.rereadEarly()
 		}
+		if testBeside(d.Facts) {
+			d.startTestBeside(ctx) // its verdict comes before the smoke test (reloadBeside)
+			return nil
+		}
 		after, err := testNewConfig(ctx, d.opts.Nginx, d.before)
-		if err != nil || len(after.Warnings) == 0 {
+		if err != nil {
 			return err
 		}
-		for _, n := range Tuning(after, d.serverNames()) { // counted only when nginx warns
-			if !slices.Contains(d.Notes, n) { // once, though ACME tests twice
-				d.Notes = append(d.Notes, n)
-			}
-		}
+		d.noteTuning(after)
 		return nil
 	case StepSettings:
 		d.undo.settings = true
@@ -190,6 +190,9 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 	case StepLoad:
 		return d.loadApp()
 	case StepNginxReload:
+		if d.beside != nil {
+			return d.reloadBeside(ctx)
+		}
 		d.undo.nginxReloaded = true
 		return d.opts.Nginx.Reload(ctx)
 	case StepSmoke:
@@ -246,6 +249,19 @@ func (d *Deployment) provisionAppDir() error {
 	}
 	d.undo.chowned = &prev
 	return nil
+}
+
+// noteTuning keeps, for the operator, the nginx settings a passing test's
+// warnings say are worth raising.
+func (d *Deployment) noteTuning(after TestResult) {
+	if len(after.Warnings) == 0 {
+		return
+	}
+	for _, n := range Tuning(after, d.serverNames()) { // counted only when nginx warns
+		if !slices.Contains(d.Notes, n) { // once, though ACME tests twice
+			d.Notes = append(d.Notes, n)
+		}
+	}
 }
 
 // testNewConfig runs nginx -t on the written config: an error, or a
@@ -330,6 +346,7 @@ func appError(err error) error {
 func (d *Deployment) rollback(ctx context.Context) error {
 	var errs []error
 	u := &d.undo
+	d.stopTestBeside()
 	if u.loadedID != "" && !d.Daemon.AppRunning && u.daemonStarted == 0 {
 		if _, err := d.client.Stop(u.loadedID); err != nil {
 			errs = append(errs, fmt.Errorf("stop the app: %w", err))

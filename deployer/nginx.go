@@ -56,14 +56,16 @@ var nginxMessage = regexp.MustCompile(`\[(emerg|alert|crit|error|warn)\]\s+(?:\d
 // TestResult is what `nginx -t` said.
 type TestResult struct {
 	OK       bool
-	Errors   []string // [emerg]/[alert]/[crit]/[error] messages
-	Warnings []string // [warn] messages, e.g. "conflicting server name …, ignored"
+	Errors   []string      // [emerg]/[alert]/[crit]/[error] messages
+	Warnings []string      // [warn] messages, e.g. "conflicting server name …, ignored"
+	Took     time.Duration // how long nginx took (a slow test runs beside the reload)
 }
 
 // Test runs `nginx -t` and sorts its messages.
 func (n *Nginx) Test(ctx context.Context) (TestResult, error) {
+	start := time.Now()
 	_, stderr, err := n.Runner.Run(ctx, n.Bin, n.args("-t")...)
-	r := TestResult{OK: err == nil}
+	r := TestResult{OK: err == nil, Took: time.Since(start)}
 	for _, line := range strings.Split(string(stderr), "\n") {
 		m := nginxMessage.FindStringSubmatch(line)
 		if m == nil {

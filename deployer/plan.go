@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
 )
@@ -79,6 +80,11 @@ type Facts struct {
 	// order; nil when nothing changes.
 	ACMEMeta  *ACMEMetaChange
 	NginxDown bool // nginx is not running: it is started even when the config is the same
+	// NginxTestTook is how long nginx -t of the config took when it last
+	// ran: a slow one runs beside the reload (beside.go), unless
+	// NginxTestMode (--nginx-test) says before; beside runs it so anyway.
+	NginxTestTook time.Duration
+	NginxTestMode string // "before", "beside", "auto" or ""
 }
 
 // DaemonFacts is what the running daemon (if any) said.
@@ -144,7 +150,10 @@ func Plan(f Facts) []Step {
 	case f.ACME != nil:
 		add(StepCert, "install the new certificate as %s and its key, root-only, keeping the old ones to roll back to", f.Site.Spec.TLS.Cert)
 	}
-	if !f.ConfigSame || f.Cert != nil || f.ACME != nil {
+	switch {
+	case testBeside(f):
+		add(StepNginxTest, "start nginx -t, beside the daemon's re-read and nginx's reload (it took %.1f s on this config): an error or a new warning fails the deploy and puts nginx back on the old config", f.NginxTestTook.Seconds())
+	case !f.ConfigSame || f.Cert != nil || f.ACME != nil:
 		add(StepNginxTest, "nginx -t: an error or a new warning fails the deploy")
 	}
 	if f.Settings != nil {
@@ -170,6 +179,8 @@ func Plan(f Facts) []Step {
 		}
 	}
 	switch {
+	case testBeside(f):
+		add(StepNginxReload, "reload nginx, then wait for nginx -t's verdict")
 	case !f.ConfigSame || f.Cert != nil || f.ACME != nil:
 		add(StepNginxReload, "reload nginx (start it if it is not running)")
 	case f.NginxDown:

@@ -3,6 +3,7 @@ package deployer
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/pyvhost/pyvhost/nginxconf"
 	"github.com/pyvhost/pyvhost/nginxconf/nginxtest"
@@ -50,6 +51,10 @@ func TestPlanGolden(t *testing.T) {
 		{"first-site-from-nothing", Facts{Site: newSite, App: &newSite.Spec.Apps[0], Python: "python3", SysSite: true,
 			AppDirUser: "www-data", Requirements: "/var/www/myappdir1/requirements.txt", RunAs: "www-data",
 			Daemon: DaemonFacts{StartArgs: start.StartArgs()}, SmokeAddr: "127.0.0.1:80", SmokePath: "/"}},
+		{"second-site-big-config", Facts{Site: newSite, App: &newSite.Spec.Apps[0], AppDirExists: true, VenvExists: true, RunAs: "www-data",
+			Daemon: DaemonFacts{Running: true, PID: 4242}, SmokeAddr: "127.0.0.1:80", SmokePath: "/", NginxTestTook: 1234 * time.Millisecond}},
+		{"second-site-big-config-test-first", Facts{Site: newSite, App: &newSite.Spec.Apps[0], AppDirExists: true, VenvExists: true, RunAs: "www-data",
+			Daemon: DaemonFacts{Running: true, PID: 4242}, SmokeAddr: "127.0.0.1:80", SmokePath: "/", NginxTestTook: 1234 * time.Millisecond, NginxTestMode: "before"}},
 		{"first-site-systemd", Facts{Site: newSite, App: &newSite.Spec.Apps[0], Python: "python3", AppDirExists: true, VenvExists: true,
 			RunAs: "www-data", Daemon: DaemonFacts{Systemd: true}, SmokeAddr: "127.0.0.1:80", SmokePath: "/"}},
 		{"second-site-daemon-running", Facts{Site: newSite, App: &newSite.Spec.Apps[0], AppDirExists: true, VenvExists: true, RunAs: "www-data",

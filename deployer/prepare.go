@@ -26,6 +26,7 @@ type Options struct {
 	Requirements string             // "" = APP-DIR/requirements.txt when present
 	User         string             // --user; "" = www-data for a new app dir, when root and it exists
 	SmokePaths   []string           // --smoke-path: more paths that must answer 2xx; ["none"] = no smoke test
+	NginxTest    string             // --nginx-test: before, beside or auto ("" = auto)
 	Force        bool               // --force: overwrite hand edits of pyvhost's file
 	Env          map[string]string  // --env-file then --env: variables to set in the app's environment
 	Pool         appconf.Pool       // --processes, --harakiri…: the app's own pool settings
@@ -62,6 +63,7 @@ type Deployment struct {
 	// appInterface is the app's --interface as this deploy leaves it ("" =
 	// what its callable is): what the preflight checks it against.
 	appInterface string
+	beside       *besideTest // nginx -t running beside the reload (beside.go)
 }
 
 // Prepare checks everything that can be checked without changing a byte
@@ -73,6 +75,10 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	if d.opts.Python == "" {
 		d.opts.Python = "python3"
 	}
+	if err := CheckNginxTestMode(o.NginxTest); err != nil {
+		return nil, err
+	}
+	d.NginxTestMode = o.NginxTest
 	var tree *nginxconf.Tree
 	var err error
 	if d.before, tree, err = loadPassingConfig(ctx, o.Nginx); err != nil {
@@ -97,6 +103,7 @@ func Prepare(ctx context.Context, o Options) (*Deployment, error) {
 	d.Python, d.SysSite = d.opts.Python, o.SysSite
 	d.ConfigSame = len(d.Site.Changes) == 0
 	d.NginxDown = !o.Nginx.up()
+	d.NginxTestTook = d.before.Took
 	d.SmokeAddr = smokeAddr(d.Site.Spec.Listen)
 	d.SmokePath = "/"
 	if len(o.Spec.Apps) > 0 {

@@ -41,6 +41,9 @@ func runDeploy(c *cli.Context) error {
 	if err := spec.ValidateChange(); err != nil {
 		return err
 	}
+	if err := deployer.CheckNginxTestMode(c.String("nginx-test")); err != nil {
+		return err
+	}
 	env, err := changeEnv(c)
 	if err != nil {
 		return err
@@ -83,6 +86,7 @@ func runDeploy(c *cli.Context) error {
 		SysSite:      c.Bool("system-site-packages"),
 		Requirements: c.String("requirements"),
 		SmokePaths:   c.StringSlice("smoke-path"),
+		NginxTest:    c.String("nginx-test"),
 		Force:        c.Bool("force"),
 		User:         c.String("user"),
 		Runner:       env.Runner,
@@ -146,6 +150,8 @@ func provisionFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and the diff; change nothing"},
 		appLogsFlag(),
 		&cli.StringSliceFlag{Name: "smoke-path", Usage: "another `PATH` the app must answer with a 2xx before the deploy counts (repeatable); none: no smoke test"},
+		&cli.StringFlag{Name: "nginx-test", Value: "auto", Usage: "`WHEN` nginx -t runs: before the reload, or beside it (an error stops the reload itself, " +
+			"a new warning puts the old config back a moment after it went live); auto: beside where nginx -t takes half a second or more (thousands of sites)"},
 	}, append(appSettingsFlags(), tlsFlags()...)...)
 }
 
