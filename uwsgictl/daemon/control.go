@@ -23,11 +23,18 @@ func (d *Daemon) Status() control.Status {
 		st.Sockets = append(st.Sockets, path)
 	}
 	st.RSS = pool.RSS(os.Getpid())
-	for _, a := range d.Apps() {
+	for _, a := range d.appList() {
+		d.mu.Lock()
+		retiring := d.apps[a.Key] != a
+		d.mu.Unlock()
+		if retiring && !a.Running() {
+			continue // as Apps: gone but for the next prune
+		}
+		requests, errs, rss := a.Totals()
 		st.Apps++
-		st.Requests += a.Requests
-		st.Errors += a.Errors
-		st.RSS += a.TotalRSS()
+		st.Requests += requests
+		st.Errors += errs
+		st.RSS += rss
 	}
 	st.RPS = d.rate.perSecond(st.Requests)
 	if c := d.certs.Load(); c != nil {

@@ -18,19 +18,21 @@ var Version = "dev"
 
 // Apps returns every app's stats, ordered by number.
 func (d *Daemon) Apps() []pool.AppStats {
-	var out []pool.AppStats
-	for _, a := range d.appList() {
+	list := d.appList()
+	// sorted before their stats are taken: swapping 10,000 AppStats (big
+	// structs) cost more than taking them
+	sort.Slice(list, func(i, j int) bool { return list[i].Num < list[j].Num })
+	out := make([]pool.AppStats, 0, len(list))
+	for _, a := range list {
 		d.mu.Lock()
 		retiring := d.apps[a.Key] != a
 		d.mu.Unlock()
 		if retiring && !a.Running() {
 			continue // replaced and without processes: gone but for the next prune
 		}
-		st := a.Stats()
-		st.Retiring = retiring
-		out = append(out, st)
+		out = append(out, a.Stats())
+		out[len(out)-1].Retiring = retiring
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Num < out[j].Num })
 	return out
 }
 

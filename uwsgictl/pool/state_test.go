@@ -339,7 +339,18 @@ func TestStateMachine(t *testing.T) {
 			if st := r.a.Stats(); st.Requests != 7 {
 				t.Errorf("after giving them back: %d requests, want the 7 kept", st.Requests)
 			}
+			if req, errs, _ := r.a.Totals(); req != 7 || errs != 0 {
+				t.Errorf("Totals after giving them back: %d requests, %d errors, want 7 and 0, as Stats", req, errs)
+			}
 			r.a.Ensure() // the next request starts it: they come back
+			r.gen(2).onEvent(event{Ev: "ready"})
+			r.gen(2).onEvent(event{Ev: "spawned", Slot: 0, PID: 102})
+			atomic.StoreUint64(r.a.sb.u64(appHeaderSize+slotRequests), 3) // the new worker's own
+			atomic.StoreUint64(r.a.sb.u64(appHeaderSize+slotErrors), 1)
+			st := r.a.Stats()
+			if req, errs, rss := r.a.Totals(); req != st.Requests || errs != st.Errors || rss != st.TotalRSS() || req != 10 {
+				t.Errorf("Totals = %d requests, %d errors, %d bytes; Stats says %d, %d, %d (want 10 requests)", req, errs, rss, st.Requests, st.Errors, st.TotalRSS())
+			}
 			if r.a.handoffR == nil || r.a.sb.file == nil || len(r.procs) != 2 {
 				t.Errorf("a restart has no scoreboard or handoff socket (%d zygotes)", len(r.procs))
 			}

@@ -111,6 +111,28 @@ func (a *App) retireSlotLocked(i int) {
 	a.sb.clearSlot(i)
 }
 
+// Totals is what a daemon's status sums over its apps, as Stats counts
+// them: requests, errors, the memory of its processes. Without the rest of
+// Stats: 10,000 apps' whole stats took a quarter of a second.
+func (a *App) Totals() (requests, errs uint64, rss int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	requests, errs = a.old.requests, a.old.errors
+	if a.cur != nil && a.cur.z != nil {
+		rss += RSS(a.cur.z.pid())
+	}
+	for i, sl := range a.slots {
+		if sl.gen == nil {
+			continue
+		}
+		st := a.sb.slot(i)
+		requests += st.Requests
+		errs += st.Errors
+		rss += RSS(sl.pid)
+	}
+	return requests, errs, rss
+}
+
 // Stats returns the app's current state and counters.
 func (a *App) Stats() AppStats {
 	a.mu.Lock()
