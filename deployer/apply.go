@@ -195,6 +195,8 @@ func (d *Deployment) run(ctx context.Context, s Step) error {
 		}
 		d.undo.nginxReloaded = true
 		return d.opts.Nginx.Reload(ctx)
+	case StepNginxVerdict:
+		return d.besideVerdict()
 	case StepSmoke:
 		return smokeSite(ctx, d.opts.Nginx, d.client, app, d.SmokeAddr, d.Site.Spec, append([]string{d.SmokePath}, d.SmokeExtra...), d.certLeaf)
 	case StepRelease:

@@ -68,9 +68,9 @@ func (d *Deployment) startTestBeside(ctx context.Context) {
 	}()
 }
 
-// reloadBeside reloads nginx while the test runs, then waits for its
-// verdict, which comes first: a rejected config's reload cannot succeed,
-// and its wait is cut short. A test that failed before the reload began
+// reloadBeside reloads nginx while the test runs: a rejected config's
+// reload cannot succeed, and its wait is cut short by the verdict (which
+// besideVerdict reports). A test that failed before the reload began
 // leaves nginx unasked.
 func (d *Deployment) reloadBeside(ctx context.Context) error {
 	bt := d.beside
@@ -93,13 +93,26 @@ func (d *Deployment) reloadBeside(ctx context.Context) error {
 		}
 	}()
 	d.undo.nginxReloaded = true
-	rerr := d.opts.Nginx.Reload(rctx)
+	if err := d.opts.Nginx.Reload(rctx); err != nil {
+		if rctx.Err() != nil && ctx.Err() == nil { // cut short: the verdict says why
+			return d.besideVerdict()
+		}
+		return err
+	}
+	return nil
+}
+
+// besideVerdict waits for the test beside the reload: a rejected config
+// or a new warning fails the deploy, whose rollback puts nginx back on
+// the old config.
+func (d *Deployment) besideVerdict() error {
+	bt := d.beside
 	<-bt.done
 	if bt.err != nil {
 		return fmt.Errorf("%w (nginx is put back on the old config)", bt.err)
 	}
 	d.noteTuning(bt.result)
-	return rerr
+	return nil
 }
 
 // stopTestBeside ends a test still running when a rollback begins: the

@@ -31,6 +31,7 @@ const (
 	StepDaemon       StepID = "daemon"
 	StepLoad         StepID = "load"
 	StepNginxReload  StepID = "nginx-reload"
+	StepNginxVerdict StepID = "nginx-verdict" // nginx -t's, when it ran beside the reload
 	StepSmoke        StepID = "smoke"
 	StepRelease      StepID = "release"
 	StepPurge        StepID = "purge"
@@ -150,9 +151,11 @@ func Plan(f Facts) []Step {
 	case f.ACME != nil:
 		add(StepCert, "install the new certificate as %s and its key, root-only, keeping the old ones to roll back to", f.Site.Spec.TLS.Cert)
 	}
+	beside := testBeside(f)
 	switch {
-	case testBeside(f):
-		add(StepNginxTest, "start nginx -t, beside the daemon's re-read and nginx's reload (it took %.1f s on this config): an error or a new warning fails the deploy and puts nginx back on the old config", f.NginxTestTook.Seconds())
+	case beside:
+		add(StepNginxTest, "start nginx -t, beside nginx's reload and the daemon's re-read (it took %.1f s on this config): an error or a new warning fails the deploy and puts nginx back on the old config", f.NginxTestTook.Seconds())
+		add(StepNginxReload, "reload nginx")
 	case !f.ConfigSame || f.Cert != nil || f.ACME != nil:
 		add(StepNginxTest, "nginx -t: an error or a new warning fails the deploy")
 	}
@@ -179,8 +182,8 @@ func Plan(f Facts) []Step {
 		}
 	}
 	switch {
-	case testBeside(f):
-		add(StepNginxReload, "reload nginx, then wait for nginx -t's verdict")
+	case beside:
+		add(StepNginxVerdict, "wait for nginx -t's verdict")
 	case !f.ConfigSame || f.Cert != nil || f.ACME != nil:
 		add(StepNginxReload, "reload nginx (start it if it is not running)")
 	case f.NginxDown:

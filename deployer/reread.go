@@ -4,10 +4,10 @@ package deployer
 // nginx -t when the plan puts them one after the other.
 
 // rereadFollowsTest is which nginx -t of the plan (1 the first, 0 none)
-// the daemon's re-read comes right after: it then runs beside it
-// (rereadEarly) — each parses every site, a second or two at 10,000 —
-// as nothing between them (the app's settings, say) could change what the
-// daemon reads.
+// the daemon's re-read comes right after (nginx's reload aside, when the
+// test runs beside it): it then runs beside it (rereadEarly) — each
+// parses every site, a second at 10,000 — as nothing between them (the
+// app's settings, say) could change what the daemon reads.
 func rereadFollowsTest(steps []Step) int {
 	n := 0
 	for i, s := range steps {
@@ -15,7 +15,11 @@ func rereadFollowsTest(steps []Step) int {
 			continue
 		}
 		n++
-		if i+1 < len(steps) && steps[i+1].ID == StepDaemon {
+		j := i + 1
+		if j < len(steps) && steps[j].ID == StepNginxReload {
+			j++
+		}
+		if j < len(steps) && steps[j].ID == StepDaemon {
 			return n
 		}
 	}

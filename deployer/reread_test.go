@@ -22,6 +22,8 @@ func TestRereadFollowsTest(t *testing.T) {
 		{"settings in between", steps(StepWrite, StepNginxTest, StepSettings, StepDaemon, StepLoad), 0},
 		{"ACME: the challenge's test, then the site's", steps(StepACMEWrite, StepNginxTest, StepACMEReload, StepWrite, StepNginxTest, StepDaemon), 2},
 		{"no re-read", steps(StepWrite, StepNginxTest, StepNginxReload), 0},
+		{"the test beside the reload", steps(StepWrite, StepNginxTest, StepNginxReload, StepDaemon, StepLoad, StepNginxVerdict), 1},
+		{"the test beside the reload, settings in between", steps(StepWrite, StepNginxTest, StepNginxReload, StepSettings, StepDaemon), 0},
 	}
 	for _, tc := range tests {
 		if got := rereadFollowsTest(tc.steps); got != tc.want {

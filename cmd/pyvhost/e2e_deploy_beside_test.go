@@ -19,7 +19,7 @@ func TestDeployNginxTestBeside(t *testing.T) {
 	venv := daemontest.Venv(t)
 	app := e.app("beside", map[string]string{"beside.py": helloPy})
 	out := e.deploy("beside.test", "--app-dir", app, "--module", "beside", "--venv", venv, "--listen", e.listen, "--nginx-test", "beside")
-	for _, want := range []string{"start nginx -t, beside the daemon's re-read and nginx's reload", "reload nginx, then wait for nginx -t's verdict"} {
+	for _, want := range []string{"start nginx -t, beside nginx's reload and the daemon's re-read", "wait for nginx -t's verdict"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the plan lacks %q:\n%s", want, out)
 		}
