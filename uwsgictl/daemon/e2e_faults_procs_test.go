@@ -69,8 +69,21 @@ func TestFaultWorkerAndZygoteSignals(t *testing.T) {
 		}
 	}
 	serves("at start")
-	a := appOf(t, c, 1)
-	victim := a.Workers[0].PID
+	// Between requests: the client has its answer a moment before the
+	// worker marks its slot idle (CI once killed it in that moment, and
+	// the daemon rightly said "while serving").
+	var victim int
+	for end := time.Now().Add(10 * time.Second); victim == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("no worker idle within 10 s\n%s", d.Log())
+		}
+		for _, w := range appOf(t, c, 1).Workers {
+			if w.State == "idle" && w.PID > 0 {
+				victim = w.PID
+				break
+			}
+		}
+	}
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +104,7 @@ func TestFaultWorkerAndZygoteSignals(t *testing.T) {
 	}
 	d.WaitLog(t, "HARAKIRI", time.Second) // the stopped one
 
-	a = appOf(t, c, 1)
+	a := appOf(t, c, 1)
 	zygote, workers := a.ZygotePID, a.Workers
 	if err := syscall.Kill(zygote, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
