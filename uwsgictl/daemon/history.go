@@ -10,8 +10,10 @@ import (
 
 // The status page's charts: per app, requests per second, p99 latency and
 // memory, one sample every --status-history-step (10 s) for the last 15
-// minutes. Kept for apps that have run only, so 10,000 idle sites cost
-// nothing here.
+// minutes. Kept for apps that ran in those 15 minutes only, so 10,000 idle
+// sites cost nothing here: a stopped app's point is made from its request
+// count alone (no stats taken), and once its whole window is quiet its
+// history goes.
 
 const historySpan = 15 * time.Minute
 
@@ -40,8 +42,25 @@ func newHistory(step time.Duration) *history {
 	return &history{keep: max(2, int(historySpan/step)), apps: map[string]*appHistory{}}
 }
 
-// sample adds now's point for every app that has run; apps gone are dropped.
-func (h *history) sample(now time.Time, apps []pool.AppStats) {
+// stoppedApp is an app without processes that has a history: its id and
+// its request count (pool.App.Totals).
+type stoppedApp struct {
+	ID       string
+	Requests uint64
+}
+
+// has reports whether app id has a history.
+func (h *history) has(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.apps[id] != nil
+}
+
+// sample adds now's point for every running app (its stats) and every
+// stopped one with a history (its rate only, no latency or memory: it has
+// no processes); a stopped app quiet for the whole window, and an app
+// gone, are dropped.
+func (h *history) sample(now time.Time, apps []pool.AppStats, stopped []stoppedApp) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	seen := map[string]bool{}
@@ -70,11 +89,37 @@ func (h *history) sample(now time.Time, apps []pool.AppStats) {
 		ah.add(h.keep, now.Unix(), float32(rps), float32(p99), float32(float64(a.TotalRSS())/(1<<20)))
 		ah.lastT, ah.lastReq, ah.lastHist = now, a.Requests, a.Latency
 	}
+	for _, a := range stopped {
+		ah := h.apps[a.ID]
+		if ah == nil || seen[a.ID] { // a retired pool of an app running anew: that one's point counts
+			continue
+		}
+		seen[a.ID] = true
+		rps := float64(a.Requests-min(a.Requests, ah.lastReq)) / now.Sub(ah.lastT).Seconds()
+		ah.add(h.keep, now.Unix(), float32(rps), 0, 0)
+		ah.lastT, ah.lastReq = now, a.Requests
+		if ah.quiet(h.keep) {
+			delete(h.apps, a.ID)
+		}
+	}
 	for id := range h.apps {
 		if !seen[id] {
 			delete(h.apps, id)
 		}
 	}
+}
+
+// quiet reports whether a whole window of samples says nothing happened.
+func (ah *appHistory) quiet(keep int) bool {
+	if len(ah.RPS) < keep {
+		return false
+	}
+	for i := range ah.RPS {
+		if ah.RPS[i] != 0 || ah.RSSMB[i] != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (ah *appHistory) add(keep int, t int64, rps, p99, mb float32) {
@@ -109,11 +154,28 @@ func (d *Daemon) keepHistory(ctx context.Context, step time.Duration) {
 	t := time.NewTicker(step)
 	defer t.Stop()
 	for {
-		d.history.sample(time.Now(), d.AppList().Apps)
+		apps, stopped := d.historyApps()
+		d.history.sample(time.Now(), apps, stopped)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// historyApps are the stats of the apps running now and the request
+// counts of the stopped ones with a history: the stats of 10,000 apps
+// every 10 s were most of an idle daemon's work.
+func (d *Daemon) historyApps() (running []pool.AppStats, stopped []stoppedApp) {
+	for _, a := range d.appList() {
+		switch {
+		case a.Running():
+			running = append(running, a.Stats())
+		case d.history.has(a.ID):
+			requests, _, _ := a.Totals()
+			stopped = append(stopped, stoppedApp{a.ID, requests})
+		}
+	}
+	return running, stopped
 }
