@@ -12,7 +12,11 @@ import (
 // change — once for -t, once more when the master reloads — and at
 // 10,000 sites each parse is over a second on two cores: the two in a row
 // were most of a deploy. Where -t is that slow, the deploy starts it right
-// after writing the files and reloads nginx without waiting for it:
+// after writing the files, reloads nginx and has the daemon re-read
+// without waiting for it, and waits for its verdict (a step of its own)
+// before the smoke test. nginx may then route to a new site's socket a
+// moment before the daemon serves it: nothing asks for the new site
+// before the smoke test, which comes after all three.
 //   - a config nginx rejects fails the master's own reload too, which then
 //     keeps serving the old one (the wait for the reload is cut short by
 //     the test's verdict);
