@@ -8,6 +8,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,7 +47,10 @@ type rig struct {
 	log   []string
 }
 
-func newRig(t *testing.T, cfg Config) *rig {
+func newRig(t *testing.T, cfg Config) *rig { t.Helper(); return newRigOn(t, cfg, nil) }
+
+// newRigOn is a rig whose app also accepts on the shared sockets.
+func newRigOn(t *testing.T, cfg Config, shared []*os.File) *rig {
 	t.Helper()
 	r := &rig{t: t}
 	if cfg.Processes == 0 {
@@ -55,7 +62,7 @@ func newRig(t *testing.T, cfg Config) *rig {
 		r.log = append(r.log, fmt.Sprintf(f, args...))
 		r.mu.Unlock()
 	}
-	a, err := New(&cfg, Key{Chdir: "/srv/app", Script: "app"}, 1, "app.test", nil, nil)
+	a, err := New(&cfg, Key{Chdir: "/srv/app", Script: "app"}, 1, "app.test", nil, shared)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,5 +406,52 @@ func TestSetConfig(t *testing.T) {
 	}
 	if st := r.a.Stats(); st.Processes != 3 || st.EnvVars != 1 {
 		t.Errorf("a refused SetConfig changed the app: %+v", st)
+	}
+}
+
+// TestSharedSocketGrowsOnlyAnAppOfItsOwnTraffic: connections waiting on a
+// shared socket add a worker to an app whose one worker is busy only when
+// clearly most of what it took from that socket was its own; a quiet app
+// whose worker is handing another app's burst to the daemon stays at one
+// (CI once saw it grow at the burst's start: one request of its own, none
+// forwarded yet).
+func TestSharedSocketGrowsOnlyAnAppOfItsOwnTraffic(t *testing.T) {
+	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "shared.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	lf, err := l.(*net.UnixListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	c, err := net.Dial("unix", l.Addr().String()) // a connection waits on the shared socket
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tc := range []struct {
+		name           string
+		own, forwarded uint64
+		grows          bool
+	}{
+		{"its one request, none forwarded yet", 1, 0, false},
+		{"as many own as forwarded", 5, 5, false},
+		{"mostly another app's", 2, 40, false},
+		{"clearly its own", 40, 2, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRigOn(t, Config{Processes: 2}, []*os.File{lf})
+			r.ready()
+			r.a.SetListenShared(true)
+			r.slotState(0, stateBusy, MonotonicNS(), "GET /")
+			atomic.StoreUint64(r.a.sb.u64(appHeaderSize+slotRequests), tc.own)
+			atomic.StoreUint64(r.a.sb.u64(appHeaderSize+slotForward), tc.forwarded)
+			r.a.Tick()
+			if grew := slices.Contains(r.gen(1).calls, "spawn 1"); grew != tc.grows {
+				t.Errorf("own %d, forwarded %d: grew %v, want %v (calls %v)", tc.own, tc.forwarded, grew, tc.grows, r.gen(1).calls)
+			}
+		})
 	}
 }

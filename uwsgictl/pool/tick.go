@@ -52,8 +52,11 @@ func (a *App) Tick() {
 	// Connections waiting on a shared socket are a reason to add a worker
 	// only when most of what this app takes from it is its own: workers
 	// busy handing other apps' requests to the daemon are no sign that
-	// this app needs more of them.
-	sharedCounts := own >= forwarded
+	// this app needs more of them. Clearly most: when another app's burst
+	// begins, a quiet app's one worker has answered its own request or two
+	// and forwarded none yet, and "no fewer own than forwarded" let it grow
+	// (seen in CI).
+	sharedCounts := own > 2*forwarded+1
 	if spawning == 0 && live < a.cfg.Processes && (live == 0 || busy >= live) && (live == 0 || a.pendingLocked(sharedCounts)) {
 		a.spawnLocked(g)
 	}
