@@ -24,11 +24,8 @@ func (d *Daemon) Status() control.Status {
 	}
 	st.RSS = pool.RSS(os.Getpid())
 	for _, a := range d.appList() {
-		d.mu.Lock()
-		retiring := d.apps[a.Key] != a
-		d.mu.Unlock()
-		if retiring && !a.Running() {
-			continue // as Apps: gone but for the next prune
+		if listed, _ := d.listed(a); !listed {
+			continue // as Apps
 		}
 		requests, errs, rss := a.Totals()
 		st.Apps++

@@ -24,16 +24,24 @@ func (d *Daemon) Apps() []pool.AppStats {
 	sort.Slice(list, func(i, j int) bool { return list[i].Num < list[j].Num })
 	out := make([]pool.AppStats, 0, len(list))
 	for _, a := range list {
-		d.mu.Lock()
-		retiring := d.apps[a.Key] != a
-		d.mu.Unlock()
-		if retiring && !a.Running() {
-			continue // replaced and without processes: gone but for the next prune
+		listed, retiring := d.listed(a)
+		if !listed {
+			continue
 		}
 		out = append(out, a.Stats())
 		out[len(out)-1].Retiring = retiring
 	}
 	return out
+}
+
+// listed reports whether the daemon's lists show app a, and whether it is
+// retiring (replaced by a pool of the same app): a replaced pool without
+// processes is gone but for the next prune.
+func (d *Daemon) listed(a *pool.App) (listed, retiring bool) {
+	d.mu.Lock()
+	retiring = d.apps[a.Key] != a
+	d.mu.Unlock()
+	return !retiring || a.Running(), retiring
 }
 
 // uwsgiStats is uWSGI's stats document (the fields uwsgitop and other
